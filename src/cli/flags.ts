@@ -1,0 +1,113 @@
+/**
+ * Go `flag`-package compatible parsing, because spire-agent users type
+ * `-socketPath /x`, `-socketPath=/x` and `--socketPath /x` interchangeably.
+ * Parsing stops at the first non-flag argument or at `--`.
+ */
+import { SpiffeAgentError } from '../errors.js';
+
+export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'strings';
+
+export interface FlagSpec {
+  readonly name: string;
+  readonly kind: FlagKind;
+  readonly usage: string;
+  readonly default?: string | boolean | number | readonly string[];
+}
+
+export type FlagValues = Record<string, string | boolean | number | string[] | undefined>;
+
+export class UsageError extends SpiffeAgentError {
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
+
+/** Writers and environment a command runs with; tests pass their own. */
+export interface CliIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+  /** Aborted on SIGINT/SIGTERM for long-running commands (run, api watch). */
+  readonly signal: AbortSignal;
+}
+
+export type Command = (args: string[], io: CliIO) => Promise<number>;
+
+const DURATION_RE = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go time.ParseDuration, in milliseconds. */
+export function parseGoDuration(text: string): number | undefined {
+  if (text === '0') return 0;
+  if (!DURATION_RE.test(text)) return undefined;
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
+  return total;
+}
+
+export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]): { values: FlagValues; rest: string[] } {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const values: FlagValues = {};
+  for (const s of specs) {
+    values[s.name] = Array.isArray(s.default) ? [...s.default] : (s.default as FlagValues[string]);
+  }
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') break;
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    const spec = byName.get(name);
+    if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
+    let raw: string | undefined = eq >= 0 ? body.slice(eq + 1) : undefined;
+    if (spec.kind === 'bool') {
+      if (raw === undefined) values[name] = true;
+      else if (['true', '1', 't', 'T', 'TRUE', 'True'].includes(raw)) values[name] = true;
+      else if (['false', '0', 'f', 'F', 'FALSE', 'False'].includes(raw)) values[name] = false;
+      else throw new UsageError(`invalid boolean value "${raw}" for -${name}`);
+      continue;
+    }
+    if (raw === undefined) {
+      if (i + 1 >= args.length) throw new UsageError(`flag needs an argument: -${name}`);
+      raw = args[++i]!;
+    }
+    switch (spec.kind) {
+      case 'string':
+        values[name] = raw;
+        break;
+      case 'int': {
+        if (!/^-?\d+$/.test(raw)) throw new UsageError(`invalid value "${raw}" for flag -${name}: parse error`);
+        values[name] = Number(raw);
+        break;
+      }
+      case 'duration': {
+        const ms = parseGoDuration(raw);
+        if (ms === undefined) throw new UsageError(`invalid value "${raw}" for flag -${name}: expected a duration like 30s, 5m or 1h`);
+        values[name] = ms;
+        break;
+      }
+      case 'strings': {
+        const prev = (values[name] as string[] | undefined) ?? [];
+        values[name] = [...prev, raw];
+        break;
+      }
+    }
+  }
+  return { values, rest: args.slice(i) };
+}
+
+/** Go-style usage text: `  -name kind\n    \tusage (default ...)` */
+export function formatUsage(command: string, specs: readonly FlagSpec[]): string {
+  const lines = [`Usage of ${command}:`];
+  for (const s of [...specs].sort((a, b) => a.name.localeCompare(b.name))) {
+    lines.push(`  -${s.name}${s.kind === 'bool' ? '' : ' ' + (s.kind === 'strings' ? 'value' : s.kind)}`);
+    const def = s.default === undefined || s.default === '' || s.default === false ? '' : ` (default ${JSON.stringify(s.default)})`;
+    lines.push(`    \t${s.usage}${def}`);
+  }
+  return lines.join('\n') + '\n';
+}

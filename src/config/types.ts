@@ -1,0 +1,94 @@
+/**
+ * The validated, frozen shape of agent.conf. Loaded by ./load.ts from HCL or JSON;
+ * key names are spire-agent's (snake_case in the file, camelCase here).
+ * Durations are milliseconds. Sizes are counts. Paths are as written (not resolved).
+ */
+export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-4096';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'text' | 'json';
+
+export interface AgentSection {
+  trustDomain: string;
+  dataDir: string;
+  socketPath: string;
+  adminSocketPath: string | undefined;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  logFile: string | undefined;
+  /** Selector types (e.g. "unix") or type:key prefixes (e.g. "unix:uid") whose values audit records show in full. */
+  logSelectors: readonly string[];
+  workloadX509SvidKeyType: KeyType;
+  x509SvidCacheMaxSize: number;
+  jwtSvidCacheMaxSize: number;
+  /** spire-agent's availability_target: rotate when less than this is left (0 = half-life rule). */
+  availabilityTargetMs: number;
+  allowUnauthenticatedVerifiers: boolean;
+  allowedForeignJwtClaims: readonly string[];
+  /** Live re-attestation interval for open streams (spiffe-agent extension; 0 = off). */
+  reattestIntervalMs: number;
+  // --- talking to a SPIRE server (issue 3); parsed now, used later ---
+  serverAddress: string | undefined;
+  serverPort: number;
+  joinToken: string | undefined;
+  joinTokenFile: string | undefined;
+  trustBundlePath: string | undefined;
+  trustBundleUrl: string | undefined;
+  trustBundleUnixSocket: string | undefined;
+  trustBundleFormat: 'pem' | 'spiffe';
+  insecureBootstrap: boolean;
+  rebootstrapMode: 'never' | 'auto' | 'always';
+  rebootstrapDelayMs: number;
+  syncIntervalMs: number;
+  useSyncAuthorizedEntries: boolean;
+  retryBootstrap: boolean;
+  disableSpiffeCsi: boolean;
+  sdsDefaultSvidName: string;
+  sdsDefaultBundleName: string;
+  sdsDefaultAllBundlesName: string;
+  sdsDisableSpiffeCertValidation: boolean;
+}
+
+export interface PluginConfig {
+  /** NodeAttestor, WorkloadAttestor, KeyManager, SVIDStore */
+  type: string;
+  /** e.g. "unix", "join_token", "disk" */
+  name: string;
+  enabled: boolean;
+  /** plugin_data as parsed (plain object); each plugin validates its own. */
+  data: Record<string, unknown>;
+  /** plugin_data_file, if given, already read and parsed into `data`. */
+  dataFile: string | undefined;
+  /** Where this plugin block sits, for error messages: "plugins.WorkloadAttestor.unix". */
+  path: string;
+}
+
+export interface EmbeddedAuthorityConfig {
+  /** Registration entries in `spire-server entry create -data` JSON shape. */
+  entriesFile: string | undefined;
+  caKeyType: KeyType;
+  caTtlMs: number;
+  defaultX509SvidTtlMs: number;
+  defaultJwtSvidTtlMs: number;
+  jwtIssuer: string | undefined;
+  jwtKeyType: KeyType;
+  caSubject: { country: string[]; organization: string[]; commonName: string };
+  /** trust domain name -> path of a SPIFFE bundle (JSON) or PEM file */
+  federatedBundles: Readonly<Record<string, string>>;
+}
+
+export interface HealthChecksConfig {
+  listenerEnabled: boolean;
+  bindAddress: string;
+  bindPort: number;
+  livePath: string;
+  readyPath: string;
+}
+
+export interface AgentConfig {
+  /** Absolute path of the file it came from ('<flags>' when built from flags only). */
+  source: string;
+  agent: AgentSection;
+  plugins: readonly PluginConfig[];
+  embeddedAuthority: EmbeddedAuthorityConfig;
+  healthChecks: HealthChecksConfig;
+}

@@ -1,0 +1,102 @@
+import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
+import { createWriteStream } from 'node:fs';
+
+/** The logger every component receives. Field names come from ./names.ts. */
+export interface Logger {
+  child(bindings: Record<string, unknown>): Logger;
+  trace(obj: Record<string, unknown> | string, msg?: string): void;
+  debug(obj: Record<string, unknown> | string, msg?: string): void;
+  info(obj: Record<string, unknown> | string, msg?: string): void;
+  warn(obj: Record<string, unknown> | string, msg?: string): void;
+  error(obj: Record<string, unknown> | string, msg?: string): void;
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'text' | 'json';
+
+export interface LoggerOptions {
+  level: LogLevel;
+  format: LogFormat;
+  /** Append to this file instead of stderr. */
+  file?: string | undefined;
+  /** Where text/json goes when no file is set (tests pass a stream). */
+  destination?: NodeJS.WritableStream | undefined;
+}
+
+/** Keys that must never reach a log line whatever a caller passes. */
+const REDACT = ['privateKey', 'private_key', 'key', 'token', 'svid', 'jwt', 'joinToken', 'join_token', '*.privateKey', '*.token', '*.svid'];
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/**
+ * Text output follows spire-agent's logrus text shape closely enough that operators'
+ * grep habits carry over: time="..." level=info msg="..." key=value ...
+ */
+function textStream(out: NodeJS.WritableStream): DestinationStream {
+  return {
+    write(line: string) {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        out.write(line);
+        return;
+      }
+      const { time, level, msg, pid: _pid, hostname: _h, ...rest } = rec;
+      const parts = [
+        `time="${new Date(Number(time)).toISOString()}"`,
+        `level=${(LEVEL_NAMES[Number(level)] ?? String(level)).toLowerCase()}`,
+        `msg=${JSON.stringify(String(msg ?? ''))}`,
+      ];
+      for (const [k, v] of Object.entries(rest)) {
+        const s = typeof v === 'string' ? v : JSON.stringify(v);
+        parts.push(`${k}=${/[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s}`);
+      }
+      out.write(parts.join(' ') + '\n');
+    },
+  };
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const out: NodeJS.WritableStream = opts.file
+    ? createWriteStream(opts.file, { flags: 'a', mode: 0o640 })
+    : (opts.destination ?? process.stderr);
+  const dest: DestinationStream = opts.format === 'json' ? (out as unknown as DestinationStream) : textStream(out);
+  const p: PinoLogger = pino(
+    {
+      level: opts.level,
+      base: undefined,
+      redact: { paths: REDACT, censor: '[redacted]' },
+      formatters: opts.format === 'json' ? { level: (label) => ({ level: label }) } : {},
+    },
+    dest,
+  );
+  return wrap(p);
+}
+
+function wrap(p: PinoLogger): Logger {
+  const call =
+    (fn: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
+    (obj: Record<string, unknown> | string, msg?: string): void => {
+      if (typeof obj === 'string') p[fn](obj);
+      else p[fn](obj, msg);
+    };
+  return {
+    child: (b) => wrap(p.child(b)),
+    trace: call('trace'),
+    debug: call('debug'),
+    info: call('info'),
+    warn: call('warn'),
+    error: call('error'),
+  };
+}
+
+/** A logger that drops everything (SDK default, and tests that do not look at logs). */
+export const nullLogger: Logger = {
+  child: () => nullLogger,
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+};
