@@ -1,0 +1,64 @@
+import { SpiffeAgentError } from '../errors.js';
+
+/** gRPC status names by number, so messages read like go-spiffe's `rpc error: code = ...`. */
+export const GRPC_CODE_NAMES: readonly string[] = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+];
+
+/** A malformed Workload API endpoint address (SPIFFE_ENDPOINT_SOCKET or the address option). */
+export class AddressError extends SpiffeAgentError {
+  constructor(message: string) {
+    super('workloadapi_address', `workloadapi: ${message}`);
+  }
+}
+
+/** A Workload API call failed; `status` is the numeric gRPC status code. */
+export class WorkloadAPIError extends SpiffeAgentError {
+  readonly status: number;
+  readonly details: string;
+
+  constructor(status: number, details: string, options?: { cause?: unknown }) {
+    super(
+      'workloadapi_rpc',
+      `workloadapi: rpc error: code = ${GRPC_CODE_NAMES[status] ?? `Code(${status})`} desc = ${details}`,
+      options,
+    );
+    this.status = status;
+    this.details = details;
+  }
+
+  /** go-spiffe's rendering of a gRPC status, which spire-agent's CLI prints as is. */
+  get grpcMessage(): string {
+    return `rpc error: code = ${GRPC_CODE_NAMES[this.status] ?? `Code(${this.status})`} desc = ${this.details}`;
+  }
+}
+
+/** The Workload API answered with something the SDK cannot use (bad DER, key mismatch, ...). */
+export class WorkloadResponseError extends SpiffeAgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('workloadapi_response', `workloadapi: ${message}`, options);
+  }
+}
+
+/** A source was used after close(). */
+export class SourceClosedError extends SpiffeAgentError {
+  constructor(kind: string) {
+    super('workloadapi_source_closed', `workloadapi: ${kind} source is closed`);
+  }
+}
