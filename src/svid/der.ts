@@ -1,0 +1,123 @@
+import { EncodingError } from './errors.js';
+
+const SEQUENCE_TAG = 0x30;
+
+/**
+ * Returns the end offset of the DER SEQUENCE starting at `off`. Only definite lengths
+ * are legal in DER, so indefinite form (0x80) is rejected.
+ */
+function sequenceEnd(buf: Uint8Array, off: number): number {
+  if (buf[off] !== SEQUENCE_TAG) {
+    throw new EncodingError(
+      'not_der',
+      `der: expected an ASN.1 SEQUENCE at byte ${off}; the data is not DER (PEM or junk?)`,
+    );
+  }
+  const first = buf[off + 1];
+  if (first === undefined) throw new EncodingError('truncated', 'der: truncated length');
+  let len: number;
+  let hdr: number;
+  if (first < 0x80) {
+    len = first;
+    hdr = 2;
+  } else {
+    const n = first & 0x7f;
+    if (n === 0 || n > 4) {
+      throw new EncodingError('bad_length', `der: unsupported length encoding at byte ${off}`);
+    }
+    len = 0;
+    for (let i = 0; i < n; i++) {
+      const b = buf[off + 2 + i];
+      if (b === undefined) throw new EncodingError('truncated', 'der: truncated length');
+      len = len * 256 + b;
+    }
+    hdr = 2 + n;
+  }
+  const end = off + hdr + len;
+  if (end > buf.length) {
+    throw new EncodingError(
+      'truncated',
+      `der: element at byte ${off} claims ${len} bytes but only ${buf.length - off - hdr} remain`,
+    );
+  }
+  return end;
+}
+
+function looksLikePem(buf: Uint8Array): boolean {
+  const head = Buffer.from(buf.subarray(0, 64)).toString('latin1').trimStart();
+  return head.startsWith('-----BEGIN');
+}
+
+/** Splits concatenated DER certificates (the Workload API encoding). Rejects PEM and trailing junk. */
+export function splitDerCertificates(concat: Uint8Array): Uint8Array[] {
+  if (looksLikePem(concat)) {
+    throw new EncodingError('pem_not_der', 'der: got PEM where DER is required; decode the PEM first');
+  }
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < concat.length) {
+    const end = sequenceEnd(concat, off);
+    out.push(concat.slice(off, end));
+    off = end;
+  }
+  return out;
+}
+
+/** Checks `der` is exactly one DER SEQUENCE (no trailing bytes, not PEM). */
+export function assertSingleDer(der: Uint8Array): void {
+  if (der.length === 0) throw new EncodingError('empty', 'der: empty input');
+  if (looksLikePem(der)) {
+    throw new EncodingError('pem_not_der', 'der: got PEM where DER is required; decode the PEM first');
+  }
+  if (sequenceEnd(der, 0) !== der.length) {
+    throw new EncodingError('trailing_data', 'der: trailing data after the DER element');
+  }
+}
+
+export function concatDer(certs: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(certs.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))));
+}
+
+function pemBlock(label: string, der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+export function pemEncodeCertificates(certs: readonly Uint8Array[]): string {
+  return certs.map((c) => pemBlock('CERTIFICATE', c)).join('');
+}
+
+export function pemEncodePrivateKey(pkcs8Der: Uint8Array): string {
+  return pemBlock('PRIVATE KEY', pkcs8Der);
+}
+
+const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
+
+/**
+ * Decodes every PEM block. With `label`, a block with another label is an error
+ * (a key inside a certificate file is a mistake worth reporting). Encrypted
+ * (header-carrying) blocks are rejected.
+ */
+export function pemDecode(text: string | Uint8Array, label?: string): Uint8Array[] {
+  const s = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
+  const out: Uint8Array[] = [];
+  for (const m of s.matchAll(PEM_RE)) {
+    const [, begin, body = '', end] = m;
+    if (begin !== end) {
+      throw new EncodingError('bad_pem', `pem: BEGIN ${begin} does not match END ${end}`);
+    }
+    if (label !== undefined && begin !== label) {
+      throw new EncodingError('bad_pem', `pem: expected block type ${label}; got ${begin}`);
+    }
+    if (body.includes(':')) {
+      throw new EncodingError('bad_pem', `pem: ${begin} block has headers (encrypted?); provide an unencrypted block`);
+    }
+    const b64 = body.replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) {
+      throw new EncodingError('bad_pem', `pem: ${begin} block is not valid base64`);
+    }
+    out.push(new Uint8Array(Buffer.from(b64, 'base64')));
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+import { X509SVIDError } from './errors.js';
+import { SpiffeId } from './spiffe-id.js';
+import { KeyUsage, hasUsage, type CertFacts } from './x509-cert.js';
+
+/** The SPIFFE ID in the one URI SAN of a certificate. */
+export function idFromCert(f: CertFacts): SpiffeId {
+  if (f.uris.length === 0) {
+    throw new X509SVIDError('no_uri_san', 'x509svid: certificate contains no URI SAN; an X509-SVID needs exactly one SPIFFE ID');
+  }
+  if (f.uris.length > 1) {
+    throw new X509SVIDError('multiple_uri_sans', 'x509svid: certificate contains more than one URI SAN; an X509-SVID needs exactly one');
+  }
+  try {
+    return SpiffeId.parse(f.uris[0] as string);
+  } catch (cause) {
+    throw new X509SVIDError('bad_uri_san', `x509svid: URI SAN ${JSON.stringify(f.uris[0])} is not a valid SPIFFE ID`, { cause });
+  }
+}
+
+/** Leaf rules of the X509-SVID profile (as go-spiffe applies them on parse). Returns the leaf ID. */
+export function checkLeaf(f: CertFacts): SpiffeId {
+  const id = idFromCert(f);
+  if (id.isRoot()) {
+    throw new X509SVIDError('leaf_root_path', `x509svid: leaf certificate ID ${id} has no path; leaf SVIDs need a non-root path`);
+  }
+  if (f.isCA) {
+    throw new X509SVIDError('leaf_is_ca', 'x509svid: leaf certificate must not have CA flag set to true');
+  }
+  if (!hasUsage(f, KeyUsage.digitalSignature)) {
+    throw new X509SVIDError('leaf_no_digital_signature', "x509svid: leaf certificate must have 'digitalSignature' set as key usage");
+  }
+  if (hasUsage(f, KeyUsage.keyCertSign)) {
+    throw new X509SVIDError('leaf_key_cert_sign', "x509svid: leaf certificate must not have 'keyCertSign' set as key usage");
+  }
+  if (hasUsage(f, KeyUsage.cRLSign)) {
+    throw new X509SVIDError('leaf_crl_sign', "x509svid: leaf certificate must not have 'cRLSign' set as key usage");
+  }
+  return id;
+}
+
+/** Rules for every certificate after the leaf. */
+export function checkSigning(f: CertFacts, index: number): void {
+  if (!f.isCA) {
+    throw new X509SVIDError('signing_not_ca', `x509svid: signing certificate ${index} must have CA flag set to true`);
+  }
+  if (!hasUsage(f, KeyUsage.keyCertSign)) {
+    throw new X509SVIDError('signing_no_key_cert_sign', `x509svid: signing certificate ${index} must have 'keyCertSign' set as key usage`);
+  }
+}
