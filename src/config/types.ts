@@ -46,6 +46,12 @@ export interface AgentSection {
   sdsDefaultBundleName: string;
   sdsDefaultAllBundlesName: string;
   sdsDisableSpiffeCertValidation: boolean;
+  // --- spire-agent keys added after the first cut of this type; optional so hand-built fixtures still compile ---
+  /** SPIFFE IDs allowed to use the Delegated Identity API on the admin socket. */
+  authorizedDelegates?: readonly string[];
+  disableWorkloadApi?: boolean;
+  disableSdsApi?: boolean;
+  trustBundleSpiffeWorkloadApi?: string | undefined;
 }
 
 export interface PluginConfig {

@@ -1,0 +1,178 @@
+/**
+ * The `agent { ... }` block: every key spire-agent knows (doc/spire_agent.md, cmd/spire-agent/cli/run)
+ * plus our extensions (log_selectors, reattest_interval, and sync_interval / use_sync_authorized_entries
+ * also accepted outside `experimental`). Keys spire-agent knows that we do not act on are accepted and ignored.
+ */
+import { parseGoDuration } from '../cli/flags.js';
+import { AGENT_DEFAULTS, MIN_AVAILABILITY_TARGET } from './defaults.js';
+import type { ObjectReader } from './reader.js';
+import { parseTrustDomainName } from './trust-domain.js';
+import type { AgentSection, KeyType, LogLevel } from './types.js';
+
+export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-4096'];
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
+
+function readExperimental(r: ObjectReader | undefined) {
+  const out = { syncIntervalMs: undefined as number | undefined, useSyncAuthorizedEntries: undefined as boolean | undefined };
+  if (!r) return out;
+  out.syncIntervalMs = r.optionalDuration('sync_interval');
+  out.useSyncAuthorizedEntries = r.optionalBool('use_sync_authorized_entries');
+  const hit = r.optionalDuration('jwt_svid_cache_hit_timeout');
+  if (hit !== undefined && (hit < 5_000 || hit >= 30_000)) {
+    r.problems.add(r.key('jwt_svid_cache_hit_timeout'), 'must be at least 5s and less than 30s');
+  }
+  r.optionalString('named_pipe_name');
+  r.optionalString('admin_named_pipe_name');
+  r.bool('require_pq_kem', false);
+  r.stringList('feature_flags', []);
+  const rl = r.block('ratelimit');
+  if (rl) {
+    for (const k of ['fetch_x509_svid', 'fetch_jwt_svid', 'fetch_x509_bundles', 'fetch_jwt_bundles', 'stream_secrets', 'fetch_secrets']) {
+      rl.int(k, 0, { min: 0 });
+    }
+    rl.finish();
+  }
+  // The SPIFFE Broker API is not implemented; its block is accepted so spire-agent configs still load.
+  r.ignore('broker');
+  r.finish();
+  return out;
+}
+
+export function readAgentSection(r: ObjectReader): AgentSection {
+  const problems = r.problems;
+  let trustDomain = '';
+  const tdText = r.optionalString('trust_domain');
+  if (tdText === undefined) problems.add(r.key('trust_domain'), 'trust_domain must be configured');
+  else {
+    const td = parseTrustDomainName(tdText);
+    if ('error' in td) problems.add(r.key('trust_domain'), `could not parse trust_domain: ${td.error}`);
+    else trustDomain = td.name;
+  }
+
+  const exp = readExperimental(r.block('experimental'));
+  const syncTop = r.optionalDuration('sync_interval');
+  const useSyncTop = r.optionalBool('use_sync_authorized_entries');
+  if (syncTop !== undefined && exp.syncIntervalMs !== undefined && syncTop !== exp.syncIntervalMs) {
+    problems.add(r.key('sync_interval'), 'set both here and in experimental.sync_interval with different values; keep one');
+  }
+
+  const sds = r.block('sds');
+  const D = AGENT_DEFAULTS.sds;
+  const section: AgentSection = {
+    trustDomain,
+    dataDir: r.string('data_dir', AGENT_DEFAULTS.data_dir),
+    socketPath: r.string('socket_path', AGENT_DEFAULTS.socket_path),
+    adminSocketPath: r.optionalString('admin_socket_path'),
+    logLevel: r.enum('log_level', LOG_LEVELS, AGENT_DEFAULTS.log_level.toLowerCase() as LogLevel, {
+      caseInsensitive: true,
+      aliases: { warning: 'warn', fatal: 'error', panic: 'error' },
+    }),
+    logFormat: r.enum('log_format', ['text', 'json'] as const, AGENT_DEFAULTS.log_format as 'text', { caseInsensitive: true }),
+    logFile: r.optionalString('log_file'),
+    logSelectors: r.stringList('log_selectors', AGENT_DEFAULTS.log_selectors),
+    workloadX509SvidKeyType: r.enum('workload_x509_svid_key_type', KEY_TYPES, AGENT_DEFAULTS.workload_x509_svid_key_type as KeyType),
+    x509SvidCacheMaxSize: r.int('x509_svid_cache_max_size', AGENT_DEFAULTS.x509_svid_cache_max_size, { min: 0 }),
+    jwtSvidCacheMaxSize: r.int('jwt_svid_cache_max_size', AGENT_DEFAULTS.jwt_svid_cache_max_size, { min: 0 }),
+    availabilityTargetMs: r.duration('availability_target', AGENT_DEFAULTS.availability_target),
+    allowUnauthenticatedVerifiers: r.bool('allow_unauthenticated_verifiers', false),
+    allowedForeignJwtClaims: r.stringList('allowed_foreign_jwt_claims', []),
+    reattestIntervalMs: r.duration('reattest_interval', AGENT_DEFAULTS.reattest_interval),
+    serverAddress: r.optionalString('server_address'),
+    serverPort: r.int('server_port', AGENT_DEFAULTS.server_port, { min: 1, max: 65535 }),
+    joinToken: r.optionalString('join_token'),
+    joinTokenFile: r.optionalString('join_token_file'),
+    trustBundlePath: r.optionalString('trust_bundle_path'),
+    trustBundleUrl: r.optionalString('trust_bundle_url'),
+    trustBundleUnixSocket: r.optionalString('trust_bundle_unix_socket'),
+    trustBundleFormat: r.enum('trust_bundle_format', ['pem', 'spiffe'] as const, AGENT_DEFAULTS.trust_bundle_format as 'pem'),
+    insecureBootstrap: r.bool('insecure_bootstrap', false),
+    rebootstrapMode: r.enum('rebootstrap_mode', ['never', 'auto', 'always'] as const, AGENT_DEFAULTS.rebootstrap_mode as 'never'),
+    rebootstrapDelayMs: r.duration('rebootstrap_delay', AGENT_DEFAULTS.rebootstrap_delay),
+    syncIntervalMs: syncTop ?? exp.syncIntervalMs ?? parseGoDuration(AGENT_DEFAULTS.sync_interval)!,
+    useSyncAuthorizedEntries: useSyncTop ?? exp.useSyncAuthorizedEntries ?? AGENT_DEFAULTS.use_sync_authorized_entries,
+    retryBootstrap: r.bool('retry_bootstrap', AGENT_DEFAULTS.retry_bootstrap),
+    disableSpiffeCsi: r.bool('disable_spiffe_csi', false),
+    sdsDefaultSvidName: sds?.string('default_svid_name', D.default_svid_name) ?? D.default_svid_name,
+    sdsDefaultBundleName: sds?.string('default_bundle_name', D.default_bundle_name) ?? D.default_bundle_name,
+    sdsDefaultAllBundlesName: sds?.string('default_all_bundles_name', D.default_all_bundles_name) ?? D.default_all_bundles_name,
+    sdsDisableSpiffeCertValidation: sds?.bool('disable_spiffe_cert_validation', D.disable_spiffe_cert_validation) ?? D.disable_spiffe_cert_validation,
+    authorizedDelegates: r.stringList('authorized_delegates', []),
+    disableWorkloadApi: r.bool('disable_workload_api', false),
+    disableSdsApi: r.bool('disable_sds_api', false),
+    trustBundleSpiffeWorkloadApi: r.optionalString('trust_bundle_spiffe_workload_api'),
+  };
+  sds?.finish();
+  // Accepted for spire-agent compatibility; Go profiling has no meaning here.
+  r.bool('log_source_location', false);
+  r.bool('profiling_enabled', false);
+  r.int('profiling_port', 0, { min: 0, max: 65535 });
+  r.int('profiling_freq', 0, { min: 0 });
+  r.stringList('profiling_names', []);
+  r.finish();
+  crossCheck(section, r);
+  return Object.freeze({
+    ...section,
+    logSelectors: Object.freeze(section.logSelectors),
+    allowedForeignJwtClaims: Object.freeze(section.allowedForeignJwtClaims),
+    authorizedDelegates: Object.freeze(section.authorizedDelegates ?? []),
+  });
+}
+
+/** The relations between keys that spire-agent enforces, with its wording where users know it. */
+function crossCheck(a: AgentSection, r: ObjectReader): void {
+  const add = (key: string, msg: string) => r.problems.add(r.key(key), msg);
+  if (a.joinToken !== undefined && a.joinTokenFile !== undefined) {
+    add('join_token_file', 'only one of join_token or join_token_file can be specified, not both');
+  }
+  if (a.availabilityTargetMs !== 0 && a.availabilityTargetMs < parseGoDuration(MIN_AVAILABILITY_TARGET)!) {
+    add('availability_target', `availability_target must be at least ${MIN_AVAILABILITY_TARGET}`);
+  }
+  if (a.rebootstrapMode !== 'never' && a.insecureBootstrap) {
+    add('rebootstrap_mode', 'insecure_bootstrap option can not be used with rebootstrapping');
+  }
+  if (a.adminSocketPath !== undefined && !a.disableWorkloadApi) {
+    const dir = a.socketPath.slice(0, a.socketPath.lastIndexOf('/') + 1);
+    if (dir && a.adminSocketPath.startsWith(dir)) {
+      add('admin_socket_path', 'admin socket cannot be in the same directory or a subdirectory as that containing the Workload API socket');
+    }
+  }
+  for (const d of a.authorizedDelegates ?? []) {
+    if (a.trustDomain && !d.startsWith(`spiffe://${a.trustDomain}/`)) {
+      add('authorized_delegates', `${JSON.stringify(d)} is not a SPIFFE ID in trust domain "${a.trustDomain}"`);
+    }
+  }
+  checkTrustBundleSources(a, add);
+}
+
+function checkTrustBundleSources(a: AgentSection, add: (key: string, msg: string) => void): void {
+  const wl = a.trustBundleSpiffeWorkloadApi;
+  if (wl !== undefined) {
+    if (a.insecureBootstrap) add('trust_bundle_spiffe_workload_api', 'only one of insecure_bootstrap or trust_bundle_spiffe_workload_api can be specified, not both');
+    if (a.trustBundleUrl !== undefined) add('trust_bundle_spiffe_workload_api', 'only one of trust_bundle_url or trust_bundle_spiffe_workload_api can be specified, not both');
+    if (a.trustBundlePath !== undefined) add('trust_bundle_spiffe_workload_api', 'only one of trust_bundle_path or trust_bundle_spiffe_workload_api can be specified, not both');
+    if (a.trustBundleUnixSocket !== undefined) add('trust_bundle_unix_socket', 'trust_bundle_unix_socket can not be used with trust_bundle_spiffe_workload_api');
+  }
+  const set = [a.insecureBootstrap, a.trustBundleUrl !== undefined, a.trustBundlePath !== undefined].filter(Boolean).length;
+  if (set > 1) add('insecure_bootstrap', 'only one of insecure_bootstrap, trust_bundle_url, or trust_bundle_path can be specified');
+  // Without server_address we serve from the embedded authority and need no bootstrap bundle.
+  if (a.serverAddress !== undefined && set === 0 && wl === undefined) {
+    add('trust_bundle_path', 'trust_bundle_path, trust_bundle_url, or trust_bundle_spiffe_workload_api must be configured unless insecure_bootstrap is set');
+  }
+  if (a.trustBundleUnixSocket !== undefined && a.trustBundleUrl === undefined) {
+    add('trust_bundle_unix_socket', 'if trust_bundle_unix_socket is specified, so must be trust_bundle_url');
+  }
+  if (a.trustBundleUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(a.trustBundleUrl);
+    } catch {
+      add('trust_bundle_url', `unable to parse trust bundle URL ${JSON.stringify(a.trustBundleUrl)}`);
+    }
+    if (url && a.trustBundleUnixSocket !== undefined) {
+      if (url.protocol !== 'http:') add('trust_bundle_url', 'trust bundle URL must start with http:// when used with trust bundle unix socket');
+      for (const k of url.searchParams.keys()) {
+        if (k.startsWith('spiffe-') || k.startsWith('spire-')) add('trust_bundle_url', `trust_bundle_url query params can not start with ${k.startsWith('spiffe-') ? 'spiffe-' : 'spire-'}`);
+      }
+    } else if (url && url.protocol !== 'https:') add('trust_bundle_url', 'trust bundle URL must start with https://');
+  }
+}
