@@ -79,4 +79,6 @@ export interface Authority {
   /** Sign a workload X.509-SVID for `entry` from a PKCS#10 CSR (DER). */
   signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array): Promise<SignedX509SVID>;
   signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID>;
+  /** Re-read whatever the authority reads from disk (SIGHUP). */
+  reload?(): Promise<void>;
 }

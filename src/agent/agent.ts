@@ -1,0 +1,121 @@
+/**
+ * The one place that wires the agent together: config in, components constructed
+ * with their dependencies, started in order, closed in reverse.
+ */
+import { mkdir } from 'node:fs/promises';
+import { WorkloadAttestation } from '../attestation/workload/attest.js';
+import { createWorkloadAttestors } from '../attestation/workload/catalog.js';
+import { EmbeddedAuthority } from '../authority/embedded/index.js';
+import type { Authority } from '../authority/types.js';
+import { CacheManager } from '../cache/manager.js';
+import type { Clock } from '../clock.js';
+import type { AgentConfig } from '../config/types.js';
+import { SpiffeAgentError } from '../errors.js';
+import { buildGrpcServer } from '../endpoints/server.js';
+import { UdsListener } from '../endpoints/uds-listener.js';
+import { WorkloadHandler } from '../endpoints/workload/handler.js';
+import { loadLibc, type Libc } from '../proc/libc.js';
+import { PeerTracker } from '../proc/peer-tracker.js';
+import { ProcReader } from '../proc/proc-reader.js';
+import { AuditLog } from '../telemetry/audit.js';
+import type { Logger } from '../telemetry/logger.js';
+import { F } from '../telemetry/names.js';
+
+export interface AgentDeps {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** /proc root; HOST_PROC when the agent runs in a container. */
+  readonly procRoot?: string;
+  readonly libc?: Libc;
+}
+
+export class Agent {
+  private authority: Authority | undefined;
+  private cache: CacheManager | undefined;
+  private listener: UdsListener | undefined;
+  private attestation: WorkloadAttestation | undefined;
+  private ready = false;
+
+  constructor(private readonly d: AgentDeps) {}
+
+  async start(signal: AbortSignal): Promise<void> {
+    const { config, log, clock } = this.d;
+    const a = config.agent;
+    await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
+    const proc = new ProcReader(this.d.procRoot ?? '/proc');
+    const attestors = createWorkloadAttestors(config.plugins, { proc, log });
+    if (attestors.length === 0) {
+      throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
+    }
+    if (a.serverAddress) {
+      throw new SpiffeAgentError(
+        'server_not_supported',
+        `agent: server_address is set in ${config.source}, but this build serves only from the embedded authority; remove server_address to use it`,
+      );
+    }
+    const authority: Authority = new EmbeddedAuthority({
+      trustDomain: a.trustDomain,
+      dataDir: a.dataDir,
+      config: config.embeddedAuthority,
+      clock,
+      log: log.child({ [F.subsystem]: 'embedded_authority' }),
+    });
+    this.authority = authority;
+    await authority.start(signal);
+    this.cache = new CacheManager({
+      authority,
+      keyType: a.workloadX509SvidKeyType,
+      x509CacheMaxSize: a.x509SvidCacheMaxSize,
+      jwtCacheMaxSize: a.jwtSvidCacheMaxSize,
+      availabilityTargetMs: a.availabilityTargetMs,
+      clock,
+      log: log.child({ [F.subsystem]: 'cache_manager' }),
+    });
+    this.cache.start();
+    this.attestation = new WorkloadAttestation(attestors, log.child({ [F.subsystem]: 'workload_attestor' }));
+    const libc = this.d.libc ?? loadLibc();
+    const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
+    let listener: UdsListener | undefined;
+    const handler = new WorkloadHandler({
+      cache: this.cache,
+      attestation: this.attestation,
+      callerOf: (call) => listener?.callerOf(call),
+      proc,
+      audit: new AuditLog(log, a.logSelectors),
+      log: endpointsLog,
+      allowUnauthenticatedVerifiers: a.allowUnauthenticatedVerifiers,
+      allowedForeignJwtClaims: a.allowedForeignJwtClaims,
+    });
+    const server = buildGrpcServer(handler, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
+    listener = new UdsListener(a.socketPath, server, new PeerTracker(libc, proc), endpointsLog);
+    this.listener = listener;
+    await listener.listen();
+    this.ready = true;
+    log.info(
+      {
+        [F.trustDomain]: a.trustDomain,
+        [F.path]: a.socketPath,
+        entries: this.cache.entryCount,
+        attestors: this.attestation.names.join(','),
+      },
+      'Starting Workload and SDS APIs',
+    );
+  }
+
+  async reload(): Promise<void> {
+    await this.authority?.reload?.();
+  }
+
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    await this.listener?.close();
+    this.cache?.close();
+    await this.attestation?.close();
+    await this.authority?.close();
+  }
+}

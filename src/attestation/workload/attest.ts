@@ -1,0 +1,87 @@
+/**
+ * Runs every configured workload attestor on a pid concurrently and merges what
+ * they find. One failing attestor is logged and its selectors are absent; only if
+ * all fail does attestation fail. Concurrent attestations are bounded so a busy
+ * node cannot make the agent open thousands of /proc files at once.
+ */
+import type { Selector } from '../../authority/types.js';
+import { SpiffeAgentError } from '../../errors.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { F } from '../../telemetry/names.js';
+import type { WorkloadAttestor } from './types.js';
+
+export class AttestationError extends SpiffeAgentError {}
+
+export interface AttestationResult {
+  readonly selectors: readonly Selector[];
+  readonly failed: readonly string[];
+}
+
+export class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class WorkloadAttestation {
+  private readonly gate: Semaphore;
+
+  constructor(
+    private readonly attestors: readonly WorkloadAttestor[],
+    private readonly log: Logger,
+    concurrency = 64,
+  ) {
+    this.gate = new Semaphore(concurrency);
+  }
+
+  get names(): string[] {
+    return this.attestors.map((a) => a.name);
+  }
+
+  async attest(pid: number, signal: AbortSignal): Promise<AttestationResult> {
+    return this.gate.run(async () => {
+      const results = await Promise.allSettled(this.attestors.map((a) => a.attest(pid, signal)));
+      const selectors: Selector[] = [];
+      const failed: string[] = [];
+      const seen = new Set<string>();
+      results.forEach((r, i) => {
+        const name = this.attestors[i]!.name;
+        if (r.status === 'rejected') {
+          failed.push(name);
+          this.log.warn({ [F.attestor]: name, [F.pid]: pid, [F.error]: errMessage(r.reason) }, 'Workload attestor failed');
+          return;
+        }
+        for (const value of r.value) {
+          const key = `${name}:${value}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          selectors.push({ type: name, value });
+        }
+      });
+      if (this.attestors.length > 0 && failed.length === this.attestors.length) {
+        throw new AttestationError('attestation_failed', `workload attestation failed for pid ${pid}: every attestor failed (${failed.join(', ')})`);
+      }
+      return { selectors, failed };
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.attestors.map((a) => a.close?.()));
+  }
+}
+
+export function errMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

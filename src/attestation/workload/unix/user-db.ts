@@ -1,0 +1,48 @@
+/**
+ * uid → user name and gid → group name from /etc/passwd and /etc/group, re-read
+ * only when the file changes, so attestation does not parse them per call.
+ */
+import { readFile, stat } from 'node:fs/promises';
+
+interface Table {
+  mtimeMs: number;
+  size: number;
+  byId: Map<number, string>;
+}
+
+export class UserDb {
+  private readonly tables = new Map<string, Table>();
+
+  constructor(
+    private readonly passwdPath = '/etc/passwd',
+    private readonly groupPath = '/etc/group',
+  ) {}
+
+  async userName(uid: number): Promise<string | undefined> {
+    return (await this.table(this.passwdPath)).byId.get(uid);
+  }
+
+  async groupName(gid: number): Promise<string | undefined> {
+    return (await this.table(this.groupPath)).byId.get(gid);
+  }
+
+  private async table(path: string): Promise<Table> {
+    let st;
+    try {
+      st = await stat(path);
+    } catch {
+      return { mtimeMs: 0, size: 0, byId: new Map() };
+    }
+    const cached = this.tables.get(path);
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached;
+    const byId = new Map<number, string>();
+    for (const line of (await readFile(path, 'utf8')).split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const [name, , id] = line.split(':');
+      if (name && id && /^\d+$/.test(id) && !byId.has(Number(id))) byId.set(Number(id), name);
+    }
+    const t = { mtimeMs: st.mtimeMs, size: st.size, byId };
+    this.tables.set(path, t);
+    return t;
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The agent's cache of registration entries, workload X.509-SVIDs and JWT-SVIDs.
+ * SVIDs are signed on demand for entries a connected workload matches, kept in an
+ * LRU bounded by x509_svid_cache_max_size (entries a live subscriber uses are never
+ * evicted), and rotated by one timer set to the earliest rotation time among the
+ * SVIDs subscribers use. Every change (entries, bundles, rotation) is broadcast to
+ * subscribers, which recompute their view and decide whether anything changed.
+ */
+import type { Authority, AuthoritySnapshot, RegistrationEntry, Selector, SignedJWTSVID, TrustBundle } from '../authority/types.js';
+import type { Clock } from '../clock.js';
+import type { KeyType } from '../config/types.js';
+import { SpiffeAgentError } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import { F } from '../telemetry/names.js';
+import { generateKeyAndCsr } from './keys.js';
+import { jwtStillFresh, rotationTime } from './rotation.js';
+import { EntryIndex, dedupeHints } from './selectors.js';
+
+export interface X509Identity {
+  readonly entry: RegistrationEntry;
+  readonly chain: readonly Uint8Array[];
+  readonly keyPkcs8: Uint8Array;
+  readonly serial: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly rotateAt: number;
+}
+
+export interface BundleView {
+  readonly bundle: TrustBundle;
+  /** Bundles of trust domains the caller's entries federate with, by bare name. */
+  readonly federatedBundles: ReadonlyMap<string, TrustBundle>;
+}
+
+export interface WorkloadView extends BundleView {
+  readonly identities: readonly X509Identity[];
+}
+
+export interface CacheManagerOptions {
+  readonly authority: Authority;
+  readonly keyType: KeyType;
+  readonly x509CacheMaxSize: number;
+  readonly jwtCacheMaxSize: number;
+  readonly availabilityTargetMs: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export class CacheError extends SpiffeAgentError {}
+
+export interface Subscription {
+  readonly selectors: readonly Selector[];
+  view(): Promise<WorkloadView>;
+  /** Entries the selectors match now (no signing). */
+  entries(): RegistrationEntry[];
+  bundles(): BundleView;
+  close(): void;
+}
+
+interface SubState {
+  selectors: readonly Selector[];
+  inUse: Set<string>;
+  onChange: () => void;
+}
+
+export class CacheManager {
+  private snap: AuthoritySnapshot;
+  private index: EntryIndex;
+  private readonly svids = new Map<string, X509Identity>();
+  private readonly inflight = new Map<string, Promise<X509Identity>>();
+  private readonly jwts = new Map<string, SignedJWTSVID>();
+  private readonly subs = new Set<SubState>();
+  private cancelTimer: (() => void) | undefined;
+  private timerAt = Infinity;
+  private unsubscribe: (() => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly o: CacheManagerOptions) {
+    this.snap = o.authority.snapshot();
+    this.index = new EntryIndex(this.snap.entries);
+  }
+
+  start(): void {
+    this.unsubscribe = this.o.authority.onChange((snap) => this.onAuthorityChange(snap));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe?.();
+    this.cancelTimer?.();
+    this.subs.clear();
+  }
+
+  get entryCount(): number {
+    return this.index.entries.length;
+  }
+
+  get subscriberCount(): number {
+    return this.subs.size;
+  }
+
+  get cachedX509Count(): number {
+    return this.svids.size;
+  }
+
+  match(selectors: readonly Selector[]): RegistrationEntry[] {
+    return dedupeHints(this.index.match(selectors));
+  }
+
+  bundlesFor(entries: readonly RegistrationEntry[]): BundleView {
+    const federated = new Map<string, TrustBundle>();
+    for (const e of entries) {
+      for (const td of e.federatesWith) {
+        const b = this.snap.federatedBundles.get(td);
+        if (b) federated.set(td, b);
+      }
+    }
+    return { bundle: this.snap.bundle, federatedBundles: federated };
+  }
+
+  /** All bundles the agent knows (own + every federated one), for JWT validation. */
+  allBundles(): { bundle: TrustBundle; federatedBundles: ReadonlyMap<string, TrustBundle> } {
+    return { bundle: this.snap.bundle, federatedBundles: this.snap.federatedBundles };
+  }
+
+  subscribe(selectors: readonly Selector[], onChange: () => void): Subscription {
+    const state: SubState = { selectors, inUse: new Set(), onChange };
+    this.subs.add(state);
+    return {
+      selectors,
+      view: async () => {
+        const entries = this.match(state.selectors);
+        const identities = await Promise.all(entries.map((e) => this.ensureX509(e)));
+        state.inUse = new Set(entries.map((e) => e.id));
+        this.armTimer();
+        return { identities, ...this.bundlesFor(entries) };
+      },
+      entries: () => this.match(state.selectors),
+      bundles: () => this.bundlesFor(this.match(state.selectors)),
+      close: () => {
+        this.subs.delete(state);
+        this.evict();
+      },
+    };
+  }
+
+  /** One-shot identities for a unary call (FetchJWTSVID needs no X.509 signing). */
+  async x509For(selectors: readonly Selector[]): Promise<WorkloadView> {
+    const entries = this.match(selectors);
+    const identities = await Promise.all(entries.map((e) => this.ensureX509(e)));
+    return { identities, ...this.bundlesFor(entries) };
+  }
+
+  async jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
+    const key = `${entry.spiffeId}\u0000${[...new Set(audience)].sort().join('\u0000')}`;
+    const now = this.o.clock.now();
+    const hit = this.jwts.get(key);
+    if (hit && !entry.jwtSvidIncludeJti && jwtStillFresh(now, hit.issuedAt, hit.expiresAt)) {
+      this.jwts.delete(key);
+      this.jwts.set(key, hit);
+      return hit;
+    }
+    const svid = await this.o.authority.signJWTSVID(entry, audience);
+    if (!entry.jwtSvidIncludeJti) {
+      this.jwts.delete(key);
+      this.jwts.set(key, svid);
+      while (this.jwts.size > Math.max(1, this.o.jwtCacheMaxSize)) this.jwts.delete(this.jwts.keys().next().value!);
+    }
+    return svid;
+  }
+
+  private ensureX509(entry: RegistrationEntry): Promise<X509Identity> {
+    const now = this.o.clock.now();
+    const cached = this.svids.get(entry.id);
+    if (cached && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId && now < cached.rotateAt) {
+      // Refresh LRU position.
+      this.svids.delete(entry.id);
+      this.svids.set(entry.id, cached.entry === entry ? cached : { ...cached, entry });
+      return Promise.resolve(this.svids.get(entry.id)!);
+    }
+    const pending = this.inflight.get(entry.id);
+    if (pending) return pending;
+    const p = this.signX509(entry).finally(() => this.inflight.delete(entry.id));
+    this.inflight.set(entry.id, p);
+    return p;
+  }
+
+  private async signX509(entry: RegistrationEntry): Promise<X509Identity> {
+    const { pkcs8, csrDer } = await generateKeyAndCsr(this.o.keyType);
+    let signed;
+    try {
+      signed = await this.o.authority.signX509SVID(entry, csrDer);
+    } catch (err) {
+      throw new CacheError('sign_failed', `cache: could not obtain an X.509-SVID for ${entry.spiffeId}: ${(err as Error).message}`, { cause: err });
+    }
+    const identity: X509Identity = {
+      entry,
+      chain: signed.chain,
+      keyPkcs8: pkcs8,
+      serial: signed.serial,
+      notBefore: signed.notBefore,
+      notAfter: signed.notAfter,
+      rotateAt: rotationTime(signed.notBefore, signed.notAfter, this.o.availabilityTargetMs),
+    };
+    if (this.closed) return identity;
+    this.svids.delete(entry.id);
+    this.svids.set(entry.id, identity);
+    this.o.log.debug(
+      { [F.entryId]: entry.id, [F.spiffeId]: entry.spiffeId, [F.serial]: signed.serial, [F.expiresAt]: new Date(signed.notAfter).toISOString() },
+      'X.509-SVID issued',
+    );
+    this.evict();
+    this.armTimer();
+    return identity;
+  }
+
+  private inUse(): Set<string> {
+    const ids = new Set<string>();
+    for (const s of this.subs) for (const id of s.inUse) ids.add(id);
+    return ids;
+  }
+
+  /** Drops least-recently-used SVIDs nobody subscribes to, down to the configured size. */
+  private evict(): void {
+    const max = Math.max(1, this.o.x509CacheMaxSize);
+    if (this.svids.size <= max) return;
+    const used = this.inUse();
+    for (const id of this.svids.keys()) {
+      if (this.svids.size <= max) break;
+      if (!used.has(id)) this.svids.delete(id);
+    }
+  }
+
+  private armTimer(): void {
+    if (this.closed) return;
+    const used = this.inUse();
+    let next = Infinity;
+    for (const [id, s] of this.svids) if (used.has(id) && s.rotateAt < next) next = s.rotateAt;
+    if (next === this.timerAt) return;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    this.timerAt = next;
+    if (next === Infinity) return;
+    this.cancelTimer = this.o.clock.setTimer(next - this.o.clock.now(), () => {
+      this.timerAt = Infinity;
+      this.cancelTimer = undefined;
+      void this.rotateDue();
+    });
+  }
+
+  private async rotateDue(): Promise<void> {
+    if (this.closed) return;
+    const now = this.o.clock.now();
+    const used = this.inUse();
+    const due: RegistrationEntry[] = [];
+    for (const [id, s] of this.svids) {
+      if (s.rotateAt > now) continue;
+      if (used.has(id)) due.push(s.entry);
+      else this.svids.delete(id);
+    }
+    if (due.length > 0) {
+      const results = await Promise.allSettled(due.map((e) => this.ensureX509(e)));
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          this.o.log.warn({ [F.entryId]: due[i]!.id, [F.error]: (r.reason as Error).message }, 'X.509-SVID rotation failed; will retry');
+        }
+      });
+      if (results.some((r) => r.status === 'rejected')) {
+        // Retry failed rotations soon without spinning.
+        this.cancelTimer?.();
+        this.timerAt = now + 5_000;
+        this.cancelTimer = this.o.clock.setTimer(5_000, () => {
+          this.timerAt = Infinity;
+          void this.rotateDue();
+        });
+      }
+      this.notify();
+    }
+    this.armTimer();
+  }
+
+  private onAuthorityChange(snap: AuthoritySnapshot): void {
+    this.snap = snap;
+    this.index = new EntryIndex(snap.entries);
+    const live = new Set(snap.entries.map((e) => e.id));
+    for (const id of [...this.svids.keys()]) if (!live.has(id)) this.svids.delete(id);
+    this.jwts.clear();
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const s of this.subs) {
+      try {
+        s.onChange();
+      } catch (err) {
+        this.o.log.error({ [F.error]: (err as Error).message }, 'Subscriber failed to take an update');
+      }
+    }
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * The SPIFFE Workload API. Every RPC: security header first (InvalidArgument),
+ * then the caller from the kernel, attested, then re-checked to be the same
+ * process before anything is returned. Streams push a complete snapshot on every
+ * change that alters what the caller would see, and never an unchanged one.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Selector } from '../../authority/types.js';
+import type { CacheManager, Subscription, WorkloadView } from '../../cache/manager.js';
+import type { WorkloadAttestation } from '../../attestation/workload/attest.js';
+import type { Caller } from '../../proc/peer-tracker.js';
+import type { ProcReader } from '../../proc/proc-reader.js';
+import type { AuditLog } from '../../telemetry/audit.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { F } from '../../telemetry/names.js';
+import { SpiffeId } from '../../svid/spiffe-id.js';
+import { StatusError, toServiceError } from '../status.js';
+import { bundleFingerprint, jwtBundlesResponse, svidFingerprint, x509BundlesResponse, x509SvidResponse } from './encode.js';
+import { validateForCaller } from './validate-jwt.js';
+
+export interface WorkloadHandlerDeps {
+  readonly cache: CacheManager;
+  readonly attestation: WorkloadAttestation;
+  readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
+  readonly proc: ProcReader;
+  readonly audit: AuditLog;
+  readonly log: Logger;
+  readonly allowUnauthenticatedVerifiers: boolean;
+  readonly allowedForeignJwtClaims: readonly string[];
+}
+
+interface Attested {
+  readonly caller: Caller;
+  readonly selectors: readonly Selector[];
+  readonly binary: string | undefined;
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+export class WorkloadHandler {
+  constructor(private readonly d: WorkloadHandlerDeps) {}
+
+  /** Implementation object for grpc Server.addService. */
+  service(): grpc.UntypedServiceImplementation {
+    return {
+      FetchX509SVID: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.fetchX509SVID(call),
+      FetchX509Bundles: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.fetchBundles(call, 'x509'),
+      FetchJWTBundles: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.fetchBundles(call, 'jwt'),
+      FetchJWTSVID: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        void this.unary(call, cb, 'FetchJWTSVID', (a) => this.fetchJWTSVID(call.request as JWTSVIDRequest, a)),
+      ValidateJWTSVID: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        void this.unary(call, cb, 'ValidateJWTSVID', (a) => this.validateJWTSVID(call.request as ValidateRequest, a)),
+      FetchWITSVID: (call: grpc.ServerWritableStream<unknown, unknown>) =>
+        call.destroy(toServiceError(new StatusError(grpc.status.UNIMPLEMENTED, 'WIT-SVIDs are not supported by this agent')) as grpc.ServiceError),
+      FetchWITBundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
+        call.destroy(toServiceError(new StatusError(grpc.status.UNIMPLEMENTED, 'WIT-SVIDs are not supported by this agent')) as grpc.ServiceError),
+    };
+  }
+
+  private checkHeader(call: AnyCall): void {
+    const values = call.metadata.get('workload.spiffe.io');
+    if (values.length !== 1 || values[0] !== 'true') {
+      throw new StatusError(grpc.status.INVALID_ARGUMENT, 'security header missing from request');
+    }
+  }
+
+  private async attest(call: AnyCall, method: string): Promise<Attested> {
+    this.checkHeader(call);
+    const caller = this.d.callerOf(call);
+    if (!caller) throw new StatusError(grpc.status.UNAUTHENTICATED, 'caller connection is not tracked');
+    const controller = new AbortController();
+    const onCancel = (): void => controller.abort();
+    const events = call as unknown as NodeJS.EventEmitter;
+    events.once('cancelled', onCancel);
+    try {
+      const [result, binary] = await Promise.all([
+        this.d.attestation.attest(caller.pid, controller.signal),
+        this.d.proc.exePath(caller.pid).catch(() => undefined),
+      ]);
+      // The answer is only good if the process that connected is still the one we attested.
+      await caller.checkAlive();
+      return { caller, selectors: result.selectors, binary };
+    } catch (err) {
+      this.d.audit.record({ method, caller: { pid: caller.pid, uid: caller.uid, gid: caller.gid }, decision: 'denied', reason: (err as Error).message });
+      throw err;
+    } finally {
+      events.off('cancelled', onCancel);
+    }
+  }
+
+  private auditCaller(a: Attested): { pid: number; uid: number; gid: number; binary: string | undefined } {
+    return { pid: a.caller.pid, uid: a.caller.uid, gid: a.caller.gid, binary: a.binary };
+  }
+
+  private deny(method: string, a: Attested, reason: string, entryIds: string[] = []): StatusError {
+    this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'denied', selectors: a.selectors, entryIds, reason });
+    return new StatusError(grpc.status.PERMISSION_DENIED, 'no identity issued');
+  }
+
+  private async unary<T>(call: AnyCall, cb: grpc.sendUnaryData<unknown>, method: string, fn: (a: Attested) => Promise<T>): Promise<void> {
+    try {
+      const a = await this.attest(call, method);
+      cb(null, await fn(a));
+    } catch (err) {
+      cb(toServiceError(err) as grpc.ServiceError);
+    }
+  }
+
+  private async fetchX509SVID(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+    const method = 'FetchX509SVID';
+    let a: Attested;
+    try {
+      a = await this.attest(call, method);
+    } catch (err) {
+      call.destroy(toServiceError(err) as grpc.ServiceError);
+      return;
+    }
+    let last = '';
+    await this.stream(call, a, async (sub) => {
+      const view: WorkloadView = await sub.view();
+      if (view.identities.length === 0) throw this.deny(method, a, last ? 'registration entries no longer match' : 'no registration entry matches the caller');
+      const fp = svidFingerprint(view.identities, view);
+      if (fp === last) return;
+      last = fp;
+      call.write(x509SvidResponse(view.identities, view));
+      this.d.audit.record({
+        method,
+        caller: this.auditCaller(a),
+        decision: 'granted',
+        selectors: a.selectors,
+        entryIds: view.identities.map((i) => i.entry.id),
+        spiffeIds: view.identities.map((i) => i.entry.spiffeId),
+        serials: view.identities.map((i) => i.serial),
+      });
+    });
+  }
+
+  private async fetchBundles(call: grpc.ServerWritableStream<unknown, unknown>, kind: 'x509' | 'jwt'): Promise<void> {
+    const method = kind === 'x509' ? 'FetchX509Bundles' : 'FetchJWTBundles';
+    let a: Attested;
+    try {
+      a = await this.attest(call, method);
+    } catch (err) {
+      call.destroy(toServiceError(err) as grpc.ServiceError);
+      return;
+    }
+    let last = '';
+    let granted = false;
+    await this.stream(call, a, async (sub) => {
+      const entries = sub.entries();
+      if (entries.length === 0 && !this.d.allowUnauthenticatedVerifiers) throw this.deny(method, a, 'no registration entry matches the caller');
+      const view = sub.bundles();
+      const fp = bundleFingerprint(view, kind);
+      if (fp === last) return;
+      last = fp;
+      call.write(kind === 'x509' ? x509BundlesResponse(view) : jwtBundlesResponse(view));
+      if (!granted) {
+        granted = true;
+        this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'granted', selectors: a.selectors, entryIds: entries.map((e) => e.id) });
+      }
+    });
+  }
+
+  /**
+   * Drives one stream: computes and maybe sends an update now and after each cache
+   * change, one at a time, coalescing bursts of changes into one recomputation.
+   */
+  private stream(call: grpc.ServerWritableStream<unknown, unknown>, a: Attested, update: (sub: Subscription) => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let running = false;
+      let again = false;
+      let done = false;
+      const finish = (err?: unknown): void => {
+        if (done) return;
+        done = true;
+        sub.close();
+        if (err) call.destroy(toServiceError(err) as grpc.ServiceError);
+        resolve();
+      };
+      const run = async (): Promise<void> => {
+        if (done) return;
+        if (running) {
+          again = true;
+          return;
+        }
+        running = true;
+        try {
+          do {
+            again = false;
+            await update(sub);
+          } while (again && !done);
+        } catch (err) {
+          if (!(err instanceof StatusError)) this.d.log.error({ [F.pid]: a.caller.pid, [F.error]: (err as Error).message }, 'Workload API stream failed');
+          finish(err);
+        } finally {
+          running = false;
+        }
+      };
+      const sub = this.d.cache.subscribe(a.selectors, () => void run());
+      call.once('cancelled', () => finish());
+      call.once('close', () => finish());
+      call.once('error', () => finish());
+      void run();
+    });
+  }
+
+  private async fetchJWTSVID(req: JWTSVIDRequest, a: Attested): Promise<unknown> {
+    const method = 'FetchJWTSVID';
+    const audience = (req.audience ?? []).filter((s) => s !== '');
+    if (audience.length === 0) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'audience must be specified');
+    let wanted: string | undefined;
+    if (req.spiffe_id) {
+      try {
+        wanted = SpiffeId.parse(req.spiffe_id).toString();
+      } catch (err) {
+        throw new StatusError(grpc.status.INVALID_ARGUMENT, `invalid requested SPIFFE ID: ${(err as Error).message}`);
+      }
+    }
+    let entries = this.d.cache.match(a.selectors);
+    if (wanted !== undefined) entries = entries.filter((e) => e.spiffeId === wanted);
+    if (entries.length === 0) throw this.deny(method, a, wanted ? `no registration entry for ${wanted} matches the caller` : 'no registration entry matches the caller');
+    const svids = [];
+    for (const e of entries) {
+      try {
+        const s = await this.d.cache.jwtFor(e, audience);
+        svids.push({ spiffe_id: e.spiffeId, svid: s.token, hint: e.hint });
+      } catch (err) {
+        throw new StatusError(grpc.status.UNAVAILABLE, `could not mint a JWT-SVID for ${e.spiffeId}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    this.d.audit.record({
+      method,
+      caller: this.auditCaller(a),
+      decision: 'granted',
+      selectors: a.selectors,
+      entryIds: entries.map((e) => e.id),
+      spiffeIds: entries.map((e) => e.spiffeId),
+      audience,
+    });
+    return { svids };
+  }
+
+  private async validateJWTSVID(req: ValidateRequest, a: Attested): Promise<unknown> {
+    if (!req.audience) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'audience must be specified');
+    if (!req.svid) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'svid must be specified');
+    const entries = this.d.cache.match(a.selectors);
+    const view = this.d.cache.bundlesFor(entries);
+    const result = await validateForCaller(req.svid, req.audience, view, this.d.allowedForeignJwtClaims);
+    this.d.audit.record({
+      method: 'ValidateJWTSVID',
+      caller: this.auditCaller(a),
+      decision: 'granted',
+      selectors: a.selectors,
+      spiffeIds: [result.spiffe_id],
+      audience: [req.audience],
+    });
+    return result;
+  }
+}
+
+interface JWTSVIDRequest {
+  audience?: string[];
+  spiffe_id?: string;
+}
+
+interface ValidateRequest {
+  audience?: string;
+  svid?: string;
+}

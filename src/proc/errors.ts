@@ -1,0 +1,7 @@
+import { SpiffeAgentError } from '../errors.js';
+
+/** The caller could not be identified, or is no longer the process that connected. */
+export class PeerError extends SpiffeAgentError {}
+
+/** Reading /proc failed (process gone, permission, malformed file). */
+export class ProcError extends SpiffeAgentError {}

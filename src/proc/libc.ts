@@ -1,0 +1,55 @@
+/**
+ * The few libc calls Node does not expose: SO_PEERCRED, pidfd_open and
+ * pidfd_send_signal. Loaded on first use (koffi ships prebuilt binaries,
+ * so nothing is compiled at install time).
+ */
+import koffi from 'koffi';
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+const SYS_pidfd_send_signal = 424;
+const SYS_pidfd_open = 434;
+
+export interface Ucred {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface Libc {
+  peerCred(fd: number): Ucred;
+  /** Returns a pidfd, or -1 when the kernel lacks pidfd_open (< 5.3) or the process is gone. */
+  pidfdOpen(pid: number): number;
+  /** True while the process the pidfd refers to has not exited. */
+  pidfdAlive(pidfd: number): boolean;
+  close(fd: number): void;
+}
+
+export function loadLibc(): Libc {
+  const lib = koffi.load('libc.so.6');
+  const ucred = koffi.struct('spiffe_agent_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
+  const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ spiffe_agent_ucred *, _Inout_ uint32 *)');
+  const syscall3 = lib.func('long syscall(long, int, int, int)');
+  const syscall5 = lib.func('long syscall(long, int, int, void *, int)');
+  const closeFn = lib.func('int close(int)');
+  return {
+    peerCred(fd) {
+      const out: Record<string, number> = {};
+      const len = [12];
+      const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
+      if (rc !== 0) throw new Error(`getsockopt(SO_PEERCRED) failed on fd ${fd}`);
+      void ucred;
+      return { pid: out.pid ?? 0, uid: out.uid ?? 0, gid: out.gid ?? 0 };
+    },
+    pidfdOpen(pid) {
+      return Number(syscall3(SYS_pidfd_open, pid, 0, 0));
+    },
+    pidfdAlive(pidfd) {
+      // Signal 0 performs the existence check without delivering anything.
+      return Number(syscall5(SYS_pidfd_send_signal, pidfd, 0, null, 0)) === 0;
+    },
+    close(fd) {
+      closeFn(fd);
+    },
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * /proc access through one object with a configurable root, so tests can point
+ * it at fixture trees and containers can set HOST_PROC.
+ */
+import { readFile, readlink, open, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ProcError } from './errors.js';
+
+export interface ProcStatus {
+  /** Effective ids: the 2nd column of Uid:/Gid:, as the kernel uses for permission checks. */
+  readonly uid: number;
+  readonly gid: number;
+  readonly realUid: number;
+  readonly realGid: number;
+  readonly groups: readonly number[];
+  readonly name: string;
+}
+
+export class ProcReader {
+  readonly root: string;
+
+  constructor(root = '/proc') {
+    this.root = root;
+  }
+
+  path(pid: number, ...rest: string[]): string {
+    return join(this.root, String(pid), ...rest);
+  }
+
+  async status(pid: number): Promise<ProcStatus> {
+    const text = await this.read(pid, 'status');
+    return parseStatus(text, pid);
+  }
+
+  /** Process start time in clock ticks since boot (field 22 of stat). */
+  async startTime(pid: number): Promise<bigint> {
+    return parseStatStartTime(await this.read(pid, 'stat'), pid);
+  }
+
+  async exePath(pid: number): Promise<string> {
+    try {
+      return await readlink(this.path(pid, 'exe'));
+    } catch (err) {
+      throw procError(pid, 'exe', err);
+    }
+  }
+
+  /**
+   * Opens the binary through /proc/<pid>/exe rather than by path: that works for
+   * processes in other mount namespaces and is immune to the path being replaced.
+   */
+  async openExe(pid: number): Promise<FileHandle> {
+    try {
+      return await open(this.path(pid, 'exe'), 'r');
+    } catch (err) {
+      throw procError(pid, 'exe', err);
+    }
+  }
+
+  async cgroup(pid: number): Promise<string> {
+    return this.read(pid, 'cgroup');
+  }
+
+  async mountinfo(pid: number): Promise<string> {
+    return this.read(pid, 'mountinfo');
+  }
+
+  /** Owner of /proc/<pid>: the process's effective uid/gid as the kernel reports them. */
+  async owner(pid: number): Promise<{ uid: number; gid: number }> {
+    try {
+      const st = await stat(this.path(pid));
+      return { uid: st.uid, gid: st.gid };
+    } catch (err) {
+      throw procError(pid, '', err);
+    }
+  }
+
+  private async read(pid: number, file: string): Promise<string> {
+    try {
+      return await readFile(this.path(pid, file), 'utf8');
+    } catch (err) {
+      throw procError(pid, file, err);
+    }
+  }
+}
+
+function procError(pid: number, file: string, err: unknown): ProcError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ESRCH') {
+    return new ProcError('process_gone', `proc: process ${pid} no longer exists`, { cause: err });
+  }
+  return new ProcError('proc_read', `proc: cannot read /proc/${pid}/${file}: ${(err as Error).message}`, { cause: err });
+}
+
+export function parseStatus(text: string, pid: number): ProcStatus {
+  const fields = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  const ids = (key: string): number[] => {
+    const v = fields.get(key);
+    if (v === undefined) throw new ProcError('proc_malformed', `proc: /proc/${pid}/status has no ${key} line`);
+    return v.split(/\s+/).filter(Boolean).map(Number);
+  };
+  const uids = ids('Uid');
+  const gids = ids('Gid');
+  const groups = (fields.get('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number);
+  return {
+    uid: uids[1] ?? uids[0] ?? NaN,
+    gid: gids[1] ?? gids[0] ?? NaN,
+    realUid: uids[0] ?? NaN,
+    realGid: gids[0] ?? NaN,
+    groups,
+    name: fields.get('Name') ?? '',
+  };
+}
+
+/** Field 22, counted after the last ')' so a command name with spaces or parens cannot shift it. */
+export function parseStatStartTime(text: string, pid: number): bigint {
+  const end = text.lastIndexOf(')');
+  const rest = end >= 0 ? text.slice(end + 2).split(' ') : [];
+  // After "pid (comm) ", field 3 (state) is rest[0]; field 22 is rest[19].
+  const v = rest[19];
+  if (v === undefined || !/^\d+$/.test(v)) throw new ProcError('proc_malformed', `proc: /proc/${pid}/stat has no start time`);
+  return BigInt(v);
+}

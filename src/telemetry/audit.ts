@@ -1,0 +1,69 @@
+/**
+ * One audit record per Workload API decision, so an audit can reconstruct who got
+ * which identity and why: the caller as the kernel saw it, the selectors found, the
+ * entries matched, the SPIFFE IDs and serials issued, or the reason for denial.
+ * Selector values whose type is not listed in log_selectors are redacted; keys and
+ * tokens are never part of a record.
+ */
+import type { Selector } from '../authority/types.js';
+import type { Logger } from './logger.js';
+import { F } from './names.js';
+
+export interface AuditCaller {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly binary?: string | undefined;
+}
+
+export interface AuditRecord {
+  readonly method: string;
+  readonly caller: AuditCaller;
+  readonly decision: 'granted' | 'denied' | 'withdrawn';
+  readonly selectors?: readonly Selector[] | undefined;
+  readonly entryIds?: readonly string[] | undefined;
+  readonly spiffeIds?: readonly string[] | undefined;
+  readonly serials?: readonly string[] | undefined;
+  readonly audience?: readonly string[] | undefined;
+  readonly reason?: string | undefined;
+}
+
+export class AuditLog {
+  private readonly log: Logger;
+
+  constructor(
+    log: Logger,
+    private readonly visible: readonly string[],
+  ) {
+    this.log = log.child({ [F.subsystem]: 'audit', audit: true });
+  }
+
+  redact(selectors: readonly Selector[]): string[] {
+    return selectors.map((s) => {
+      const full = `${s.type}:${s.value}`;
+      const colon = s.value.indexOf(':');
+      const typeKey = colon > 0 ? `${s.type}:${s.value.slice(0, colon)}` : s.type;
+      const shown = this.visible.some((v) => v === s.type || v === typeKey);
+      return shown ? full : `${typeKey}:[redacted]`;
+    });
+  }
+
+  record(r: AuditRecord): void {
+    const fields: Record<string, unknown> = {
+      [F.method]: r.method,
+      [F.decision]: r.decision,
+      [F.pid]: r.caller.pid,
+      [F.uid]: r.caller.uid,
+      [F.gid]: r.caller.gid,
+    };
+    if (r.caller.binary) fields[F.binary] = r.caller.binary;
+    if (r.selectors) fields[F.selectors] = this.redact(r.selectors);
+    if (r.entryIds) fields[F.entryIds] = r.entryIds;
+    if (r.spiffeIds) fields[F.spiffeIds] = r.spiffeIds;
+    if (r.serials) fields[F.serials] = r.serials;
+    if (r.audience) fields[F.audience] = r.audience;
+    if (r.reason) fields[F.reason] = r.reason;
+    if (r.decision === 'granted') this.log.info(fields, 'Workload API decision');
+    else this.log.warn(fields, 'Workload API decision');
+  }
+}
