@@ -1,0 +1,287 @@
+import { createHash } from 'node:crypto';
+import type { Selector } from '../types.js';
+import { EmbeddedAuthorityError } from './errors.js';
+import { JSONSyntaxError, parseJSONWithLines } from './json-lines.js';
+import { spiffeIdProblem, trustDomainOf, trustDomainProblem } from './spiffe-id.js';
+
+/**
+ * Registration entries as `spire-server entry create -data <file>` reads them:
+ * {"entries":[{"spiffe_id", "parent_id", "selectors":[{"type","value"}], ...}]}.
+ * Like SPIRE (protojson), both the proto names (snake_case) and the JSON names
+ * (lowerCamelCase) are accepted. `ttl` is the legacy name of `x509_svid_ttl`.
+ */
+export interface EntryDefinition {
+  /** Given in the file, or derived from the identity fields (stable across reloads). */
+  id: string;
+  spiffeId: string;
+  parentId: string;
+  selectors: Selector[];
+  x509SvidTtl: number;
+  jwtSvidTtl: number;
+  dnsNames: string[];
+  hint: string;
+  federatesWith: string[];
+  admin: boolean;
+  downstream: boolean;
+  jwtSvidIncludeJti: boolean;
+  /** Unix seconds, 0 = never. */
+  entryExpiry: number;
+}
+
+type Kind = 'spiffe_id' | 'string' | 'ttl' | 'bool' | 'strings' | 'selectors' | 'int64' | 'ignored';
+
+/** Canonical field -> kind. */
+const FIELDS: Record<string, Kind> = {
+  entry_id: 'string',
+  spiffe_id: 'spiffe_id',
+  parent_id: 'spiffe_id',
+  selectors: 'selectors',
+  x509_svid_ttl: 'ttl',
+  jwt_svid_ttl: 'ttl',
+  ttl: 'ttl',
+  dns_names: 'strings',
+  hint: 'string',
+  federates_with: 'strings',
+  admin: 'bool',
+  downstream: 'bool',
+  jwt_svid_include_jti: 'bool',
+  entry_expiry: 'int64',
+  // Set by the server, not by the file's author; accepted so exported entries load.
+  store_svid: 'ignored',
+  revision_number: 'ignored',
+  created_at: 'ignored',
+};
+
+const ALIASES: Record<string, string> = Object.fromEntries(
+  Object.keys(FIELDS).map((k) => [k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), k]),
+);
+
+const DNS_RE = /^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const ENTRY_ID_RE = /^[\x21-\x7e]{1,255}$/;
+const MAX_TTL = 2_147_483_647;
+
+export interface EntriesFileProblem {
+  path: string;
+  line: number;
+  message: string;
+}
+
+export class EntriesFileError extends EmbeddedAuthorityError {
+  constructor(
+    readonly file: string,
+    readonly problems: EntriesFileProblem[],
+  ) {
+    const lines = problems.map((p) => `  ${p.path || '(file)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`);
+    super('entries_file', `entries-file: ${file}: ${problems.length} problem(s); fix the file, the previous entries stay in use:\n${lines.join('\n')}`);
+  }
+}
+
+/** Parse and validate; throws EntriesFileError listing every problem. */
+export function parseEntriesFile(file: string, text: string, trustDomain: string): EntryDefinition[] {
+  let parsed;
+  try {
+    parsed = parseJSONWithLines(text);
+  } catch (err) {
+    const line = err instanceof JSONSyntaxError ? err.line : 0;
+    throw new EntriesFileError(file, [{ path: '', line, message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  const problems: EntriesFileProblem[] = [];
+  const lineOf = (path: string): number => {
+    for (let p = path; ; p = p.replace(/(\.[^.[\]]*|\[\d+\])$/, '')) {
+      const l = parsed.lines.get(p);
+      if (l !== undefined) return l;
+      if (p === '') return 0;
+    }
+  };
+  const bad = (path: string, message: string): void => void problems.push({ path, line: lineOf(path), message });
+  for (const d of parsed.duplicates) bad(d, 'duplicate key');
+
+  const root = parsed.value;
+  if (!isObject(root)) {
+    bad('', 'must be a JSON object with an "entries" array');
+    throw new EntriesFileError(file, problems);
+  }
+  for (const k of Object.keys(root)) if (k !== 'entries') bad(k, 'unknown key (expected only "entries")');
+  const list = root['entries'];
+  if (!Array.isArray(list)) {
+    bad('entries', list === undefined ? 'is required' : 'must be an array');
+    throw new EntriesFileError(file, problems);
+  }
+  const out: EntryDefinition[] = [];
+  const ids = new Map<string, number>();
+  list.forEach((raw, i) => {
+    const base = `entries[${i}]`;
+    const def = parseEntry(raw, base, trustDomain, bad);
+    if (!def) return;
+    const prev = ids.get(def.id);
+    if (prev !== undefined) {
+      bad(`${base}.entry_id`, `entry id "${def.id}" is the same as entries[${prev}] (same entry_id, or same spiffe_id, parent_id and selectors)`);
+      return;
+    }
+    ids.set(def.id, i);
+    out.push(def);
+  });
+  if (problems.length > 0) throw new EntriesFileError(file, problems);
+  return out;
+}
+
+function parseEntry(
+  raw: unknown,
+  base: string,
+  trustDomain: string,
+  bad: (path: string, message: string) => void,
+): EntryDefinition | undefined {
+  if (!isObject(raw)) {
+    bad(base, 'must be an object');
+    return undefined;
+  }
+  let count = 0;
+  const report = (path: string, message: string): void => {
+    count++;
+    bad(path, message);
+  };
+  const fields = new Map<string, { key: string; value: unknown }>();
+  for (const [key, value] of Object.entries(raw)) {
+    const canon = key in FIELDS ? key : ALIASES[key];
+    if (canon === undefined) {
+      report(`${base}.${key}`, 'unknown key');
+      continue;
+    }
+    if (fields.has(canon)) {
+      report(`${base}.${key}`, `duplicates "${fields.get(canon)?.key ?? canon}"`);
+      continue;
+    }
+    fields.set(canon, { key, value });
+  }
+  const pathOf = (canon: string): string => `${base}.${fields.get(canon)?.key ?? canon}`;
+  const get = <T>(canon: string, kind: Kind, dflt: T): T => {
+    const f = fields.get(canon);
+    if (!f) return dflt;
+    const v = checkKind(f.value, kind, pathOf(canon), report);
+    return v === undefined ? dflt : (v as T);
+  };
+
+  const spiffeId = get('spiffe_id', 'spiffe_id', '');
+  const parentId = get('parent_id', 'spiffe_id', '');
+  if (!fields.has('spiffe_id')) report(`${base}.spiffe_id`, 'is required');
+  if (!fields.has('parent_id')) report(`${base}.parent_id`, 'is required');
+  if (spiffeId !== '') {
+    if (trustDomainOf(spiffeId) !== trustDomain) report(pathOf('spiffe_id'), `must be in trust domain "${trustDomain}"`);
+    else if (spiffeId === `spiffe://${trustDomain}`) report(pathOf('spiffe_id'), 'must have a path (a trust domain ID cannot be an SVID)');
+  }
+  const selectors = get<Selector[] | undefined>('selectors', 'selectors', undefined);
+  if (!fields.has('selectors')) report(`${base}.selectors`, 'is required (at least one selector)');
+  const x509Ttl = get('x509_svid_ttl', 'ttl', 0);
+  const legacyTtl = get('ttl', 'ttl', 0);
+  if (fields.has('ttl') && fields.has('x509_svid_ttl')) report(pathOf('ttl'), 'use either "ttl" or "x509_svid_ttl", not both');
+  const dnsNames = get<string[]>('dns_names', 'strings', []);
+  dnsNames.forEach((d, j) => {
+    if (!DNS_RE.test(d) || d.length > 253) report(`${pathOf('dns_names')}[${j}]`, `"${d}" is not a valid DNS name`);
+  });
+  const federatesWith = get<string[]>('federates_with', 'strings', []).map((td, j) => {
+    const name = td.startsWith('spiffe://') ? td.slice('spiffe://'.length) : td;
+    const problem = trustDomainProblem(name);
+    if (problem) report(`${pathOf('federates_with')}[${j}]`, `"${td}": ${problem}`);
+    else if (name === trustDomain) report(`${pathOf('federates_with')}[${j}]`, 'cannot federate with its own trust domain');
+    return name;
+  });
+  const givenId = get<string>('entry_id', 'string', '');
+  if (fields.has('entry_id') && !ENTRY_ID_RE.test(givenId)) report(pathOf('entry_id'), 'must be 1-255 printable ASCII characters without spaces');
+  const def: EntryDefinition = {
+    id: '',
+    spiffeId,
+    parentId,
+    selectors: selectors ?? [],
+    x509SvidTtl: fields.has('x509_svid_ttl') ? x509Ttl : legacyTtl,
+    jwtSvidTtl: get('jwt_svid_ttl', 'ttl', 0),
+    dnsNames,
+    hint: get('hint', 'string', ''),
+    federatesWith,
+    admin: get('admin', 'bool', false),
+    downstream: get('downstream', 'bool', false),
+    jwtSvidIncludeJti: get('jwt_svid_include_jti', 'bool', false),
+    entryExpiry: get('entry_expiry', 'int64', 0),
+  };
+  for (const k of ['store_svid', 'revision_number', 'created_at']) if (fields.has(k)) get(k, 'ignored', undefined);
+  if (count > 0) return undefined;
+  def.id = givenId !== '' ? givenId : deriveEntryId(def);
+  return def;
+}
+
+function checkKind(v: unknown, kind: Kind, path: string, report: (path: string, message: string) => void): unknown {
+  switch (kind) {
+    case 'ignored':
+      return undefined;
+    case 'spiffe_id': {
+      if (typeof v !== 'string') return void report(path, 'must be a string');
+      const problem = spiffeIdProblem(v);
+      if (problem) return void report(path, `"${v}" is not a valid SPIFFE ID: ${problem}`);
+      return v;
+    }
+    case 'string':
+      return typeof v === 'string' ? v : void report(path, 'must be a string');
+    case 'bool':
+      return typeof v === 'boolean' ? v : void report(path, 'must be true or false');
+    case 'ttl':
+    case 'int64':
+      if (typeof v !== 'number' || !Number.isInteger(v)) return void report(path, 'must be an integer (seconds)');
+      if (v < 0) return void report(path, 'must not be negative');
+      if (kind === 'ttl' && v > MAX_TTL) return void report(path, `must be at most ${MAX_TTL}`);
+      return v;
+    case 'strings':
+      if (!Array.isArray(v)) return void report(path, 'must be an array of strings');
+      if (!v.every((s, j) => (typeof s === 'string' && s !== '') || void report(`${path}[${j}]`, 'must be a non-empty string'))) return undefined;
+      return v as string[];
+    case 'selectors':
+      return checkSelectors(v, path, report);
+  }
+}
+
+function checkSelectors(v: unknown, path: string, report: (path: string, message: string) => void): Selector[] | undefined {
+  if (!Array.isArray(v)) return void report(path, 'must be an array of {"type","value"} objects');
+  if (v.length === 0) return void report(path, 'must have at least one selector');
+  const out: Selector[] = [];
+  let ok = true;
+  v.forEach((s, j) => {
+    const p = `${path}[${j}]`;
+    if (!isObject(s)) {
+      ok = false;
+      return report(p, 'must be an object {"type","value"}');
+    }
+    for (const k of Object.keys(s)) {
+      if (k !== 'type' && k !== 'value') {
+        ok = false;
+        report(`${p}.${k}`, 'unknown key (expected "type" and "value")');
+      }
+    }
+    const type = s['type'];
+    const value = s['value'];
+    if (typeof type !== 'string' || type === '') {
+      ok = false;
+      report(`${p}.type`, type === undefined ? 'is required' : 'must be a non-empty string');
+    } else if (type.includes(':')) {
+      ok = false;
+      report(`${p}.type`, `"${type}" must not contain ":" (write {"type":"unix","value":"uid:1000"})`);
+    }
+    if (typeof value !== 'string' || value === '') {
+      ok = false;
+      report(`${p}.value`, value === undefined ? 'is required' : 'must be a non-empty string');
+    }
+    if (typeof type === 'string' && typeof value === 'string') out.push({ type, value });
+  });
+  return ok ? out : undefined;
+}
+
+/**
+ * A UUID-shaped id from what identifies an entry for SPIRE (spiffe_id, parent_id and
+ * the selector set), so an entry keeps its id across reloads and restarts.
+ */
+export function deriveEntryId(e: { spiffeId: string; parentId: string; selectors: readonly Selector[] }): string {
+  const sel = e.selectors.map((s) => `${s.type}:${s.value}`).sort();
+  const h = createHash('sha256').update(JSON.stringify([e.spiffeId, e.parentId, sel])).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import type { Clock } from '../../clock.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { F } from '../../telemetry/names.js';
+import type { JWTAuthority, TrustBundle } from '../types.js';
+import { EmbeddedAuthorityError } from './errors.js';
+import { FileWatcher } from './file-watcher.js';
+import { SpiffeBundle, TrustDomain, X509Bundle } from '../../svid/index.js';
+import { trustDomainProblem } from './spiffe-id.js';
+
+/**
+ * Parse a federated trust domain's bundle file: SPIFFE bundle JSON, or PEM certificates
+ * (what `spire-server bundle show` prints in either format).
+ */
+export function parseBundleFile(trustDomain: string, file: string, text: string): TrustBundle {
+  try {
+    const td = TrustDomain.parse(trustDomain);
+    if (text.trimStart().startsWith('-----BEGIN')) {
+      const x509 = X509Bundle.fromPem(td, text);
+      if (x509.isEmpty()) throw new Error('no CERTIFICATE PEM block');
+      return { trustDomain, x509Authorities: x509.authorities(), jwtAuthorities: [], sequenceNumber: 0, refreshHintSeconds: 0 };
+    }
+    const b = SpiffeBundle.parse(td, text);
+    const jwtAuthorities: JWTAuthority[] = [...b.jwtBundle().keys()].map(([keyId, publicKey]) => ({ keyId, publicKey, expiresAt: 0 }));
+    return {
+      trustDomain,
+      x509Authorities: b.x509Bundle().authorities(),
+      jwtAuthorities,
+      sequenceNumber: b.sequenceNumber ?? 0,
+      refreshHintSeconds: b.refreshHintSeconds ?? 0,
+    };
+  } catch (err) {
+    throw new EmbeddedAuthorityError('federated_bundle', `federated-bundles: ${file} (trust domain "${trustDomain}"): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface FederatedBundlesOptions {
+  /** trust domain name -> file */
+  files: Readonly<Record<string, string>>;
+  ownTrustDomain: string;
+  clock: Clock;
+  log: Logger;
+  onChange: () => void;
+}
+
+/** Federated bundles from local files, re-read when a file changes; a broken file keeps the previous bundle. */
+export class FederatedBundles {
+  private bundles = new Map<string, TrustBundle>();
+  private readonly raw = new Map<string, string>();
+  private watcher: FileWatcher | undefined;
+  private closed = false;
+
+  constructor(private readonly o: FederatedBundlesOptions) {}
+
+  async start(): Promise<void> {
+    for (const td of Object.keys(this.o.files)) {
+      const problem = trustDomainProblem(td);
+      if (problem) throw new EmbeddedAuthorityError('federated_bundle', `federated-bundles: "${td}": ${problem}`);
+      if (td === this.o.ownTrustDomain) throw new EmbeddedAuthorityError('federated_bundle', `federated-bundles: "${td}" is this agent's own trust domain`);
+    }
+    const errors = await this.refresh();
+    if (errors.length > 0) throw errors[0];
+    const files = Object.values(this.o.files);
+    if (files.length > 0) {
+      this.watcher = new FileWatcher(files, () => void this.refresh(), { clock: this.o.clock });
+      await this.watcher.start();
+    }
+  }
+
+  get(): ReadonlyMap<string, TrustBundle> {
+    return this.bundles;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.watcher?.close();
+  }
+
+  /** Re-read every file; returns the problems (already logged). */
+  async refresh(): Promise<Error[]> {
+    const errors: Error[] = [];
+    const next = new Map(this.bundles);
+    let changed = false;
+    for (const [td, file] of Object.entries(this.o.files)) {
+      try {
+        const text = await readFile(file, 'utf8');
+        if (this.raw.get(td) === text) continue;
+        const parsed = parseBundleFile(td, file, text);
+        const prev = this.bundles.get(td);
+        // Bundles without spiffe_sequence (PEM) still need a number that moves on change.
+        const seq = Math.max(parsed.sequenceNumber, (prev?.sequenceNumber ?? 0) + 1);
+        next.set(td, { ...parsed, sequenceNumber: seq });
+        this.raw.set(td, text);
+        changed = true;
+      } catch (err) {
+        const e = err instanceof EmbeddedAuthorityError ? err : new EmbeddedAuthorityError('federated_bundle', `federated-bundles: ${file}: ${(err as Error).message}`, { cause: err });
+        this.o.log.error({ [F.trustDomain]: td, [F.path]: file, [F.error]: e.message }, 'Federated bundle cannot be loaded; keeping the previous one');
+        errors.push(e);
+      }
+    }
+    if (changed) {
+      this.bundles = next;
+      if (!this.closed) this.o.onChange();
+    }
+    return errors;
+  }
+}

@@ -1,0 +1,5 @@
+export { EmbeddedAuthority, type EmbeddedAuthorityOptions } from './embedded-authority.js';
+export { EmbeddedAuthorityError } from './errors.js';
+export { EntriesFileError, parseEntriesFile, deriveEntryId, type EntryDefinition, type EntriesFileProblem } from './entries-file.js';
+export type { ReloadResult } from './entries-source.js';
+export { parseBundleFile } from './federated-bundles.js';

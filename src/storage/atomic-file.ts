@@ -1,0 +1,61 @@
+import { open, rename, unlink, readFile, mkdir, chmod } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, basename, join } from 'node:path';
+
+/**
+ * Replace `path` with `data` so that a crash at any moment leaves either the old or the
+ * new content: write a temp file in the same directory (same filesystem, so rename is
+ * atomic), fsync it, rename over the target, then fsync the directory so the rename
+ * itself survives power loss.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  let renamed = false;
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      // The umask may have narrowed or (never) widened the mode; make it exact.
+      await fh.chmod(mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    renamed = true;
+    await fsyncDir(dir);
+  } finally {
+    if (!renamed) await unlink(tmp).catch(() => {});
+  }
+}
+
+/** The file's content, or undefined when it does not exist. Other errors propagate. */
+export async function readFileIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** mkdir -p with an exact mode on the leaf (mkdir's mode is subject to the umask). */
+export async function ensurePrivateDir(path: string, mode = 0o700): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+  await chmod(path, mode);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems refuse fsync on a directory; the rename already happened.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw err;
+  } finally {
+    await fh?.close();
+  }
+}
