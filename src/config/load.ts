@@ -21,6 +21,11 @@ export interface LoadOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Base for relative plugin_data_file paths; process.cwd() when absent. */
   readonly cwd?: string;
+  /**
+   * `agent` keys from command-line flags (snake_case, e.g. { trust_domain: "example.org" }), applied over
+   * the file before validation, as spire-agent merges flags first: a trust_domain given only by flag is valid.
+   */
+  readonly agentOverrides?: Readonly<Record<string, unknown>>;
 }
 
 export async function loadConfig(path: string, opts: LoadOptions): Promise<AgentConfig> {
@@ -54,9 +59,12 @@ export async function parseConfigText(text: string, file: string, opts: LoadOpti
     return obj ? new ObjectReader(obj, key, problems) : undefined;
   };
 
-  const agentReader = section('agent');
-  if (!agentReader) {
-    if (!top.has('agent')) problems.add('agent', 'agent section must be configured');
+  let agentReader = section('agent');
+  const overrides = Object.entries(opts.agentOverrides ?? {}).filter(([, v]) => v !== undefined);
+  if (overrides.length > 0) {
+    agentReader = new ObjectReader({ ...(agentReader?.obj ?? {}), ...Object.fromEntries(overrides) }, 'agent', problems);
+  } else if (!agentReader && !top.has('agent')) {
+    problems.add('agent', 'agent section must be configured');
   }
   const agent = readAgentSection(agentReader ?? new ObjectReader({}, 'agent', new ProblemList(file)));
   const embeddedAuthority = readEmbeddedAuthority(section('embedded_authority'));
