@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import type { Authority, AuthoritySnapshot, RegistrationEntry, SignedJWTSVID, SignedX509SVID } from '../../../src/authority/types.js';
+import { CacheManager } from '../../../src/cache/manager.js';
+import { parseSelector } from '../../../src/cache/selectors.js';
+import { nullLogger } from '../../../src/telemetry/logger.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+function entry(id: string, selectors: string[], extra: Partial<RegistrationEntry> = {}): RegistrationEntry {
+  return {
+    id,
+    spiffeId: `spiffe://example.org/${id}`,
+    parentId: 'spiffe://example.org/spire/agent/local',
+    selectors: selectors.map(parseSelector),
+    x509SvidTtl: 0,
+    jwtSvidTtl: 0,
+    dnsNames: [],
+    hint: '',
+    federatesWith: [],
+    admin: false,
+    downstream: false,
+    createdAt: 0,
+    revisionNumber: 0,
+    jwtSvidIncludeJti: false,
+    ...extra,
+  };
+}
+
+/** An in-memory Authority: the cache manager's only dependency, so this double is all the unit needs. */
+class MemoryAuthority implements Authority {
+  snap: AuthoritySnapshot;
+  private listeners = new Set<(s: AuthoritySnapshot) => void>();
+  x509Signed = 0;
+  jwtSigned = 0;
+
+  constructor(
+    private readonly clock: FakeClock,
+    entries: RegistrationEntry[],
+    private readonly ttlMs = 60_000,
+  ) {
+    this.snap = {
+      bundle: { trustDomain: 'example.org', x509Authorities: [new Uint8Array([1])], jwtAuthorities: [], sequenceNumber: 1, refreshHintSeconds: 0 },
+      federatedBundles: new Map(),
+      entries,
+    };
+  }
+  async start(): Promise<void> {}
+  async close(): Promise<void> {}
+  snapshot(): AuthoritySnapshot {
+    return this.snap;
+  }
+  onChange(l: (s: AuthoritySnapshot) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+  setEntries(entries: RegistrationEntry[]): void {
+    this.snap = { ...this.snap, entries };
+    for (const l of this.listeners) l(this.snap);
+  }
+  async signX509SVID(_e: RegistrationEntry, csr: Uint8Array): Promise<SignedX509SVID> {
+    expect(csr.length).toBeGreaterThan(50);
+    this.x509Signed++;
+    const now = this.clock.now();
+    return { chain: [new Uint8Array([this.x509Signed])], serial: `s${this.x509Signed}`, notBefore: now, notAfter: now + this.ttlMs };
+  }
+  async signJWTSVID(e: RegistrationEntry, aud: readonly string[]): Promise<SignedJWTSVID> {
+    this.jwtSigned++;
+    const now = this.clock.now();
+    return { token: `${e.spiffeId}|${aud.join(',')}|${this.jwtSigned}`, issuedAt: now, expiresAt: now + 300_000 };
+  }
+}
+
+function setup(entries: RegistrationEntry[], opts: { x509Max?: number; jwtMax?: number } = {}) {
+  const clock = new FakeClock();
+  const authority = new MemoryAuthority(clock, entries);
+  const cache = new CacheManager({
+    authority,
+    keyType: 'ec-p256',
+    x509CacheMaxSize: opts.x509Max ?? 1000,
+    jwtCacheMaxSize: opts.jwtMax ?? 1000,
+    availabilityTargetMs: 0,
+    clock,
+    log: nullLogger,
+  });
+  cache.start();
+  return { clock, authority, cache };
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 50));
+
+describe('cache manager', () => {
+  it('signs an SVID on first use and serves the cached one until its rotation time', async () => {
+    const { cache, authority } = setup([entry('a', ['unix:uid:1'])]);
+    const sub = cache.subscribe([parseSelector('unix:uid:1')], () => {});
+    const v1 = await sub.view();
+    const v2 = await sub.view();
+    expect(v1.identities.map((i) => i.serial)).toEqual(['s1']);
+    expect(v2.identities[0]!.serial).toBe('s1');
+    expect(authority.x509Signed).toBe(1);
+    expect(v1.identities[0]!.keyPkcs8.length).toBeGreaterThan(100);
+  });
+
+  it('rotates a subscribed SVID at half-life and tells the subscriber', async () => {
+    const { cache, clock } = setup([entry('a', ['unix:uid:1'])]);
+    let changes = 0;
+    const sub = cache.subscribe([parseSelector('unix:uid:1')], () => changes++);
+    await sub.view();
+    clock.advance(29_999);
+    await flush();
+    expect(changes).toBe(0);
+    clock.advance(1);
+    await flush();
+    expect(changes).toBe(1);
+    expect((await sub.view()).identities[0]!.serial).toBe('s2');
+  });
+
+  it('withdraws an identity when its entry is removed, and signs anew when an entry changes', async () => {
+    const { cache, authority } = setup([entry('a', ['unix:uid:1']), entry('b', ['unix:uid:1'])]);
+    let changes = 0;
+    const sub = cache.subscribe([parseSelector('unix:uid:1')], () => changes++);
+    expect((await sub.view()).identities.map((i) => i.entry.id)).toEqual(['a', 'b']);
+    authority.setEntries([entry('a', ['unix:uid:1'], { revisionNumber: 1, dnsNames: ['x'] })]);
+    expect(changes).toBe(1);
+    const v = await sub.view();
+    expect(v.identities.map((i) => i.entry.id)).toEqual(['a']);
+    expect(v.identities[0]!.serial).toBe('s3');
+  });
+
+  it('evicts unused SVIDs beyond x509_svid_cache_max_size but never one a subscriber uses', async () => {
+    const entries = ['a', 'b', 'c'].map((id, i) => entry(id, [`unix:uid:${i}`]));
+    const { cache } = setup(entries, { x509Max: 1 });
+    const sub = cache.subscribe([parseSelector('unix:uid:0')], () => {});
+    await sub.view();
+    await cache.x509For([parseSelector('unix:uid:1')]);
+    await cache.x509For([parseSelector('unix:uid:2')]);
+    expect(cache.cachedX509Count).toBe(1);
+    expect((await sub.view()).identities[0]!.serial).toBe('s1');
+  });
+
+  it('reuses a JWT-SVID per (SPIFFE ID, audience set) until half-life, whatever the audience order', async () => {
+    const e = entry('a', ['unix:uid:1']);
+    const { cache, clock, authority } = setup([e]);
+    const t1 = await cache.jwtFor(e, ['x', 'y']);
+    expect((await cache.jwtFor(e, ['y', 'x'])).token).toBe(t1.token);
+    clock.advance(150_000);
+    expect((await cache.jwtFor(e, ['x', 'y'])).token).not.toBe(t1.token);
+    expect(authority.jwtSigned).toBe(2);
+  });
+
+  it('mints a fresh JWT-SVID every time for entries that ask for a jti', async () => {
+    const e = entry('a', ['unix:uid:1'], { jwtSvidIncludeJti: true });
+    const { cache } = setup([e]);
+    expect((await cache.jwtFor(e, ['x'])).token).not.toBe((await cache.jwtFor(e, ['x'])).token);
+  });
+
+  it('bounds the JWT cache by jwt_svid_cache_max_size', async () => {
+    const e = entry('a', ['unix:uid:1']);
+    const { cache, authority } = setup([e], { jwtMax: 1 });
+    await cache.jwtFor(e, ['x']);
+    await cache.jwtFor(e, ['y']);
+    await cache.jwtFor(e, ['x']);
+    expect(authority.jwtSigned).toBe(3);
+  });
+});
