@@ -22,6 +22,8 @@ export class UdsListener {
   private readonly callers = new Map<string, Caller>();
   private readonly sockets = new Set<Socket>();
   private nextId = 1;
+  /** Inode of the socket file we bound, so shutdown never deletes a successor's socket. */
+  private boundIno: number | undefined;
 
   constructor(
     private readonly path: string,
@@ -55,6 +57,7 @@ export class UdsListener {
       });
     });
     await chmod(this.path, this.mode);
+    this.boundIno = (await stat(this.path)).ino;
   }
 
   private async accept(socket: Socket): Promise<void> {
@@ -93,7 +96,8 @@ export class UdsListener {
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.sockets) s.destroy();
     this.injector?.destroy();
-    await rm(this.path, { force: true });
+    const ino = await stat(this.path).then((st) => st.ino, () => undefined);
+    if (ino !== undefined && ino === this.boundIno) await rm(this.path, { force: true });
   }
 }
 

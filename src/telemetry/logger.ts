@@ -42,7 +42,7 @@ function textStream(out: NodeJS.WritableStream): DestinationStream {
         out.write(line);
         return;
       }
-      const { time, level, msg, pid: _pid, hostname: _h, ...rest } = rec;
+      const { time, level, msg, ...rest } = rec;
       const parts = [
         `time="${new Date(Number(time)).toISOString()}"`,
         `level=${(LEVEL_NAMES[Number(level)] ?? String(level)).toLowerCase()}`,
