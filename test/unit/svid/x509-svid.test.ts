@@ -187,4 +187,13 @@ describe('verifyX509SVID', () => {
     const poisoned = new BundleSet([new X509Bundle(ca.trustDomain, [svid.chain[0] as Uint8Array])]);
     await expectX509Error(verifyX509SVID(svid.chain, poisoned), 'unverifiable');
   });
+
+  it.each([
+    { name: 'cA=false', opts: { isCA: false } },
+    { name: 'no keyCertSign', opts: { keyUsages: KU.cRLSign } },
+  ])('refuses a bundle authority with $name as the signer of a chain', async ({ opts }) => {
+    const notCA = await TestCA.create('example.org', opts);
+    const svid = await notCA.createX509SVID(ID);
+    await expectX509Error(verifyX509SVID(svid.chain, new BundleSet([notCA.bundle()])), 'root_not_ca');
+  });
 });
