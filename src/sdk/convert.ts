@@ -119,16 +119,16 @@ export function toJWTSVIDs(resp: RawJWTSVIDResponse, audience: readonly string[]
 export function valueToJSON(v: RawValue | undefined): unknown {
   if (!v) return null;
   switch (v.kind) {
-    case 'number_value':
-      return v.number_value;
-    case 'string_value':
-      return v.string_value;
-    case 'bool_value':
-      return v.bool_value;
-    case 'struct_value':
-      return structToJSON(v.struct_value);
-    case 'list_value':
-      return (v.list_value?.values ?? []).map(valueToJSON);
+    case 'numberValue':
+      return v.numberValue;
+    case 'stringValue':
+      return v.stringValue;
+    case 'boolValue':
+      return v.boolValue;
+    case 'structValue':
+      return structToJSON(v.structValue);
+    case 'listValue':
+      return (v.listValue?.values ?? []).map(valueToJSON);
     default:
       return null;
   }

@@ -37,18 +37,21 @@ export interface RawJWTSVIDResponse {
 export interface RawJWTBundlesResponse {
   bundles: Record<string, Buffer>;
 }
-/** google.protobuf.Struct as proto-loader decodes it. */
+/**
+ * google.protobuf.Struct as proto-loader decodes it. protobufjs serves struct.proto from
+ * its bundled JSON descriptors, so keepCase does not apply: Value fields are camelCase.
+ */
 export interface RawStruct {
   fields: Record<string, RawValue>;
 }
 export interface RawValue {
   kind?: string;
-  null_value?: string;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: RawStruct;
-  list_value?: { values: RawValue[] };
+  nullValue?: string | number;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: RawStruct;
+  listValue?: { values: RawValue[] };
 }
 export interface RawValidateJWTSVIDResponse {
   spiffe_id: string;
