@@ -1,0 +1,230 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseConfigText } from '../../../src/config/load.js';
+
+const MIN = 'agent {\n  trust_domain = "example.org"\n}\n';
+
+describe('defaults', () => {
+  it('fills every default spire-agent and the brief define when only trust_domain is set', async () => {
+    const c = await parseConfigText(MIN, '/etc/agent.conf', { expandEnv: false });
+    expect(c.agent).toMatchObject({
+      trustDomain: 'example.org',
+      socketPath: '/tmp/spire-agent/public/api.sock',
+      dataDir: '.',
+      logLevel: 'info',
+      logFormat: 'text',
+      workloadX509SvidKeyType: 'ec-p256',
+      x509SvidCacheMaxSize: 1000,
+      jwtSvidCacheMaxSize: 1000,
+      syncIntervalMs: 5000,
+      useSyncAuthorizedEntries: true,
+      serverPort: 8081,
+      trustBundleFormat: 'pem',
+      rebootstrapMode: 'never',
+      rebootstrapDelayMs: 600_000,
+      reattestIntervalMs: 0,
+      availabilityTargetMs: 0,
+      serverAddress: undefined,
+      sdsDefaultSvidName: 'default',
+      sdsDefaultBundleName: 'ROOTCA',
+      sdsDefaultAllBundlesName: 'ALL',
+    });
+    expect(c.agent.logSelectors).toEqual([
+      'unix:uid', 'unix:gid', 'unix:user', 'unix:group', 'unix:path', 'unix:sha256',
+      'k8s:ns', 'k8s:sa', 'k8s:pod-name', 'systemd:id', 'docker:image_id',
+    ]);
+    expect(c.embeddedAuthority).toEqual({
+      entriesFile: undefined,
+      caKeyType: 'ec-p256',
+      caTtlMs: 86_400_000,
+      defaultX509SvidTtlMs: 3_600_000,
+      defaultJwtSvidTtlMs: 300_000,
+      jwtIssuer: undefined,
+      jwtKeyType: 'ec-p256',
+      caSubject: { country: ['US'], organization: ['SPIFFE'], commonName: '' },
+      federatedBundles: {},
+    });
+    expect(c.healthChecks).toEqual({ listenerEnabled: false, bindAddress: 'localhost', bindPort: 80, livePath: '/live', readyPath: '/ready' });
+    expect(c.plugins).toEqual([]);
+  });
+
+  it('returns a deeply frozen config', async () => {
+    const c = await parseConfigText(MIN, '/etc/agent.conf', { expandEnv: false });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.agent)).toBe(true);
+    expect(Object.isFrozen(c.agent.logSelectors)).toBe(true);
+    expect(Object.isFrozen(c.embeddedAuthority.caSubject)).toBe(true);
+  });
+
+  it.each(['DEBUG', 'debug', 'Debug'])('reads log_level %s case-insensitively', async (level) => {
+    const c = await parseConfigText(`agent {\n trust_domain = "example.org"\n log_level = "${level}"\n}\n`, 'a.conf', { expandEnv: false });
+    expect(c.agent.logLevel).toBe('debug');
+  });
+
+  it('reads sync_interval from experimental, where spire-agent puts it, and from agent', async () => {
+    const exp = await parseConfigText('agent {\n trust_domain = "example.org"\n experimental {\n sync_interval = "30s"\n }\n}\n', 'a.conf', { expandEnv: false });
+    expect(exp.agent.syncIntervalMs).toBe(30_000);
+    const top = await parseConfigText('agent {\n trust_domain = "example.org"\n sync_interval = "1m"\n}\n', 'a.conf', { expandEnv: false });
+    expect(top.agent.syncIntervalMs).toBe(60_000);
+  });
+
+  it('accepts a trust_domain written as a spiffe:// URI, as spire-agent does', async () => {
+    const c = await parseConfigText('agent {\n trust_domain = "spiffe://example.org"\n}\n', 'a.conf', { expandEnv: false });
+    expect(c.agent.trustDomain).toBe('example.org');
+  });
+
+  it('applies flag overrides before validation, so a trust domain from -trustDomain alone is enough', async () => {
+    const c = await parseConfigText('plugins {\n}\n', 'a.conf', { expandEnv: false, agentOverrides: { trust_domain: 'flag.org' } });
+    expect(c.agent.trustDomain).toBe('flag.org');
+  });
+});
+
+describe('spire-agent keys', () => {
+  it('accepts every key spire-agent documents for the agent block', async () => {
+    const text = `agent {
+  admin_socket_path = "/run/spire-agent/admin/admin.sock"
+  allow_unauthenticated_verifiers = true
+  allowed_foreign_jwt_claims = ["aud2"]
+  authorized_delegates = ["spiffe://example.org/delegate"]
+  availability_target = "24h"
+  data_dir = "/var/lib/spire-agent"
+  disable_sds_api = false
+  disable_workload_api = false
+  insecure_bootstrap = false
+  jwt_svid_cache_max_size = 10
+  join_token = "abc"
+  log_file = "/var/log/agent.log"
+  log_format = "json"
+  log_level = "WARN"
+  log_source_location = true
+  log_selectors = ["unix"]
+  profiling_enabled = false
+  profiling_freq = 0
+  profiling_names = ["heap"]
+  profiling_port = 6060
+  rebootstrap_mode = "auto"
+  rebootstrap_delay = "1m"
+  server_address = "spire-server"
+  server_port = 8443
+  socket_path = "/run/spire-agent/public/api.sock"
+  trust_bundle_format = "spiffe"
+  trust_bundle_url = "https://bundle.example.org/"
+  trust_domain = "example.org"
+  workload_x509_svid_key_type = "rsa-2048"
+  x509_svid_cache_max_size = 10
+  sds {
+    default_svid_name = "svid"
+    default_bundle_name = "bundle"
+    default_all_bundles_name = "all"
+    disable_spiffe_cert_validation = true
+  }
+  experimental {
+    sync_interval = "10s"
+    jwt_svid_cache_hit_timeout = "10s"
+    named_pipe_name = "\\\\spire-agent\\\\public\\\\api"
+    admin_named_pipe_name = "x"
+    use_sync_authorized_entries = false
+    require_pq_kem = false
+    feature_flags = []
+    ratelimit {
+      fetch_x509_svid = 10
+    }
+  }
+}
+telemetry {
+  Prometheus {
+    port = 9988
+  }
+}
+`;
+    const c = await parseConfigText(text, 'a.conf', { expandEnv: false });
+    expect(c.agent).toMatchObject({
+      logLevel: 'warn',
+      logFormat: 'json',
+      serverAddress: 'spire-server',
+      serverPort: 8443,
+      trustBundleFormat: 'spiffe',
+      rebootstrapMode: 'auto',
+      availabilityTargetMs: 86_400_000,
+      syncIntervalMs: 10_000,
+      useSyncAuthorizedEntries: false,
+      workloadX509SvidKeyType: 'rsa-2048',
+      sdsDefaultSvidName: 'svid',
+      sdsDisableSpiffeCertValidation: true,
+      authorizedDelegates: ['spiffe://example.org/delegate'],
+    });
+  });
+
+  it('keeps plugins in file order with enabled, data and path', async () => {
+    const text = `${MIN}plugins {
+  WorkloadAttestor "unix" {
+    plugin_data {
+      discover_workload_path = true
+    }
+  }
+  KeyManager "memory" {
+    plugin_data {}
+  }
+  NodeAttestor "join_token" {
+    plugin_data {}
+    enabled = false
+  }
+}
+`;
+    const c = await parseConfigText(text, 'a.conf', { expandEnv: false });
+    expect(c.plugins).toEqual([
+      { type: 'WorkloadAttestor', name: 'unix', enabled: true, data: { discover_workload_path: true }, dataFile: undefined, path: 'plugins.WorkloadAttestor.unix' },
+      { type: 'KeyManager', name: 'memory', enabled: true, data: {}, dataFile: undefined, path: 'plugins.KeyManager.memory' },
+      { type: 'NodeAttestor', name: 'join_token', enabled: false, data: {}, dataFile: undefined, path: 'plugins.NodeAttestor.join_token' },
+    ]);
+  });
+
+  it('accepts the HCL1 one-line and quoted-type plugin forms spire-agent configs use', async () => {
+    const text = `${MIN}plugins {
+  "NodeAttestor" "join_token" {
+    plugin_data {}
+  }
+  WorkloadAttestor "unix" { plugin_data { discover_workload_path = true } }
+}
+`;
+    const c = await parseConfigText(text, 'a.conf', { expandEnv: false });
+    expect(c.plugins.map((p) => [p.path, p.data])).toEqual([
+      ['plugins.NodeAttestor.join_token', {}],
+      ['plugins.WorkloadAttestor.unix', { discover_workload_path: true }],
+    ]);
+  });
+
+  it('does not treat an unknown plugin name as a config error', async () => {
+    const c = await parseConfigText(`${MIN}plugins {\n  WorkloadAttestor "nonesuch" {\n    plugin_data {}\n  }\n}\n`, 'a.conf', { expandEnv: false });
+    expect(c.plugins[0]?.name).toBe('nonesuch');
+  });
+
+  it('reads plugin_data_file as HCL, relative to the working directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
+    await writeFile(join(dir, 'unix.hcl'), 'discover_workload_path = true\nworkload_size_limit = 42\n');
+    const c = await parseConfigText(`${MIN}plugins {\n  WorkloadAttestor "unix" {\n    plugin_data_file = "unix.hcl"\n  }\n}\n`, 'a.conf', {
+      expandEnv: false,
+      cwd: dir,
+    });
+    expect(c.plugins[0]).toMatchObject({ data: { discover_workload_path: true, workload_size_limit: 42 }, dataFile: 'unix.hcl' });
+  });
+});
+
+describe('loadConfig', () => {
+  it('reads a file and records its absolute path as source', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
+    await writeFile(join(dir, 'agent.conf'), MIN);
+    const c = await loadConfig('agent.conf', { expandEnv: false, cwd: dir });
+    expect(c.source).toBe(join(dir, 'agent.conf'));
+  });
+
+  it('says where it looked when the file is missing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfg-'));
+    await expect(loadConfig('nope.conf', { expandEnv: false, cwd: dir })).rejects.toMatchObject({
+      code: 'config_not_found',
+      message: expect.stringContaining(`${join(dir, 'nope.conf')}: could not find config file: please use the -config flag`),
+    });
+  });
+});
