@@ -153,6 +153,16 @@ describe('every error kind names the file, the line and the dotted key', () => {
     expect(err.message).toContain(where);
   });
 
+  it('keeps syntax error lines true to the file after rewriting HCL1 one-line blocks', async () => {
+    const err = await failure('plugins {\n  KeyManager "memory" { plugin_data { a = 1 } }\n  WorkloadAttestor "unix" {\n    x = \n  }\n}\n');
+    expect(err.problems[0]).toMatchObject({ file: FILE, line: 4, message: expect.stringContaining('syntax error') });
+  });
+
+  it('reports a plugin declared twice', async () => {
+    const err = await failure(`${agent('')}plugins {\n  KeyManager "memory" {\n  }\n  KeyManager "memory" {\n  }\n}\n`);
+    expect(err.problems).toEqual([{ file: FILE, line: 6, key: 'plugins.KeyManager.memory', message: 'declared 2 times; declare it once' }]);
+  });
+
   it('reports a JSON syntax error with its line', async () => {
     const err = await failure('{\n  "agent": {\n    "trust_domain": "example.org",\n  }\n}\n', '/etc/agent.json');
     expect(err.code).toBe('config_syntax');
