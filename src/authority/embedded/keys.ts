@@ -113,14 +113,6 @@ export function fromPem(label: string, pem: string): Uint8Array<ArrayBuffer> {
   return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
 }
 
-/** Every PEM block with `label`, in order. */
-export function allPemBlocks(label: string, pem: string): Uint8Array<ArrayBuffer>[] {
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
-  const out: Uint8Array<ArrayBuffer>[] = [];
-  for (const m of pem.matchAll(re)) out.push(new Uint8Array(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64')));
-  return out;
-}
-
 /** Which KeyType a CryptoKey is (for keys loaded from disk whose type we must infer). */
 export function keyTypeOf(key: CryptoKey): KeyType {
   const alg = key.algorithm as EcKeyAlgorithm & RsaHashedKeyAlgorithm;
