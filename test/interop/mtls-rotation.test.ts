@@ -44,6 +44,9 @@ describe('go-spiffe mTLS across X.509-SVID rotation', () => {
       const c = await client.result;
       const s = await server.result;
       const detail = `client: ${explain(c, agent)}\n\nserver: ${explain(s, agent)}`;
+      const brief = (j: any) =>
+        j ? `ok=${j.handshakesOk} failed=${j.failures} peerSerials=${j.peerSerials?.length} sourceUpdates=${j.sourceUpdates}` : 'no JSON';
+      console.info(`mTLS over rotation: client ${brief(c.json)}; server ${brief(s.json)}`);
 
       expect(c.code, detail).toBe(0);
       expect(s.code, detail).toBe(0);
