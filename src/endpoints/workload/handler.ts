@@ -51,9 +51,9 @@ export class WorkloadHandler {
       ValidateJWTSVID: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
         void this.unary(call, cb, 'ValidateJWTSVID', (a) => this.validateJWTSVID(call.request as ValidateRequest, a)),
       FetchWITSVID: (call: grpc.ServerWritableStream<unknown, unknown>) =>
-        call.destroy(toServiceError(new StatusError(grpc.status.UNIMPLEMENTED, 'WIT-SVIDs are not supported by this agent')) as grpc.ServiceError),
+        call.emit('error', toServiceError(new StatusError(grpc.status.UNIMPLEMENTED, 'WIT-SVIDs are not supported by this agent'))),
       FetchWITBundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
-        call.destroy(toServiceError(new StatusError(grpc.status.UNIMPLEMENTED, 'WIT-SVIDs are not supported by this agent')) as grpc.ServiceError),
+        call.emit('error', toServiceError(new StatusError(grpc.status.UNIMPLEMENTED, 'WIT-SVIDs are not supported by this agent'))),
     };
   }
 
@@ -112,7 +112,7 @@ export class WorkloadHandler {
     try {
       a = await this.attest(call, method);
     } catch (err) {
-      call.destroy(toServiceError(err) as grpc.ServiceError);
+      call.emit('error', toServiceError(err));
       return;
     }
     let last = '';
@@ -141,7 +141,7 @@ export class WorkloadHandler {
     try {
       a = await this.attest(call, method);
     } catch (err) {
-      call.destroy(toServiceError(err) as grpc.ServiceError);
+      call.emit('error', toServiceError(err));
       return;
     }
     let last = '';
@@ -174,7 +174,7 @@ export class WorkloadHandler {
         if (done) return;
         done = true;
         sub.close();
-        if (err) call.destroy(toServiceError(err) as grpc.ServiceError);
+        if (err) call.emit('error', toServiceError(err));
         resolve();
       };
       const run = async (): Promise<void> => {

@@ -1,0 +1,186 @@
+/**
+ * Runs the real compiled daemon on a temporary directory and socket, and real
+ * client processes (our own CLI) under chosen uids, so tests see exactly what a
+ * workload would: identity comes from the kernel, not from anything the test passes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const AGENT_MAIN = join(REPO, 'dist/src/cli/main.js');
+export const TD = 'example.org';
+export const PARENT_ID = `spiffe://${TD}/spire/agent/local`;
+
+export interface EntryJson {
+  spiffe_id: string;
+  parent_id?: string;
+  selectors: { type: string; value: string }[];
+  [k: string]: unknown;
+}
+
+export function uidEntry(path: string, uid: number, extra: Record<string, unknown> = {}): EntryJson {
+  return { spiffe_id: `spiffe://${TD}${path}`, parent_id: PARENT_ID, selectors: [{ type: 'unix', value: `uid:${uid}` }], ...extra };
+}
+
+export interface AgentStartOptions {
+  entries: EntryJson[];
+  /** Extra lines inside agent { }. */
+  agent?: string;
+  /** Extra lines inside embedded_authority { }. */
+  embedded?: string;
+  unixPluginData?: string;
+  /** Reuse a directory (restart scenarios). */
+  dir?: string;
+}
+
+export class AgentProcess {
+  readonly logs: string[] = [];
+  private exited: Promise<void>;
+
+  private constructor(
+    readonly dir: string,
+    readonly socketPath: string,
+    readonly entriesPath: string,
+    readonly proc: ChildProcess,
+  ) {
+    const onData = (c: Buffer): void => {
+      for (const line of c.toString('utf8').split('\n')) if (line) this.logs.push(line);
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    this.exited = new Promise((r) => proc.once('exit', () => r()));
+  }
+
+  static async start(o: AgentStartOptions): Promise<AgentProcess> {
+    const dir = o.dir ?? (await mkdtemp('/tmp/spiffe-agent-it-'));
+    await chmod(dir, 0o755);
+    await mkdir(join(dir, 'data'), { recursive: true, mode: 0o700 });
+    const socketPath = join(dir, 'public', 'api.sock');
+    const entriesPath = join(dir, 'entries.json');
+    await writeFile(entriesPath, JSON.stringify({ entries: o.entries }, null, 2));
+    const conf = join(dir, 'agent.conf');
+    await writeFile(
+      conf,
+      `agent {
+  trust_domain = "${TD}"
+  data_dir = "${dir}/data"
+  socket_path = "${socketPath}"
+  log_level = "DEBUG"
+  ${o.agent ?? ''}
+}
+embedded_authority {
+  entries_file = "${entriesPath}"
+  ${o.embedded ?? ''}
+}
+plugins {
+  WorkloadAttestor "unix" {
+    plugin_data {
+      ${o.unixPluginData ?? ''}
+    }
+  }
+}
+`,
+    );
+    const proc = spawn(process.execPath, [AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const agent = new AgentProcess(dir, socketPath, entriesPath, proc);
+    await agent.waitReady(20_000);
+    return agent;
+  }
+
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+        throw new Error(`agent exited before it was ready:\n${this.logs.join('\n')}`);
+      }
+      if (this.logs.some((l) => l.includes('Starting Workload and SDS APIs')) && (await stat(this.socketPath).catch(() => undefined))?.isSocket()) return;
+      await sleep(50);
+    }
+    throw new Error(`agent not ready within ${timeoutMs} ms:\n${this.logs.join('\n')}`);
+  }
+
+  async writeEntries(entries: EntryJson[]): Promise<void> {
+    const tmp = `${this.entriesPath}.tmp`;
+    await writeFile(tmp, JSON.stringify({ entries }, null, 2));
+    await rename(tmp, this.entriesPath);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', opts: { keepDir?: boolean } = {}): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill(signal);
+      const t = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    if (!opts.keepDir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `spiffe-agent <args>` as a real process under the given ids. */
+export function cli(args: string[], ids: { uid?: number; gid?: number } = {}, timeoutMs = 15_000): Promise<CliResult> {
+  const child = spawnCli(args, ids);
+  return new Promise((resolveP) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      resolveP({ code, stdout, stderr });
+    });
+  });
+}
+
+export function spawnCli(args: string[], ids: { uid?: number; gid?: number } = {}): ChildProcess {
+  return spawn(process.execPath, [AGENT_MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    ...ids,
+  });
+}
+
+/** Lines of a long-running child's stdout, with a way to wait for a condition on them. */
+export class Output {
+  text = '';
+  private waiters: (() => void)[] = [];
+
+  constructor(child: ChildProcess, stream: 'stdout' | 'stderr' = 'stdout') {
+    child[stream]!.on('data', (c: Buffer) => {
+      this.text += c.toString();
+      for (const w of this.waiters.splice(0)) w();
+    });
+    child.once('exit', () => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  async until(pred: (text: string) => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred(this.text)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output so far:\n${this.text}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+}
+
+export function field(text: string, label: string): string[] {
+  return [...text.matchAll(new RegExp(`^${label}:\\s+(.+)$`, 'gm'))].map((m) => m[1]!.trim());
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
