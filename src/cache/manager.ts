@@ -187,6 +187,7 @@ export class CacheManager {
 
   private async signX509(entry: RegistrationEntry): Promise<X509Identity> {
     const { pkcs8, csrDer } = await generateKeyAndCsr(this.o.keyType);
+    const issuedAt = this.o.clock.now();
     let signed;
     try {
       signed = await this.o.authority.signX509SVID(entry, csrDer);
@@ -200,7 +201,9 @@ export class CacheManager {
       serial: signed.serial,
       notBefore: signed.notBefore,
       notAfter: signed.notAfter,
-      rotateAt: rotationTime(signed.notBefore, signed.notAfter, this.o.availabilityTargetMs),
+      // notBefore is backdated for clock skew; half-life counts from when we got the SVID,
+      // otherwise a short TTL would look "past half-life" at once and rotate in a loop.
+      rotateAt: rotationTime(Math.max(signed.notBefore, issuedAt), signed.notAfter, this.o.availabilityTargetMs),
     };
     if (this.closed) return identity;
     this.svids.delete(entry.id);

@@ -36,6 +36,7 @@ class MemoryAuthority implements Authority {
     private readonly clock: FakeClock,
     entries: RegistrationEntry[],
     private readonly ttlMs = 60_000,
+    private readonly backdateMs = 0,
   ) {
     this.snap = {
       bundle: { trustDomain: 'example.org', x509Authorities: [new Uint8Array([1])], jwtAuthorities: [], sequenceNumber: 1, refreshHintSeconds: 0 },
@@ -60,7 +61,7 @@ class MemoryAuthority implements Authority {
     expect(csr.length).toBeGreaterThan(50);
     this.x509Signed++;
     const now = this.clock.now();
-    return { chain: [new Uint8Array([this.x509Signed])], serial: `s${this.x509Signed}`, notBefore: now, notAfter: now + this.ttlMs };
+    return { chain: [new Uint8Array([this.x509Signed])], serial: `s${this.x509Signed}`, notBefore: now - this.backdateMs, notAfter: now + this.ttlMs };
   }
   async signJWTSVID(e: RegistrationEntry, aud: readonly string[]): Promise<SignedJWTSVID> {
     this.jwtSigned++;
@@ -69,9 +70,9 @@ class MemoryAuthority implements Authority {
   }
 }
 
-function setup(entries: RegistrationEntry[], opts: { x509Max?: number; jwtMax?: number } = {}) {
+function setup(entries: RegistrationEntry[], opts: { x509Max?: number; jwtMax?: number; ttlMs?: number; backdateMs?: number } = {}) {
   const clock = new FakeClock();
-  const authority = new MemoryAuthority(clock, entries);
+  const authority = new MemoryAuthority(clock, entries, opts.ttlMs, opts.backdateMs);
   const cache = new CacheManager({
     authority,
     keyType: 'ec-p256',
@@ -111,6 +112,17 @@ describe('cache manager', () => {
     await flush();
     expect(changes).toBe(1);
     expect((await sub.view()).identities[0]!.serial).toBe('s2');
+  });
+
+  it('counts half-life from issuance, so a backdated notBefore does not cause a rotation loop', async () => {
+    const { cache, authority, clock } = setup([entry('a', ['unix:uid:1'])], { ttlMs: 4_000, backdateMs: 10_000 });
+    const sub = cache.subscribe([parseSelector('unix:uid:1')], () => {});
+    await sub.view();
+    await sub.view();
+    expect(authority.x509Signed).toBe(1);
+    clock.advance(2_000);
+    await flush();
+    expect(authority.x509Signed).toBe(2);
   });
 
   it('withdraws an identity when its entry is removed, and signs anew when an entry changes', async () => {
