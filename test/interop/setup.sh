@@ -59,7 +59,7 @@ ensure_users() {
 
 # The test uids execute the venv's interpreter, so the base Python must be reachable by them.
 runnable_by_test_uid() {
-  if [ "$(id -u)" = 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
     setpriv --reuid=1001 --regid=1001 --clear-groups -- "$1" -c 'import sys' >/dev/null 2>&1
   else
     "$1" -c 'import sys' >/dev/null 2>&1
