@@ -6,7 +6,7 @@ import type { KeyType } from '../../config/types.js';
 import { ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../../storage/atomic-file.js';
 import { fromParts, type CAGeneration } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';
-import { crypto, exportPrivateKeyPem, importKeyPairPem, isKeyType, publicJwk, type CryptoKeyPair } from './keys.js';
+import { crypto, exportPrivateKeyPem, importKeyPairPem, isKeyType, publicJwk, type CryptoKeyPair } from '../../crypto/keys.js';
 
 /**
  * On-disk layout of <data_dir>/embedded-ca/ (directory 0700, files 0600):

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes } from 'node:crypto';
 import type { KeyType } from '../../config/types.js';
-import { crypto, generateKeyPair, publicJwk, signingAlgorithm, type CryptoKeyPair, type JsonWebKey } from './keys.js';
+import { crypto, generateKeyPair, publicJwk, signingAlgorithm, type CryptoKeyPair, type JsonWebKey } from '../../crypto/keys.js';
 
 /** SPIRE backdates certificates by this much to tolerate small clock skew between peers. */
 export const BACKDATE_MS = 10_000;

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { RegistrationEntry, SignedJWTSVID } from '../types.js';
 import type { JWTKey } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';
-import { jwsAlgorithm } from './keys.js';
+import { jwsAlgorithm } from '../../crypto/keys.js';
 
 export interface IssueJWTOptions {
   key: JWTKey;

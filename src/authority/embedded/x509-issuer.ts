@@ -3,7 +3,7 @@ import * as x509 from '@peculiar/x509';
 import type { RegistrationEntry, SignedX509SVID } from '../types.js';
 import { BACKDATE_MS, randomSerialHex, type CAGeneration } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';
-import { crypto, signingAlgorithm } from './keys.js';
+import { crypto, signingAlgorithm } from '../../crypto/keys.js';
 
 export interface IssueX509Options {
   ca: CAGeneration;

@@ -97,6 +97,16 @@ export class WorkloadHandler {
     return new StatusError(grpc.status.PERMISSION_DENIED, 'no identity issued');
   }
 
+  /** Attests a stream's caller, or ends the stream with the mapped status and returns undefined. */
+  private async attestStream(call: grpc.ServerWritableStream<unknown, unknown>, method: string): Promise<Attested | undefined> {
+    try {
+      return await this.attest(call, method);
+    } catch (err) {
+      call.emit('error', toServiceError(err));
+      return undefined;
+    }
+  }
+
   private async unary<T>(call: AnyCall, cb: grpc.sendUnaryData<unknown>, method: string, fn: (a: Attested) => Promise<T>): Promise<void> {
     try {
       const a = await this.attest(call, method);
@@ -108,13 +118,8 @@ export class WorkloadHandler {
 
   private async fetchX509SVID(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
     const method = 'FetchX509SVID';
-    let a: Attested;
-    try {
-      a = await this.attest(call, method);
-    } catch (err) {
-      call.emit('error', toServiceError(err));
-      return;
-    }
+    const a = await this.attestStream(call, method);
+    if (!a) return;
     let last = '';
     await this.stream(call, a, async (sub) => {
       const view: WorkloadView = await sub.view();
@@ -137,13 +142,8 @@ export class WorkloadHandler {
 
   private async fetchBundles(call: grpc.ServerWritableStream<unknown, unknown>, kind: 'x509' | 'jwt'): Promise<void> {
     const method = kind === 'x509' ? 'FetchX509Bundles' : 'FetchJWTBundles';
-    let a: Attested;
-    try {
-      a = await this.attest(call, method);
-    } catch (err) {
-      call.emit('error', toServiceError(err));
-      return;
-    }
+    const a = await this.attestStream(call, method);
+    if (!a) return;
     let last = '';
     let granted = false;
     await this.stream(call, a, async (sub) => {

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { parseBundleFile } from '../../../src/authority/embedded/index.js';
 import { createGeneration } from '../../../src/authority/embedded/ca.js';
-import { toPem } from '../../../src/authority/embedded/keys.js';
+import { toPem } from '../../../src/crypto/keys.js';
 import { HOUR } from './helpers.js';
 
 const subject = { country: ['US'], organization: ['SPIFFE'], commonName: '' };

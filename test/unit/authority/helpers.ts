@@ -7,6 +7,7 @@ import { webcrypto } from 'node:crypto';
 import type { EmbeddedAuthorityConfig } from '../../../src/config/types.js';
 import type { RegistrationEntry } from '../../../src/authority/types.js';
 import type { Logger } from '../../../src/telemetry/logger.js';
+import { makeEntry } from '../../helpers/entries.js';
 
 export const crypto = webcrypto as unknown as Crypto;
 export const HOUR = 3_600_000;
@@ -26,24 +27,9 @@ export function config(over: Partial<EmbeddedAuthorityConfig> = {}): EmbeddedAut
   };
 }
 
+/** The authority tests' default entry: e1 → spiffe://example.org/web for unix:uid:1000. */
 export function entry(over: Partial<RegistrationEntry> = {}): RegistrationEntry {
-  return {
-    id: 'e1',
-    spiffeId: 'spiffe://example.org/web',
-    parentId: 'spiffe://example.org/spire/agent/x',
-    selectors: [{ type: 'unix', value: 'uid:1000' }],
-    x509SvidTtl: 0,
-    jwtSvidTtl: 0,
-    dnsNames: [],
-    hint: '',
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    createdAt: 0,
-    revisionNumber: 0,
-    jwtSvidIncludeJti: false,
-    ...over,
-  };
+  return makeEntry('e1', ['unix:uid:1000'], { spiffeId: 'spiffe://example.org/web', parentId: 'spiffe://example.org/spire/agent/x', ...over });
 }
 
 export async function tempDir(): Promise<{ path: string; remove: () => Promise<void> }> {

@@ -2,28 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { Authority, AuthoritySnapshot, RegistrationEntry, SignedJWTSVID, SignedX509SVID } from '../../../src/authority/types.js';
 import { CacheManager } from '../../../src/cache/manager.js';
 import { parseSelector } from '../../../src/cache/selectors.js';
+import { makeEntry } from '../../helpers/entries.js';
 import { nullLogger } from '../../../src/telemetry/logger.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
-function entry(id: string, selectors: string[], extra: Partial<RegistrationEntry> = {}): RegistrationEntry {
-  return {
-    id,
-    spiffeId: `spiffe://example.org/${id}`,
-    parentId: 'spiffe://example.org/spire/agent/local',
-    selectors: selectors.map(parseSelector),
-    x509SvidTtl: 0,
-    jwtSvidTtl: 0,
-    dnsNames: [],
-    hint: '',
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    createdAt: 0,
-    revisionNumber: 0,
-    jwtSvidIncludeJti: false,
-    ...extra,
-  };
-}
+const entry = makeEntry;
 
 /** An in-memory Authority: the cache manager's only dependency, so this double is all the unit needs. */
 class MemoryAuthority implements Authority {

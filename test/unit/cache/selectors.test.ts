@@ -1,26 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { RegistrationEntry, Selector } from '../../../src/authority/types.js';
 import { EntryIndex, dedupeHints, parseSelector } from '../../../src/cache/selectors.js';
+import { makeEntry } from '../../helpers/entries.js';
 
-function entry(id: string, selectors: string[], extra: Partial<RegistrationEntry> = {}): RegistrationEntry {
-  return {
-    id,
-    spiffeId: `spiffe://example.org/${id}`,
-    parentId: 'spiffe://example.org/spire/agent/local',
-    selectors: selectors.map(parseSelector),
-    x509SvidTtl: 0,
-    jwtSvidTtl: 0,
-    dnsNames: [],
-    hint: '',
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    createdAt: 0,
-    revisionNumber: 0,
-    jwtSvidIncludeJti: false,
-    ...extra,
-  };
-}
+const entry = makeEntry;
 
 const sel = (...s: string[]): Selector[] => s.map(parseSelector);
 

@@ -13,7 +13,7 @@ type EcKeyImportParams = webcrypto.EcKeyImportParams;
 type RsaHashedImportParams = webcrypto.RsaHashedImportParams;
 type EcKeyAlgorithm = webcrypto.EcKeyAlgorithm;
 type RsaHashedKeyAlgorithm = webcrypto.RsaHashedKeyAlgorithm;
-import type { KeyType } from '../../config/types.js';
+import type { KeyType } from '../config/types.js';
 
 /** WebCrypto, passed explicitly to @peculiar/x509 so nothing global is configured. */
 export const crypto = webcrypto as unknown as Crypto;
