@@ -44,7 +44,7 @@ export class Agent {
     const a = config.agent;
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
-    const attestors = createWorkloadAttestors(config.plugins, { proc, log });
+    const attestors = createWorkloadAttestors(config.plugins, { proc, log, configFile: config.source });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }

@@ -9,12 +9,14 @@ import { UnixAttestor, parseUnixConfig } from './unix/index.js';
 export interface WorkloadAttestorDeps {
   readonly proc: ProcReader;
   readonly log: Logger;
+  /** The config file, so plugin_data problems name it. */
+  readonly configFile?: string;
 }
 
 type Factory = (plugin: PluginConfig, deps: WorkloadAttestorDeps) => WorkloadAttestor;
 
 const BUILT_IN: Readonly<Record<string, Factory>> = {
-  unix: (plugin, deps) => new UnixAttestor(parseUnixConfig(plugin), deps.proc),
+  unix: (plugin, deps) => new UnixAttestor(parseUnixConfig(plugin, deps.configFile), deps.proc),
 };
 
 export function createWorkloadAttestors(plugins: readonly PluginConfig[], deps: WorkloadAttestorDeps): WorkloadAttestor[] {

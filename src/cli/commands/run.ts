@@ -2,7 +2,7 @@
 import { Agent } from '../../agent/agent.js';
 import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
-import type { AgentConfig, AgentSection, LogLevel } from '../../config/types.js';
+import type { AgentConfig } from '../../config/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { createLogger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
@@ -25,40 +25,40 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'trustDomain', kind: 'string', usage: 'The trust domain that this agent belongs to' },
 ];
 
-const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
+/** Flag name → agent.conf key. Flags are merged over the file before validation, as spire-agent does. */
+const FLAG_KEYS: Readonly<Record<string, string>> = {
+  dataDir: 'data_dir',
+  socketPath: 'socket_path',
+  trustDomain: 'trust_domain',
+  serverAddress: 'server_address',
+  serverPort: 'server_port',
+  joinToken: 'join_token',
+  trustBundle: 'trust_bundle_path',
+  trustBundleUrl: 'trust_bundle_url',
+  logFile: 'log_file',
+  logFormat: 'log_format',
+  logLevel: 'log_level',
+};
 
-/** Flags win over the file, as with spire-agent. */
-export function applyRunFlags(config: AgentConfig, v: Record<string, unknown>): AgentConfig {
-  const agent: { -readonly [K in keyof AgentSection]: AgentSection[K] } = { ...config.agent };
-  const str = (k: string): string | undefined => (typeof v[k] === 'string' && v[k] !== '' ? (v[k] as string) : undefined);
-  if (str('dataDir')) agent.dataDir = str('dataDir')!;
-  if (str('socketPath')) agent.socketPath = str('socketPath')!;
-  if (str('trustDomain')) agent.trustDomain = str('trustDomain')!;
-  if (str('serverAddress')) agent.serverAddress = str('serverAddress');
-  if (typeof v.serverPort === 'number') agent.serverPort = v.serverPort;
-  if (str('joinToken')) agent.joinToken = str('joinToken');
-  if (str('trustBundle')) agent.trustBundlePath = str('trustBundle');
-  if (str('trustBundleUrl')) agent.trustBundleUrl = str('trustBundleUrl');
-  if (str('logFile')) agent.logFile = str('logFile');
-  if (v.allowUnauthenticatedVerifiers === true) agent.allowUnauthenticatedVerifiers = true;
-  const level = str('logLevel')?.toLowerCase();
-  if (level) {
-    if (!LEVELS.includes(level as LogLevel)) throw new UsageError(`invalid -logLevel "${v.logLevel}": expected one of debug, info, warn, error`);
-    agent.logLevel = level as LogLevel;
+export function runFlagOverrides(v: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const val = v[flag];
+    if (val !== undefined && val !== '') out[key] = val;
   }
-  const format = str('logFormat')?.toLowerCase();
-  if (format) {
-    if (format !== 'text' && format !== 'json') throw new UsageError(`invalid -logFormat "${v.logFormat}": expected text or json`);
-    agent.logFormat = format;
-  }
-  return Object.freeze({ ...config, agent: Object.freeze(agent) });
+  if (v.allowUnauthenticatedVerifiers === true) out.allow_unauthenticated_verifiers = true;
+  return out;
 }
 
 export const run: Command = async (args: string[], io: CliIO) => {
   let config: AgentConfig;
   try {
     const { values } = parseFlags(args, FLAGS);
-    config = applyRunFlags(await loadConfig(values.config as string, { expandEnv: values.expandEnv === true, env: io.env }), values);
+    config = await loadConfig(values.config as string, {
+      expandEnv: values.expandEnv === true,
+      env: io.env,
+      agentOverrides: runFlagOverrides(values),
+    });
   } catch (err) {
     io.stderr.write(`${(err as Error).message}\n`);
     if (err instanceof UsageError) io.stderr.write(formatUsage('run', FLAGS));

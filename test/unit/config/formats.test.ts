@@ -112,16 +112,16 @@ describe('-expandEnv', () => {
 });
 
 describe('sample configuration files', () => {
-  it.each(['conf/agent.conf', 'conf/agent.json', 'systemd/agent.conf'])('%s is valid', async (file) => {
+  it.each(['conf/agent/agent.conf', 'conf/agent/agent.json', 'systemd/agent.conf'])('%s is valid', async (file) => {
     const text = await readFile(file, 'utf8');
     const c = await parseConfigText(text, file, { expandEnv: true, env: {} });
     expect(c.agent.trustDomain).toBe('example.org');
     expect(c.plugins.some((p) => p.type === 'WorkloadAttestor' && p.name === 'unix')).toBe(true);
   });
 
-  it('conf/agent.conf and conf/agent.json say the same thing', async () => {
-    const hcl = await parseConfigText(await readFile('conf/agent.conf', 'utf8'), 'agent.conf', { expandEnv: false });
-    const json = await parseConfigText(await readFile('conf/agent.json', 'utf8'), 'agent.json', { expandEnv: false });
+  it('conf/agent/agent.conf and conf/agent/agent.json say the same thing', async () => {
+    const hcl = await parseConfigText(await readFile('conf/agent/agent.conf', 'utf8'), 'agent.conf', { expandEnv: false });
+    const json = await parseConfigText(await readFile('conf/agent/agent.json', 'utf8'), 'agent.json', { expandEnv: false });
     expect(strip(json)).toEqual(strip(hcl));
   });
 

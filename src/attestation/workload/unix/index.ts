@@ -19,8 +19,8 @@ export interface UnixAttestorConfig {
 
 export class UnixAttestorError extends SpiffeAgentError {}
 
-export function parseUnixConfig(plugin: PluginConfig): UnixAttestorConfig {
-  const r = new PluginDataReader(plugin);
+export function parseUnixConfig(plugin: PluginConfig, file?: string): UnixAttestorConfig {
+  const r = new PluginDataReader(plugin, { file });
   const cfg = {
     discoverWorkloadPath: r.bool('discover_workload_path', false),
     workloadSizeLimit: r.int('workload_size_limit', 0),

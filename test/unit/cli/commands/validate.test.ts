@@ -24,7 +24,7 @@ async function file(name: string, text: string): Promise<string> {
 describe('spiffe-agent validate', () => {
   it('prints spire-agent\'s success line for a valid file', async () => {
     const t = io();
-    expect(await run(['-config', 'conf/agent.conf'], t.io)).toBe(0);
+    expect(await run(['-config', 'conf/agent/agent.conf'], t.io)).toBe(0);
     expect(t.out()).toBe('SPIRE agent configuration file is valid.\n');
   });
 
