@@ -86,6 +86,8 @@ export class Agent {
       log: endpointsLog,
       allowUnauthenticatedVerifiers: a.allowUnauthenticatedVerifiers,
       allowedForeignJwtClaims: a.allowedForeignJwtClaims,
+      clock,
+      reattestIntervalMs: a.reattestIntervalMs,
     });
     const server = buildGrpcServer(handler, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
     listener = new UdsListener(a.socketPath, server, new PeerTracker(libc, proc), endpointsLog);

@@ -50,6 +50,8 @@ export class CacheError extends SpiffeAgentError {}
 
 export interface Subscription {
   readonly selectors: readonly Selector[];
+  /** Re-attestation found different selectors: later views follow them. */
+  setSelectors(selectors: readonly Selector[]): void;
   view(): Promise<WorkloadView>;
   /** Entries the selectors match now (no signing). */
   entries(): RegistrationEntry[];
@@ -127,7 +129,12 @@ export class CacheManager {
     const state: SubState = { selectors, inUse: new Set(), onChange };
     this.subs.add(state);
     return {
-      selectors,
+      get selectors() {
+        return state.selectors;
+      },
+      setSelectors: (next) => {
+        state.selectors = next;
+      },
       view: async () => {
         const entries = this.match(state.selectors);
         const identities = await Promise.all(entries.map((e) => this.ensureX509(e)));

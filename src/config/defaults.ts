@@ -28,7 +28,7 @@ export const AGENT_DEFAULTS = Object.freeze({
   jwt_svid_cache_max_size: 1000,
   /** 0 = rotate at half-life, spire-agent's behaviour when availability_target is unset. */
   availability_target: '0s',
-  reattest_interval: '0s',
+  reattest_interval: '30s',
   sync_interval: '5s',
   use_sync_authorized_entries: true,
   server_port: 8081,

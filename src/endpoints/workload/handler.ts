@@ -9,6 +9,7 @@ import type { Selector } from '../../authority/types.js';
 import type { CacheManager, Subscription, WorkloadView } from '../../cache/manager.js';
 import type { WorkloadAttestation } from '../../attestation/workload/attest.js';
 import type { Caller } from '../../proc/peer-tracker.js';
+import type { Clock } from '../../clock.js';
 import type { ProcReader } from '../../proc/proc-reader.js';
 import type { AuditLog } from '../../telemetry/audit.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -17,6 +18,7 @@ import { SpiffeId } from '../../svid/spiffe-id.js';
 import { StatusError, toServiceError } from '../status.js';
 import { bundleFingerprint, jwtBundlesResponse, svidFingerprint, x509BundlesResponse, x509SvidResponse } from './encode.js';
 import { validateForCaller } from './validate-jwt.js';
+import { driveStream, sameSelectors, type Attested } from './stream-driver.js';
 
 export interface WorkloadHandlerDeps {
   readonly cache: CacheManager;
@@ -27,12 +29,9 @@ export interface WorkloadHandlerDeps {
   readonly log: Logger;
   readonly allowUnauthenticatedVerifiers: boolean;
   readonly allowedForeignJwtClaims: readonly string[];
-}
-
-interface Attested {
-  readonly caller: Caller;
-  readonly selectors: readonly Selector[];
-  readonly binary: string | undefined;
+  readonly clock: Clock;
+  /** Re-attest open streams this often (0: only before each update). */
+  readonly reattestIntervalMs: number;
 }
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
@@ -73,19 +72,45 @@ export class WorkloadHandler {
     const events = call as unknown as NodeJS.EventEmitter;
     events.once('cancelled', onCancel);
     try {
-      const [result, binary] = await Promise.all([
-        this.d.attestation.attest(caller.pid, controller.signal),
-        this.d.proc.exePath(caller.pid).catch(() => undefined),
-      ]);
-      // The answer is only good if the process that connected is still the one we attested.
-      await caller.checkAlive();
-      return { caller, selectors: result.selectors, binary };
+      return await this.attestCaller(caller, controller.signal);
     } catch (err) {
       this.d.audit.record({ method, caller: { pid: caller.pid, uid: caller.uid, gid: caller.gid }, decision: 'denied', reason: (err as Error).message });
       throw err;
     } finally {
       events.off('cancelled', onCancel);
     }
+  }
+
+  private async attestCaller(caller: Caller, signal: AbortSignal): Promise<Attested> {
+    const [result, binary] = await Promise.all([
+      this.d.attestation.attest(caller.pid, signal),
+      this.d.proc.exePath(caller.pid).catch(() => undefined),
+    ]);
+    // The answer is only good if the process that connected is still the one we attested.
+    await caller.checkAlive();
+    return { caller, selectors: result.selectors, binary };
+  }
+
+  private stream(
+    call: grpc.ServerWritableStream<unknown, unknown>,
+    method: string,
+    first: Attested,
+    update: (sub: Subscription, current: Attested) => Promise<void>,
+  ): Promise<void> {
+    return driveStream(
+      {
+        cache: this.d.cache,
+        clock: this.d.clock,
+        log: this.d.log,
+        reattestIntervalMs: this.d.reattestIntervalMs,
+        reattest: (caller, signal) => this.attestCaller(caller, signal),
+        onReattestFailure: (a, reason) =>
+          this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'withdrawn', selectors: a.selectors, reason }),
+      },
+      call,
+      first,
+      update,
+    );
   }
 
   private auditCaller(a: Attested): { pid: number; uid: number; gid: number; binary: string | undefined } {
@@ -121,18 +146,35 @@ export class WorkloadHandler {
     const a = await this.attestStream(call, method);
     if (!a) return;
     let last = '';
-    await this.stream(call, a, async (sub) => {
+    let sent: { ids: Map<string, string>; selectors: readonly Selector[] } | undefined;
+    await this.stream(call, method, a, async (sub, cur) => {
       const view: WorkloadView = await sub.view();
-      if (view.identities.length === 0) throw this.deny(method, a, last ? 'registration entries no longer match' : 'no registration entry matches the caller');
+      if (sent) {
+        const now = new Set(view.identities.map((i) => i.entry.id));
+        const lost = [...sent.ids].filter(([id]) => !now.has(id));
+        if (lost.length > 0) {
+          this.d.audit.record({
+            method,
+            caller: this.auditCaller(cur),
+            decision: 'withdrawn',
+            selectors: cur.selectors,
+            entryIds: lost.map(([id]) => id),
+            spiffeIds: lost.map(([, spiffeId]) => spiffeId),
+            reason: sameSelectors(sent.selectors, cur.selectors) ? 'registration entries changed' : 'caller selectors changed on re-attestation',
+          });
+        }
+      }
+      if (view.identities.length === 0) throw this.deny(method, cur, last ? 'registration entries no longer match' : 'no registration entry matches the caller');
+      sent = { ids: new Map(view.identities.map((i) => [i.entry.id, i.entry.spiffeId])), selectors: cur.selectors };
       const fp = svidFingerprint(view.identities, view);
       if (fp === last) return;
       last = fp;
       call.write(x509SvidResponse(view.identities, view));
       this.d.audit.record({
         method,
-        caller: this.auditCaller(a),
+        caller: this.auditCaller(cur),
         decision: 'granted',
-        selectors: a.selectors,
+        selectors: cur.selectors,
         entryIds: view.identities.map((i) => i.entry.id),
         spiffeIds: view.identities.map((i) => i.entry.spiffeId),
         serials: view.identities.map((i) => i.serial),
@@ -146,9 +188,9 @@ export class WorkloadHandler {
     if (!a) return;
     let last = '';
     let granted = false;
-    await this.stream(call, a, async (sub) => {
+    await this.stream(call, method, a, async (sub, cur) => {
       const entries = sub.entries();
-      if (entries.length === 0 && !this.d.allowUnauthenticatedVerifiers) throw this.deny(method, a, 'no registration entry matches the caller');
+      if (entries.length === 0 && !this.d.allowUnauthenticatedVerifiers) throw this.deny(method, cur, 'no registration entry matches the caller');
       const view = sub.bundles();
       const fp = bundleFingerprint(view, kind);
       if (fp === last) return;
@@ -156,51 +198,8 @@ export class WorkloadHandler {
       call.write(kind === 'x509' ? x509BundlesResponse(view) : jwtBundlesResponse(view));
       if (!granted) {
         granted = true;
-        this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'granted', selectors: a.selectors, entryIds: entries.map((e) => e.id) });
+        this.d.audit.record({ method, caller: this.auditCaller(cur), decision: 'granted', selectors: cur.selectors, entryIds: entries.map((e) => e.id) });
       }
-    });
-  }
-
-  /**
-   * Drives one stream: computes and maybe sends an update now and after each cache
-   * change, one at a time, coalescing bursts of changes into one recomputation.
-   */
-  private stream(call: grpc.ServerWritableStream<unknown, unknown>, a: Attested, update: (sub: Subscription) => Promise<void>): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let running = false;
-      let again = false;
-      let done = false;
-      const finish = (err?: unknown): void => {
-        if (done) return;
-        done = true;
-        sub.close();
-        if (err) call.emit('error', toServiceError(err));
-        resolve();
-      };
-      const run = async (): Promise<void> => {
-        if (done) return;
-        if (running) {
-          again = true;
-          return;
-        }
-        running = true;
-        try {
-          do {
-            again = false;
-            await update(sub);
-          } while (again && !done);
-        } catch (err) {
-          if (!(err instanceof StatusError)) this.d.log.error({ [F.pid]: a.caller.pid, [F.error]: (err as Error).message }, 'Workload API stream failed');
-          finish(err);
-        } finally {
-          running = false;
-        }
-      };
-      const sub = this.d.cache.subscribe(a.selectors, () => void run());
-      call.once('cancelled', () => finish());
-      call.once('close', () => finish());
-      call.once('error', () => finish());
-      void run();
     });
   }
 

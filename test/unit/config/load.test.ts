@@ -24,7 +24,7 @@ describe('defaults', () => {
       trustBundleFormat: 'pem',
       rebootstrapMode: 'never',
       rebootstrapDelayMs: 600_000,
-      reattestIntervalMs: 0,
+      reattestIntervalMs: 30_000,
       availabilityTargetMs: 0,
       serverAddress: undefined,
       sdsDefaultSvidName: 'default',

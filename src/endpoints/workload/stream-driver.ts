@@ -1,0 +1,128 @@
+/**
+ * Drives one Workload API stream: computes (and maybe sends) an update now and after
+ * each cache change, one at a time, coalescing bursts of changes into one
+ * recomputation. Beyond spire-agent, which attests a stream only when it opens, the
+ * caller is attested again before every update it would receive and on a fixed
+ * interval: a process that exec'd another binary or was relabelled loses the
+ * identities it no longer matches at once, and a stream whose process is gone ends.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Selector } from '../../authority/types.js';
+import type { CacheManager, Subscription } from '../../cache/manager.js';
+import type { Clock } from '../../clock.js';
+import { PeerError } from '../../proc/errors.js';
+import type { Caller } from '../../proc/peer-tracker.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { F } from '../../telemetry/names.js';
+import { StatusError, toServiceError } from '../status.js';
+
+export interface Attested {
+  readonly caller: Caller;
+  readonly selectors: readonly Selector[];
+  readonly binary: string | undefined;
+}
+
+export interface StreamDriverDeps {
+  readonly cache: CacheManager;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly reattestIntervalMs: number;
+  /** Attests the same caller again (attestors + liveness check). */
+  readonly reattest: (caller: Caller, signal: AbortSignal) => Promise<Attested>;
+  /** Records that the caller's process is gone or could not be attested again. */
+  readonly onReattestFailure: (a: Attested, reason: string) => void;
+}
+
+export function sameSelectors(a: readonly Selector[], b: readonly Selector[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (s: Selector): string => `${s.type}:${s.value}`;
+  const set = new Set(a.map(key));
+  return b.every((s) => set.has(key(s)));
+}
+
+export function driveStream(
+  d: StreamDriverDeps,
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  first: Attested,
+  update: (sub: Subscription, current: Attested) => Promise<void>,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let current = first;
+    let running = false;
+    let again = false;
+    let reattestDue = false;
+    let done = false;
+    let cancelTimer: (() => void) | undefined;
+    const abort = new AbortController();
+
+    const finish = (err?: unknown): void => {
+      if (done) return;
+      done = true;
+      cancelTimer?.();
+      abort.abort();
+      sub.close();
+      if (err) call.emit('error', toServiceError(err));
+      resolve();
+    };
+
+    const reattest = async (): Promise<void> => {
+      let fresh: Attested;
+      try {
+        fresh = await d.reattest(current.caller, abort.signal);
+      } catch (err) {
+        const gone = err instanceof PeerError;
+        const reason = gone ? 'caller process exited or was replaced' : `re-attestation failed: ${(err as Error).message}`;
+        d.onReattestFailure(current, reason);
+        throw new StatusError(gone ? grpc.status.UNAUTHENTICATED : grpc.status.UNAVAILABLE, reason, { cause: err });
+      }
+      if (!sameSelectors(fresh.selectors, current.selectors)) {
+        d.log.info({ [F.pid]: fresh.caller.pid, [F.binary]: fresh.binary }, 'Caller selectors changed on re-attestation');
+        sub.setSelectors(fresh.selectors);
+      }
+      current = fresh;
+    };
+
+    const run = async (): Promise<void> => {
+      if (done) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        do {
+          again = false;
+          if (reattestDue) {
+            reattestDue = false;
+            await reattest();
+          }
+          if (!done) await update(sub, current);
+        } while (again && !done);
+      } catch (err) {
+        if (!(err instanceof StatusError)) d.log.error({ [F.pid]: current.caller.pid, [F.error]: (err as Error).message }, 'Workload API stream failed');
+        finish(err);
+      } finally {
+        running = false;
+      }
+    };
+
+    const armInterval = (): void => {
+      if (d.reattestIntervalMs <= 0 || done) return;
+      cancelTimer = d.clock.setTimer(d.reattestIntervalMs, () => {
+        reattestDue = true;
+        void run();
+        armInterval();
+      });
+    };
+
+    const sub = d.cache.subscribe(first.selectors, () => {
+      reattestDue = true;
+      void run();
+    });
+    call.once('cancelled', () => finish());
+    call.once('close', () => finish());
+    call.once('error', () => finish());
+    armInterval();
+    void run();
+  });
+}
