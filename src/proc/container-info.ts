@@ -184,19 +184,27 @@ export interface ContainerInfoOptions {
  * Read errors (process gone, permission) propagate as ProcError.
  */
 export async function containerInfoForPid(proc: ProcReader, pid: number, opts: ContainerInfoOptions = {}): Promise<ContainerInfo> {
-  const cgroupText = await proc.cgroup(pid);
-  if (opts.verboseLog) {
+  const verbose = opts.verboseLog?.child({ pid });
+  return containerInfoFromCgroupText(await proc.cgroup(pid), () => proc.mountinfo(pid), { verboseLog: verbose });
+}
+
+/** The same decision for a cgroup file already read; mountinfo is read only if needed. */
+export async function containerInfoFromCgroupText(
+  cgroupText: string,
+  readMountinfo: () => Promise<string>,
+  opts: ContainerInfoOptions = {},
+): Promise<ContainerInfo> {
+  const log = opts.verboseLog;
+  if (log) {
     const entries = parseCgroupFile(cgroupText);
-    entries.forEach((e, i) => opts.verboseLog?.debug({ pid, index: i + 1, total: entries.length, path: e.path }, 'PID cgroup enumerated'));
+    entries.forEach((e, i) => log.debug({ index: i + 1, total: entries.length, path: e.path }, 'PID cgroup enumerated'));
   }
   const fromCgroups = extractFromCgroups(cgroupText);
   if (fromCgroups.containerId !== undefined) return fromCgroups;
-  const mountText = await proc.mountinfo(pid);
-  if (opts.verboseLog) {
+  const mountText = await readMountinfo();
+  if (log) {
     const mounts = parseMountinfo(mountText);
-    mounts.forEach((e, i) =>
-      opts.verboseLog?.debug({ pid, index: i + 1, total: mounts.length, type: e.fsType, root: e.root }, 'PID mount enumerated'),
-    );
+    mounts.forEach((e, i) => log.debug({ index: i + 1, total: mounts.length, type: e.fsType, root: e.root }, 'PID mount enumerated'));
   }
   return extractFromMountinfo(mountText);
 }

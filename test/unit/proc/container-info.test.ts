@@ -246,8 +246,8 @@ describe('containerInfoForPid on fixture /proc trees', () => {
 
   it('logs every path looked at when verbose', async () => {
     const lines: Record<string, unknown>[] = [];
-    const log = { debug: (o: unknown) => lines.push(o as Record<string, unknown>) } as never;
-    await containerInfoForPid(root('k8s-mountinfo-fallback'), 123, { verboseLog: log });
+    const log: { debug: (o: unknown) => void; child: () => unknown } = { debug: (o) => lines.push(o as Record<string, unknown>), child: () => log };
+    await containerInfoForPid(root('k8s-mountinfo-fallback'), 123, { verboseLog: log as never });
     expect(lines.filter((l) => 'path' in l)).toHaveLength(1);
     expect(lines.filter((l) => 'root' in l)).toHaveLength(5);
   });
