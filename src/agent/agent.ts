@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
+import { HealthHttpListener } from '../endpoints/health-http.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
@@ -35,6 +36,7 @@ export class Agent {
   private cache: CacheManager | undefined;
   private listener: UdsListener | undefined;
   private attestation: WorkloadAttestation | undefined;
+  private health: HealthHttpListener | undefined;
   private ready = false;
 
   constructor(private readonly d: AgentDeps) {}
@@ -43,6 +45,8 @@ export class Agent {
     const { config, log, clock } = this.d;
     const a = config.agent;
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
+    this.health = new HealthHttpListener(config.healthChecks, () => this.ready);
+    await this.health.listen();
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
     const attestors = createWorkloadAttestors(config.plugins, { proc, log, configFile: config.source });
     if (attestors.length === 0) {
@@ -116,6 +120,7 @@ export class Agent {
   async close(): Promise<void> {
     this.ready = false;
     await this.listener?.close();
+    await this.health?.close();
     this.cache?.close();
     await this.attestation?.close();
     await this.authority?.close();

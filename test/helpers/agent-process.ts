@@ -31,6 +31,8 @@ export interface AgentStartOptions {
   /** Extra lines inside embedded_authority { }. */
   embedded?: string;
   unixPluginData?: string;
+  /** Extra top-level blocks (e.g. health_checks { ... }). */
+  topLevel?: string;
   /** Reuse a directory (restart scenarios). */
   dir?: string;
 }
@@ -74,6 +76,7 @@ embedded_authority {
   entries_file = "${entriesPath}"
   ${o.embedded ?? ''}
 }
+${o.topLevel ?? ''}
 plugins {
   WorkloadAttestor "unix" {
     plugin_data {
