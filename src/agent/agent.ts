@@ -29,6 +29,8 @@ export interface AgentDeps {
   /** /proc root; HOST_PROC when the agent runs in a container. */
   readonly procRoot?: string;
   readonly libc?: Libc;
+  /** The process environment (node_name_env, D-Bus addresses), passed in rather than read globally. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export class Agent {
@@ -48,7 +50,7 @@ export class Agent {
     this.health = new HealthHttpListener(config.healthChecks, () => this.ready);
     await this.health.listen();
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
-    const attestors = createWorkloadAttestors(config.plugins, { proc, log, configFile: config.source });
+    const attestors = createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }

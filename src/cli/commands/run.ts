@@ -66,7 +66,7 @@ export const run: Command = async (args: string[], io: CliIO) => {
   }
   const a = config.agent;
   const log = createLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
-  const agent = new Agent({ config, log, clock: systemClock, procRoot: io.env.HOST_PROC || undefined });
+  const agent = new Agent({ config, log, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
   const onHup = (): void => {
     log.info('Received SIGHUP; reloading registration entries');
     agent.reload().catch((err: Error) => log.error({ [F.error]: err.message }, 'Reload failed; keeping the previous entries'));

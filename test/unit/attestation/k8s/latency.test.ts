@@ -58,7 +58,8 @@ async function measure(pollRetryInterval: string): Promise<{ p50: number; p99: n
   return { p50: percentile(times, 50), p99: percentile(times, 99), requests: kubelet.requests - before };
 }
 
-it('attests 1,000 times from a warm pod list in well under a millisecond at the median', async () => {
+// Timing is reported, not asserted: performance is judged by bench/, not by timed tests.
+it('serves 1,000 attestations from a warm pod list without asking the kubelet again', async () => {
   // poll_retry_interval = 1h keeps the list fresh for the whole run, so this is the cache-hit path
   // (cgroup read + lookup + selector formatting) only.
   const cached = await measure('1h');
@@ -66,6 +67,4 @@ it('attests 1,000 times from a warm pod list in well under a millisecond at the 
     `k8s attest() over 1000 calls, 103-pod list, warm cache: p50=${cached.p50.toFixed(3)}ms p99=${cached.p99.toFixed(3)}ms (${cached.requests} kubelet requests)`,
   );
   expect(cached.requests).toBe(0);
-  expect(cached.p50).toBeLessThan(2);
-  expect(cached.p99).toBeLessThan(20);
 });
