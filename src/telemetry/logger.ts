@@ -26,7 +26,8 @@ export interface LoggerOptions {
 /** Keys that must never reach a log line whatever a caller passes. */
 const REDACT = ['privateKey', 'private_key', 'key', 'token', 'svid', 'jwt', 'joinToken', 'join_token', '*.privateKey', '*.token', '*.svid'];
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+// logrus's names, which spire-agent prints: "warning", not "warn".
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARNING', 50: 'ERROR', 60: 'FATAL' };
 
 /**
  * Text output follows spire-agent's logrus text shape closely enough that operators'
@@ -67,7 +68,7 @@ export function createLogger(opts: LoggerOptions): Logger {
       level: opts.level,
       base: undefined,
       redact: { paths: REDACT, censor: '[redacted]' },
-      formatters: opts.format === 'json' ? { level: (label) => ({ level: label }) } : {},
+      formatters: opts.format === 'json' ? { level: (label) => ({ level: label === 'warn' ? 'warning' : label }) } : {},
     },
     dest,
   );

@@ -24,13 +24,16 @@ export class Semaphore {
   constructor(private readonly limit: number) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
+    // A released slot is handed straight to the next waiter (active is not decremented),
+    // so a newcomer arriving before the waiter resumes cannot take it as well.
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }

@@ -191,11 +191,8 @@ describe('Semaphore', () => {
     expect(max).toBe(2);
   });
 
-  // BUG (src/attestation/workload/attest.ts:30-31, Semaphore.run): a release decrements
-  // `active` and wakes a waiter, but the waiter only increments `active` when it resumes a
-  // microtask later. A caller arriving in that gap sees a free slot and enters as well, so a
-  // limit of 1 admits 2 (and concurrency can exceed `concurrency` under load).
-  it.fails('never lets a newcomer barge past a woken waiter, whatever the microtask timing', async () => {
+  // A released slot goes straight to the woken waiter, so nobody can slip in between.
+  it('never lets a newcomer barge past a woken waiter, whatever the microtask timing', async () => {
     const maxima: number[] = [];
     for (let depth = 0; depth < 8; depth++) {
       const s = new Semaphore(1);

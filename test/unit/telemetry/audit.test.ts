@@ -99,7 +99,7 @@ describe('audit: records', () => {
     const a = audit([]);
     a.audit.record({ method: 'FetchJWTSVID', caller: { pid: 1, uid: 2, gid: 3 }, decision, audience: ['svc'], reason: 'no registration entry matches the caller' });
     const rec = JSON.parse(a.lines()[0]!) as Record<string, unknown>;
-    expect(rec).toMatchObject({ level: 'warn', decision, audience: ['svc'], reason: 'no registration entry matches the caller', pid: 1, uid: 2, gid: 3 });
+    expect(rec).toMatchObject({ level: 'warning', decision, audience: ['svc'], reason: 'no registration entry matches the caller', pid: 1, uid: 2, gid: 3 });
     expect(rec).not.toHaveProperty('binary');
     expect(rec).not.toHaveProperty('selectors');
   });
