@@ -48,6 +48,9 @@ export interface CacheManagerOptions {
 
 export class CacheError extends SpiffeAgentError {}
 
+const ROTATION_BATCH_MAX_MS = 1_000;
+const ROTATION_BATCH_FRACTION = 0.02;
+
 export interface Subscription {
   readonly selectors: readonly Selector[];
   /** Re-attestation found different selectors: later views follow them. */
@@ -176,10 +179,10 @@ export class CacheManager {
     return svid;
   }
 
-  private ensureX509(entry: RegistrationEntry): Promise<X509Identity> {
+  private ensureX509(entry: RegistrationEntry, force = false): Promise<X509Identity> {
     const now = this.o.clock.now();
     const cached = this.svids.get(entry.id);
-    if (cached && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId && now < cached.rotateAt) {
+    if (!force && cached && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId && now < cached.rotateAt) {
       // Refresh LRU position.
       this.svids.delete(entry.id);
       this.svids.set(entry.id, cached.entry === entry ? cached : { ...cached, entry });
@@ -264,12 +267,15 @@ export class CacheManager {
     const used = this.inUse();
     const due: RegistrationEntry[] = [];
     for (const [id, s] of this.svids) {
-      if (s.rotateAt > now) continue;
+      // SVIDs signed moments apart fall due moments apart; rotating those within a small
+      // window together turns many wake-ups of every stream into one wave.
+      const window = Math.min(ROTATION_BATCH_MAX_MS, (s.notAfter - s.notBefore) * ROTATION_BATCH_FRACTION);
+      if (s.rotateAt > now + window) continue;
       if (used.has(id)) due.push(s.entry);
       else this.svids.delete(id);
     }
     if (due.length > 0) {
-      const results = await Promise.allSettled(due.map((e) => this.ensureX509(e)));
+      const results = await Promise.allSettled(due.map((e) => this.ensureX509(e, true)));
       results.forEach((r, i) => {
         if (r.status === 'rejected') {
           this.o.log.warn({ [F.entryId]: due[i]!.id, [F.error]: (r.reason as Error).message }, 'X.509-SVID rotation failed; will retry');
@@ -284,7 +290,7 @@ export class CacheManager {
           void this.rotateDue();
         });
       }
-      this.notify();
+      this.notify(new Set(due.map((e) => e.id)));
     }
     this.armTimer();
   }
@@ -298,8 +304,10 @@ export class CacheManager {
     this.notify();
   }
 
-  private notify(): void {
+  /** Tells subscribers something changed; with `entryIds`, only those using one of them. */
+  private notify(entryIds?: ReadonlySet<string>): void {
     for (const s of this.subs) {
+      if (entryIds && ![...s.inUse].some((id) => entryIds.has(id))) continue;
       try {
         s.onChange();
       } catch (err) {

@@ -156,3 +156,33 @@ describe('cache manager', () => {
     expect(authority.jwtSigned).toBe(3);
   });
 });
+
+describe('cache manager: rotation waves', () => {
+  it('wakes only the subscribers whose SVIDs rotated', async () => {
+    const { cache, clock } = setup([entry('a', ['unix:uid:1']), entry('b', ['unix:uid:2'])]);
+    let aChanges = 0;
+    let bChanges = 0;
+    const subA = cache.subscribe([parseSelector('unix:uid:1')], () => aChanges++);
+    await subA.view();
+    clock.advance(10_000);
+    const subB = cache.subscribe([parseSelector('unix:uid:2')], () => bChanges++);
+    await subB.view();
+    clock.advance(20_000); // a's half-life (30 s) is reached; b's (40 s) is not
+    await flush();
+    expect([aChanges, bChanges]).toEqual([1, 0]);
+  });
+
+  it('rotates SVIDs that fall due within a moment of each other in one wave', async () => {
+    const { cache, clock, authority } = setup([entry('a', ['unix:uid:1']), entry('b', ['unix:uid:2'])]);
+    await cache.x509For([parseSelector('unix:uid:1')]); // a signed at t0
+    clock.advance(300);
+    let changes = 0;
+    const sub = cache.subscribe([parseSelector('unix:uid:1'), parseSelector('unix:uid:2')], () => changes++);
+    await sub.view(); // b signed at t0 + 300 ms; a comes from the cache
+    expect(authority.x509Signed).toBe(2);
+    clock.advance(29_700); // a is due now, b in 300 ms: one wave rotates both
+    await flush();
+    expect(changes).toBe(1);
+    expect(authority.x509Signed).toBe(4);
+  });
+});
