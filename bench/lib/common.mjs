@@ -135,7 +135,7 @@ plugins {
   );
   const proc = spawn(process.execPath, [AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   const a = new Agent('spiffe-agent', dir, socketPath, entriesPath, proc);
-  await waitReady(a, () => a.logs.some((l) => l.includes('Starting Workload and SDS APIs')));
+  await waitReady(a, () => a.logs.some((l) => l.includes('Starting Workload API')));
   return a;
 }
 

@@ -107,7 +107,7 @@ export class Agent {
         entries: this.cache.entryCount,
         attestors: this.attestation.names.join(','),
       },
-      'Starting Workload and SDS APIs',
+      'Starting Workload API',
     );
   }
 
