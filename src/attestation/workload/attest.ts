@@ -40,6 +40,7 @@ export class Semaphore {
 
 export class WorkloadAttestation {
   private readonly gate: Semaphore;
+  private readonly inflight = new Map<number, Promise<AttestationResult>>();
 
   constructor(
     private readonly attestors: readonly WorkloadAttestor[],
@@ -53,7 +54,20 @@ export class WorkloadAttestation {
     return this.attestors.map((a) => a.name);
   }
 
-  async attest(pid: number, signal: AbortSignal): Promise<AttestationResult> {
+  /**
+   * Concurrent attestations of one pid share a single run: many streams of one process
+   * re-attest in the same tick, and they would all get the same answer anyway. Only
+   * in-flight work is shared; a later call always attests afresh.
+   */
+  attest(pid: number, signal: AbortSignal): Promise<AttestationResult> {
+    const pending = this.inflight.get(pid);
+    if (pending) return pending;
+    const p = this.attestNow(pid, signal).finally(() => this.inflight.delete(pid));
+    this.inflight.set(pid, p);
+    return p;
+  }
+
+  private async attestNow(pid: number, signal: AbortSignal): Promise<AttestationResult> {
     return this.gate.run(async () => {
       const results = await Promise.allSettled(this.attestors.map((a) => a.attest(pid, signal)));
       const selectors: Selector[] = [];

@@ -108,7 +108,10 @@ export function driveStream(
 
     const armInterval = (): void => {
       if (d.reattestIntervalMs <= 0 || done) return;
-      cancelTimer = d.clock.setTimer(d.reattestIntervalMs, () => {
+      // Ticks fall on multiples of the interval, so all streams of one process re-attest
+      // together and share one attestation.
+      const delay = d.reattestIntervalMs - (d.clock.now() % d.reattestIntervalMs);
+      cancelTimer = d.clock.setTimer(delay, () => {
         reattestDue = true;
         void run();
         armInterval();

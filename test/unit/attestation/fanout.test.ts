@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AttestationError, Semaphore, WorkloadAttestation } from '../../../src/attestation/workload/attest.js';
 import type { WorkloadAttestor } from '../../../src/attestation/workload/types.js';
 import type { Logger } from '../../../src/telemetry/logger.js';
+import { nullLogger } from '../../../src/telemetry/logger.js';
 
 interface Line {
   level: string;
@@ -218,5 +219,26 @@ describe('Semaphore', () => {
       maxima.push(max);
     }
     expect(maxima).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+  });
+});
+
+describe('WorkloadAttestation: sharing', () => {
+  it('runs one attestation for concurrent requests about the same pid, and a fresh one afterwards', async () => {
+    let calls = 0;
+    const slow: WorkloadAttestor = {
+      name: 'unix',
+      attest: async () => {
+        calls++;
+        await new Promise((r) => setTimeout(r, 20));
+        return [`uid:${calls}`];
+      },
+    };
+    const wa = new WorkloadAttestation([slow], nullLogger);
+    const signal = new AbortController().signal;
+    const results = await Promise.all(Array.from({ length: 50 }, () => wa.attest(42, signal)));
+    expect(calls).toBe(1);
+    expect(new Set(results.map((r) => r.selectors[0]!.value))).toEqual(new Set(['uid:1']));
+    await wa.attest(43, signal);
+    expect((await wa.attest(42, signal)).selectors[0]!.value).toBe('uid:3');
   });
 });
