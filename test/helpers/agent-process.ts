@@ -129,7 +129,11 @@ export interface CliResult {
 
 /** Runs `spiffe-agent <args>` as a real process under the given ids. */
 export function cli(args: string[], ids: { uid?: number; gid?: number } = {}, timeoutMs = 15_000): Promise<CliResult> {
-  const child = spawnCli(args, ids);
+  return collect(spawnCli(args, ids), timeoutMs);
+}
+
+/** Waits for a child to exit (killing it after timeoutMs) and returns what it printed. */
+export function collect(child: ChildProcess, timeoutMs = 15_000): Promise<CliResult> {
   return new Promise((resolveP) => {
     let stdout = '';
     let stderr = '';

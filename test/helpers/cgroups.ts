@@ -15,7 +15,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractFromCgroups } from '../../src/proc/container-info.js';
-import { AGENT_MAIN, type CliResult } from './agent-process.js';
+import { AGENT_MAIN, collect, type CliResult } from './agent-process.js';
 
 /** The v1 hierarchy the workloads are placed in; only it is touched. */
 export const HIERARCHY = 'pids';
@@ -130,17 +130,7 @@ export class CgroupSandbox {
   /** `spiffe-agent <args>` inside the cgroup, to completion; `pid` is the workload's pid. */
   cliIn(cg: CgroupDir, args: string[], ids: { uid?: number; gid?: number } = {}, timeoutMs = 15_000): Promise<CliResult & { pid: number }> {
     const child = this.spawnCliIn(cg, args, ids);
-    return new Promise((resolve) => {
-      let stdout = '';
-      let stderr = '';
-      child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.once('exit', (code) => {
-        clearTimeout(t);
-        resolve({ code, stdout, stderr, pid: child.pid! });
-      });
-    });
+    return collect(child, timeoutMs).then((r) => ({ ...r, pid: child.pid! }));
   }
 
   async cleanup(): Promise<void> {

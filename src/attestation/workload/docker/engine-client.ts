@@ -4,6 +4,7 @@
  * https://docs.docker.com/reference/api/engine/ — ContainerInspect, ImageInspect.
  */
 import { Agent, request } from 'node:http';
+import { BodyTooLargeError, readBody } from '../../../net/read-body.js';
 import { DockerAttestorError } from './errors.js';
 
 /** The fields of ContainerInspect we read; the Engine sends `null` for empty maps and lists. */
@@ -77,18 +78,15 @@ export class EngineClient {
       const req = request(
         { socketPath, path, method: 'GET', agent: this.agent, headers: { Host: 'docker', Accept: 'application/json' }, signal, timeout: SOCKET_IDLE_TIMEOUT_MS },
         (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_BODY_BYTES) {
-              req.destroy(new DockerAttestorError('docker_bad_response', `docker: answer from ${socketPath} exceeds ${MAX_BODY_BYTES} bytes`));
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', (err) => reject(transportError(err, socketPath, signal)));
+          readBody(res, MAX_BODY_BYTES).then(
+            (body) => resolve({ status: res.statusCode ?? 0, body: body.toString('utf8') }),
+            (err: Error) => {
+              if (err instanceof BodyTooLargeError) {
+                req.destroy();
+                reject(new DockerAttestorError('docker_bad_response', `docker: answer from ${socketPath} exceeds ${MAX_BODY_BYTES} bytes`));
+              } else reject(transportError(err, socketPath, signal));
+            },
+          );
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${SOCKET_IDLE_TIMEOUT_MS} ms`)));

@@ -7,6 +7,7 @@
  * by the kubelet, so a token read once at start would expire under a long-running agent.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { BodyTooLargeError, readBody } from '../../../net/read-body.js';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -87,23 +88,18 @@ export class KubeletClient {
         this.url,
         { agent: this.agent, headers, signal: both, ...(this.opts.lookup ? { lookup: this.opts.lookup } : {}) },
         (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_BODY_BYTES) {
-              res.destroy();
-              reject(this.fail(`the pods response is larger than ${MAX_BODY_BYTES} bytes`));
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('error', (err) => reject(this.fail(`unable to read pods response: ${err.message}`, err)));
-          res.on('end', () => {
-            const body = Buffer.concat(chunks);
-            if (res.statusCode === 200) return resolve(body);
-            reject(this.fail(`unexpected status code on pods response: ${res.statusCode} ${body.subarray(0, 1024).toString('utf8').trim()}${statusHint(res.statusCode)}`));
-          });
+          readBody(res, MAX_BODY_BYTES).then(
+            (body) => {
+              if (res.statusCode === 200) return resolve(body);
+              reject(this.fail(`unexpected status code on pods response: ${res.statusCode} ${body.subarray(0, 1024).toString('utf8').trim()}${statusHint(res.statusCode)}`));
+            },
+            (err: Error) =>
+              reject(
+                err instanceof BodyTooLargeError
+                  ? this.fail(`the pods response is larger than ${MAX_BODY_BYTES} bytes`)
+                  : this.fail(`unable to read pods response: ${err.message}`, err),
+              ),
+          );
         },
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
