@@ -2,6 +2,8 @@
  * Where SVIDs come from. The embedded CA (./embedded) and the SPIRE server client
  * (./server, issue 3) both implement Authority; the cache manager only sees this.
  */
+import type { JsonWebKey } from '../svid/jwk.js';
+
 export interface Selector {
   readonly type: string;
   readonly value: string;

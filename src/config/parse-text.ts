@@ -4,7 +4,7 @@
  * and quoted block types (`"NodeAttestor" "x509pop" {`). We rewrite those before parsing and keep a
  * line map so that syntax errors still point at the user's line.
  */
-import { parse as parseHcl2 } from '@cdktf/hcl2json';
+import { parseHclIsolated as parseHcl2 } from './hcl-isolated.js';
 import { scan } from './scan.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 
