@@ -1,13 +1,15 @@
 /**
  * `healthcheck`: exit 0 and "Agent is healthy." when the agent answers on its socket.
- * -shallow only dials the socket. The full check opens FetchX509SVID: a SVID or
- * PermissionDenied (the caller has no identity) both prove the agent is serving.
+ * -shallow only dials the socket. The full check asks grpc.health.v1 Check on the same
+ * socket, as spire-agent does, and needs SERVING: the agent reports that only once its
+ * Workload API is up, and the caller needs no registration entry.
  */
 import * as grpc from '@grpc/grpc-js';
 import { connect, type Socket } from 'node:net';
 import type { Command, FlagSpec } from '../flags.js';
-import { WorkloadAPIError, parseAddress, type WorkloadAddress } from '../../sdk/index.js';
-import { DEFAULT_SOCKET_PATH, errorText, makeClient, parseCommandFlags, resolveSocket } from './api-common.js';
+import { parseAddress, type WorkloadAddress } from '../../sdk/index.js';
+import { loadProto } from '../../endpoints/proto.js';
+import { DEFAULT_SOCKET_PATH, errorText, parseCommandFlags, resolveSocket } from './api-common.js';
 
 const CHECK_TIMEOUT_MS = 5_000;
 
@@ -30,13 +32,19 @@ function dial(addr: WorkloadAddress): Promise<void> {
   });
 }
 
-async function deepCheck(socket: string): Promise<void> {
-  const client = makeClient(socket);
+interface HealthClient extends grpc.Client {
+  Check(req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+}
+
+async function deepCheck(addr: WorkloadAddress): Promise<void> {
+  const pkg = loadProto('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+  const target = addr.kind === 'unix' ? `unix://${addr.path}` : `${addr.host}:${addr.port}`;
+  const client = new pkg.grpc.health.v1.Health(target, grpc.credentials.createInsecure()) as unknown as HealthClient;
   try {
-    await client.fetchRawX509SVID({ timeoutMs: CHECK_TIMEOUT_MS });
-  } catch (err) {
-    if (err instanceof WorkloadAPIError && err.status === grpc.status.PERMISSION_DENIED) return;
-    throw err;
+    const res = await new Promise<{ status: string } | undefined>((resolve, reject) =>
+      client.Check({ service: '' }, { deadline: Date.now() + CHECK_TIMEOUT_MS }, (err, r) => (err ? reject(err) : resolve(r))),
+    );
+    if (res?.status !== 'SERVING') throw new Error(`agent reports ${res?.status ?? 'no status'}`);
   } finally {
     client.close();
   }
@@ -54,7 +62,7 @@ export const run: Command = async (args, io) => {
     const addr = parseAddress(absolute);
     try {
       if (v['shallow'] === true) await dial(addr);
-      else await deepCheck(absolute);
+      else await deepCheck(addr);
     } catch (err) {
       if (verbose) io.stderr.write(`Failed to check health: ${errorText(err)}\n`);
       throw new Error('unable to determine health', { cause: err });

@@ -190,18 +190,35 @@ describe('api watch', () => {
 });
 
 describe('healthcheck', () => {
-  it('reports healthy when the agent serves an SVID', async () => {
-    const resp = await x509Response();
-    fake = await startFakeWorkloadAPI({ FetchX509SVID: (call) => call.write(resp) });
+  /** grpc.health.v1 as the agent serves it on its socket (our own service implementation). */
+  async function healthServer(status: () => 'SERVING' | 'NOT_SERVING'): Promise<{ socketPath: string; close(): void }> {
+    const { mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { loadProto } = await import('../../../src/endpoints/proto.js');
+    const { healthService } = await import('../../../src/endpoints/health.js');
+    const pkg = loadProto('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: { Health: { service: grpc.ServiceDefinition } } } } };
+    const server = new grpc.Server();
+    server.addService(pkg.grpc.health.v1.Health.service, healthService(status));
+    const socketPath = join(mkdtempSync(join(tmpdir(), 'health-')), 'api.sock');
+    await new Promise<void>((r, j) => server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? j(e) : r())));
+    return { socketPath, close: () => server.forceShutdown() };
+  }
+
+  it('reports healthy when the agent says SERVING on grpc.health.v1, as spire-agent checks it', async () => {
+    const h = await healthServer(() => 'SERVING');
     const t = io();
-    expect(await healthcheck(['-socketPath', fake.socketPath, '-verbose'], t)).toBe(0);
+    expect(await healthcheck(['-socketPath', h.socketPath, '-verbose'], t)).toBe(0);
     expect(t.out()).toBe('Checking agent health...\nAgent is healthy.\n');
+    h.close();
   });
 
-  it('reports healthy when the agent answers PermissionDenied (it is up, the caller just has no entry)', async () => {
-    fake = await startFakeWorkloadAPI({ FetchX509SVID: (call) => call.emit('error', grpcError(grpc.status.PERMISSION_DENIED, 'no identity issued')) });
+  it('reports unhealthy while the agent says NOT_SERVING', async () => {
+    const h = await healthServer(() => 'NOT_SERVING');
     const t = io();
-    expect(await healthcheck(['-socketPath', fake.socketPath], t)).toBe(0);
+    expect(await healthcheck(['-socketPath', h.socketPath], t)).toBe(1);
+    expect(t.err()).toMatch(/Agent is unhealthy/);
+    h.close();
   });
 
   it('reports unhealthy when nothing listens on the socket', async () => {
