@@ -9,6 +9,7 @@ import type { Selector } from '../../authority/types.js';
 import type { CacheManager, Subscription, WorkloadView } from '../../cache/manager.js';
 import type { WorkloadAttestation } from '../../attestation/workload/attest.js';
 import type { Caller } from '../../proc/peer-tracker.js';
+import { CallAttestor } from '../call-attestor.js';
 import type { Clock } from '../../clock.js';
 import type { ProcReader } from '../../proc/proc-reader.js';
 import type { AuditLog } from '../../telemetry/audit.js';
@@ -37,7 +38,11 @@ export interface WorkloadHandlerDeps {
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
 export class WorkloadHandler {
-  constructor(private readonly d: WorkloadHandlerDeps) {}
+  private readonly attestor: CallAttestor;
+
+  constructor(private readonly d: WorkloadHandlerDeps) {
+    this.attestor = new CallAttestor(d);
+  }
 
   /** Implementation object for grpc Server.addService. */
   service(): grpc.UntypedServiceImplementation {
@@ -65,30 +70,7 @@ export class WorkloadHandler {
 
   private async attest(call: AnyCall, method: string): Promise<Attested> {
     this.checkHeader(call);
-    const caller = this.d.callerOf(call);
-    if (!caller) throw new StatusError(grpc.status.UNAUTHENTICATED, 'caller connection is not tracked');
-    const controller = new AbortController();
-    const onCancel = (): void => controller.abort();
-    const events = call as unknown as NodeJS.EventEmitter;
-    events.once('cancelled', onCancel);
-    try {
-      return await this.attestCaller(caller, controller.signal);
-    } catch (err) {
-      this.d.audit.record({ method, caller: { pid: caller.pid, uid: caller.uid, gid: caller.gid }, decision: 'denied', reason: (err as Error).message });
-      throw err;
-    } finally {
-      events.off('cancelled', onCancel);
-    }
-  }
-
-  private async attestCaller(caller: Caller, signal: AbortSignal): Promise<Attested> {
-    const [result, binary] = await Promise.all([
-      this.d.attestation.attest(caller.pid, signal),
-      this.d.proc.exePath(caller.pid).catch(() => undefined),
-    ]);
-    // The answer is only good if the process that connected is still the one we attested.
-    await caller.checkAlive();
-    return { caller, selectors: result.selectors, binary };
+    return this.attestor.attest(call, method);
   }
 
   private stream(
@@ -103,7 +85,7 @@ export class WorkloadHandler {
         clock: this.d.clock,
         log: this.d.log,
         reattestIntervalMs: this.d.reattestIntervalMs,
-        reattest: (caller, signal) => this.attestCaller(caller, signal),
+        reattest: (caller, signal) => this.attestor.attestCaller(caller, signal),
         onReattestFailure: (a, reason) =>
           this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'withdrawn', selectors: a.selectors, reason }),
       },

@@ -1,5 +1,5 @@
 /**
- * Drives one Workload API stream: computes (and maybe sends) an update now and after
+ * Drives one stream on the public socket (Workload API, SDS): computes (and maybe sends) an update now and after
  * each cache change, one at a time, coalescing bursts of changes into one
  * recomputation. Beyond spire-agent, which attests a stream only when it opens, the
  * caller is attested again before every update it would receive and on a fixed
@@ -12,14 +12,19 @@ import type { CacheManager, Subscription } from '../../cache/manager.js';
 import type { Clock } from '../../clock.js';
 import { PeerError } from '../../proc/errors.js';
 import type { Caller } from '../../proc/peer-tracker.js';
+import type { Attested } from '../call-attestor.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { StatusError, toServiceError } from '../status.js';
 
-export interface Attested {
-  readonly caller: Caller;
-  readonly selectors: readonly Selector[];
-  readonly binary: string | undefined;
+export type { Attested } from '../call-attestor.js';
+
+/** Lets a stream that also reads from its client (SDS) wake the driver or end it. */
+export interface StreamControl {
+  /** Runs `update` again (no re-attestation), e.g. because the client sent a request. */
+  kick(): void;
+  /** Stops driving: with an error, the stream ends with its status; without, the caller ends it. */
+  end(err?: unknown): void;
 }
 
 export interface StreamDriverDeps {
@@ -31,6 +36,10 @@ export interface StreamDriverDeps {
   readonly reattest: (caller: Caller, signal: AbortSignal) => Promise<Attested>;
   /** Records that the caller's process is gone or could not be attested again. */
   readonly onReattestFailure: (a: Attested, reason: string) => void;
+  /** Receives the stream's controls before the first update runs. */
+  readonly control?: (c: StreamControl) => void;
+  /** Names the stream in logs (default "Workload API"). */
+  readonly api?: string;
 }
 
 export function sameSelectors(a: readonly Selector[], b: readonly Selector[]): boolean {
@@ -42,7 +51,7 @@ export function sameSelectors(a: readonly Selector[], b: readonly Selector[]): b
 
 export function driveStream(
   d: StreamDriverDeps,
-  call: grpc.ServerWritableStream<unknown, unknown>,
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   first: Attested,
   update: (sub: Subscription, current: Attested) => Promise<void>,
 ): Promise<void> {
@@ -99,7 +108,7 @@ export function driveStream(
           if (!done) await update(sub, current);
         } while (again && !done);
       } catch (err) {
-        if (!(err instanceof StatusError)) d.log.error({ [F.pid]: current.caller.pid, [F.error]: (err as Error).message }, 'Workload API stream failed');
+        if (!(err instanceof StatusError)) d.log.error({ [F.pid]: current.caller.pid, [F.error]: (err as Error).message }, `${d.api ?? 'Workload API'} stream failed`);
         finish(err);
       } finally {
         running = false;
@@ -125,6 +134,7 @@ export function driveStream(
     call.once('cancelled', () => finish());
     call.once('close', () => finish());
     call.once('error', () => finish());
+    d.control?.({ kick: () => void run(), end: (err?: unknown) => finish(err) });
     armInterval();
     void run();
   });

@@ -1,0 +1,61 @@
+/**
+ * Who is calling, for every RPC on the public socket: the caller as the kernel saw it
+ * at connect time, attested, then re-checked to be the same process before anything
+ * is returned. Shared by the Workload API and SDS, which attest callers the same way.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Selector } from '../authority/types.js';
+import type { WorkloadAttestation } from '../attestation/workload/attest.js';
+import type { Caller } from '../proc/peer-tracker.js';
+import type { ProcReader } from '../proc/proc-reader.js';
+import type { AuditLog } from '../telemetry/audit.js';
+import { StatusError } from './status.js';
+
+export interface Attested {
+  readonly caller: Caller;
+  readonly selectors: readonly Selector[];
+  readonly binary: string | undefined;
+}
+
+export interface CallAttestorDeps {
+  readonly attestation: WorkloadAttestation;
+  readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
+  readonly proc: ProcReader;
+  readonly audit: AuditLog;
+}
+
+/** The parts of a grpc-js server call attestation needs (unary, server-streaming and bidi calls all fit). */
+export type AttestableCall = { getPeer(): string };
+
+export class CallAttestor {
+  constructor(private readonly d: CallAttestorDeps) {}
+
+  /** Attests the caller of `call`; aborted when the client cancels. Denials are audited. */
+  async attest(call: AttestableCall, method: string): Promise<Attested> {
+    const caller = this.d.callerOf(call);
+    if (!caller) throw new StatusError(grpc.status.UNAUTHENTICATED, 'caller connection is not tracked');
+    const controller = new AbortController();
+    const onCancel = (): void => controller.abort();
+    const events = call as unknown as NodeJS.EventEmitter;
+    events.once('cancelled', onCancel);
+    try {
+      return await this.attestCaller(caller, controller.signal);
+    } catch (err) {
+      this.d.audit.record({ method, caller: { pid: caller.pid, uid: caller.uid, gid: caller.gid }, decision: 'denied', reason: (err as Error).message });
+      throw err;
+    } finally {
+      events.off('cancelled', onCancel);
+    }
+  }
+
+  /** Attests an already-known caller again (open streams re-attest through this). */
+  async attestCaller(caller: Caller, signal: AbortSignal): Promise<Attested> {
+    const [result, binary] = await Promise.all([
+      this.d.attestation.attest(caller.pid, signal),
+      this.d.proc.exePath(caller.pid).catch(() => undefined),
+    ]);
+    // The answer is only good if the process that connected is still the one we attested.
+    await caller.checkAlive();
+    return { caller, selectors: result.selectors, binary };
+  }
+}
