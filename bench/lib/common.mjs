@@ -135,7 +135,7 @@ plugins {
   );
   const proc = spawn(process.execPath, [...(process.env.BENCH_AGENT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_AGENT_PROF] : []), AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   const a = new Agent('spiffe-agent', dir, socketPath, entriesPath, proc);
-  await waitReady(a, () => a.logs.some((l) => l.includes('Starting Workload API')));
+  await waitReady(a, () => a.logs.some((l) => /Starting (Workload and SDS APIs|Workload API|SDS API)/.test(l)));
   return a;
 }
 

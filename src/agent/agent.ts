@@ -14,6 +14,8 @@ import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
+import { CallAttestor } from '../endpoints/call-attestor.js';
+import { SdsHandler } from '../endpoints/sds/handler.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
@@ -83,19 +85,39 @@ export class Agent {
     const libc = this.d.libc ?? loadLibc();
     const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
     let listener: UdsListener | undefined;
-    const handler = new WorkloadHandler({
-      cache: this.cache,
-      attestation: this.attestation,
-      callerOf: (call) => listener?.callerOf(call),
-      proc,
-      audit: new AuditLog(log, a.logSelectors),
-      log: endpointsLog,
-      allowUnauthenticatedVerifiers: a.allowUnauthenticatedVerifiers,
-      allowedForeignJwtClaims: a.allowedForeignJwtClaims,
-      clock,
-      reattestIntervalMs: a.reattestIntervalMs,
-    });
-    const server = buildGrpcServer(handler, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
+    const audit = new AuditLog(log, a.logSelectors);
+    const callerOf = (call: { getPeer(): string }) => listener?.callerOf(call);
+    const workload = a.disableWorkloadApi
+      ? undefined
+      : new WorkloadHandler({
+          cache: this.cache,
+          attestation: this.attestation,
+          callerOf,
+          proc,
+          audit,
+          log: endpointsLog,
+          allowUnauthenticatedVerifiers: a.allowUnauthenticatedVerifiers,
+          allowedForeignJwtClaims: a.allowedForeignJwtClaims,
+          clock,
+          reattestIntervalMs: a.reattestIntervalMs,
+        });
+    const sds = a.disableSdsApi
+      ? undefined
+      : new SdsHandler({
+          cache: this.cache,
+          attestor: new CallAttestor({ attestation: this.attestation, callerOf, proc, audit }),
+          audit,
+          log: endpointsLog.child({ [F.subsystem]: 'sds_api' }),
+          clock,
+          reattestIntervalMs: a.reattestIntervalMs,
+          names: {
+            defaultSvidName: a.sdsDefaultSvidName,
+            defaultBundleName: a.sdsDefaultBundleName,
+            defaultAllBundlesName: a.sdsDefaultAllBundlesName,
+            disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
+          },
+        });
+    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
     listener = new UdsListener(a.socketPath, server, new PeerTracker(libc, proc), endpointsLog);
     this.listener = listener;
     await listener.listen();
@@ -107,7 +129,7 @@ export class Agent {
         entries: this.cache.entryCount,
         attestors: this.attestation.names.join(','),
       },
-      'Starting Workload API',
+      workload && sds ? 'Starting Workload and SDS APIs' : workload ? 'Starting Workload API' : sds ? 'Starting SDS API' : 'Workload and SDS APIs are disabled; serving health only',
     );
   }
 

@@ -2,19 +2,34 @@
 import * as grpc from '@grpc/grpc-js';
 import { healthService, type ServingStatus } from './health.js';
 import { loadProto } from './proto.js';
+import type { SdsHandler } from './sds/handler.js';
 import type { WorkloadHandler } from './workload/handler.js';
 
 interface ServiceHolder {
   service: grpc.ServiceDefinition;
 }
 
-export function buildGrpcServer(workload: WorkloadHandler, status: () => ServingStatus): grpc.Server {
+/** Services to serve; one left out (`disable_workload_api`, `disable_sds_api`) is not registered. */
+export interface PublicServices {
+  readonly workload?: WorkloadHandler | undefined;
+  readonly sds?: SdsHandler | undefined;
+}
+
+export function buildGrpcServer(services: PublicServices, status: () => ServingStatus): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_concurrent_streams': 1000,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  const wl = loadProto('spiffe/workload/workload.proto') as unknown as Record<string, ServiceHolder>;
-  server.addService(wl.SpiffeWorkloadAPI!.service, workload.service());
+  if (services.workload) {
+    const wl = loadProto('spiffe/workload/workload.proto') as unknown as Record<string, ServiceHolder>;
+    server.addService(wl.SpiffeWorkloadAPI!.service, services.workload.service());
+  }
+  if (services.sds) {
+    const sds = loadProto('envoy/service/secret/v3/sds.proto') as unknown as {
+      envoy: { service: { secret: { v3: Record<string, ServiceHolder> } } };
+    };
+    server.addService(sds.envoy.service.secret.v3.SecretDiscoveryService!.service, services.sds.service());
+  }
   const health = loadProto('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: Record<string, ServiceHolder> } } };
   server.addService(health.grpc.health.v1.Health!.service, healthService(status));
   return server;

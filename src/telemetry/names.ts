@@ -22,4 +22,9 @@ export const F = {
   decision: 'decision',
   audience: 'audience',
   durationMs: 'duration_ms',
+  resourceNames: 'resource_names',
+  versionInfo: 'version_info',
+  nonce: 'nonce',
+  expect: 'expect',
+  count: 'count',
 } as const;

@@ -98,7 +98,7 @@ plugins {
       if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
         throw new Error(`agent exited before it was ready:\n${this.logs.join('\n')}`);
       }
-      if (this.logs.some((l) => l.includes('Starting Workload API')) && (await stat(this.socketPath).catch(() => undefined))?.isSocket()) return;
+      if (this.logs.some((l) => /Starting (Workload and SDS APIs|Workload API|SDS API)/.test(l)) && (await stat(this.socketPath).catch(() => undefined))?.isSocket()) return;
       await sleep(50);
     }
     throw new Error(`agent not ready within ${timeoutMs} ms:\n${this.logs.join('\n')}`);
