@@ -135,3 +135,4 @@ main() {
 }
 
 main "$@"
+bash "$(dirname "$0")/setup-java.sh"
