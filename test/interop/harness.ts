@@ -13,6 +13,7 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const AGENT_MAIN = path.join(REPO, 'dist/src/cli/main.js');
 const CACHE = path.join(REPO, 'test/interop/.cache');
 export const GO_CLIENT_BUILT = path.join(CACHE, 'bin/go-client');
+export const SDS_CLIENT_BUILT = path.join(CACHE, 'bin/sds-client');
 export const VENV_PYTHON = path.join(CACHE, 'venv/bin/python');
 export const PY_FETCH = path.join(REPO, 'test/interop/py/fetch.py');
 
@@ -37,12 +38,13 @@ export function uidEntry(spiffeId: string, uid: number): Entry {
 }
 
 /** Fails with one message naming every missing prerequisite, so a run says what to do. */
-export function assertPrerequisites(needs: { python?: boolean } = {}): void {
+export function assertPrerequisites(needs: { python?: boolean; sds?: boolean } = {}): void {
   const missing: string[] = [];
   if (process.platform !== 'linux') missing.push('Linux (workload attestation reads SO_PEERCRED and /proc)');
   if (process.getuid?.() !== 0) missing.push('root (clients are spawned as uids 1001-1003)');
   if (!existsSync(AGENT_MAIN)) missing.push(`${path.relative(REPO, AGENT_MAIN)} (run: npm run build)`);
   if (!existsSync(GO_CLIENT_BUILT)) missing.push('go-client (run: bash test/interop/setup.sh)');
+  if (needs.sds && !existsSync(SDS_CLIENT_BUILT)) missing.push('sds-client (run: bash test/interop/setup.sh)');
   if (needs.python && !existsSync(VENV_PYTHON)) missing.push('py-spiffe venv (run: bash test/interop/setup.sh)');
   if (missing.length > 0) throw new Error(`interop prerequisites missing: ${missing.join('; ')}`);
 }

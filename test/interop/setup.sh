@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the real SPIFFE peers the interop suite runs against our agent:
 #   - .cache/bin/go-client : go-spiffe v2 (pinned in go-client/go.mod + go.sum), built with -mod=readonly
+#   - .cache/bin/sds-client: Envoy's own Go API types (go-control-plane/envoy, pinned in sds-client/go.mod
+#                            + go.sum), an SDS v3 client that talks to the agent as Envoy does
 #   - .cache/venv          : a private venv with PyPI `spiffe` (py/requirements.txt); nothing installed globally
 #   - test users           : uid 1001 spiffe-a, 1002 spiffe-b, 1003 spiffe-none (no home, no shell, group = uid),
 #                            created only if that uid is missing. Workload attestation reads the caller's uid
@@ -18,6 +20,7 @@ CACHE="$HERE/.cache"
 BIN="$CACHE/bin"
 VENV="$CACHE/venv"
 GO_MIN="1.24"   # the go directive go-spiffe v2.8.1 needs
+GO_SDS_MIN="1.26" # the go directive go-control-plane/envoy v1.40.0 needs
 PY_MIN="3.9"    # py-spiffe 0.3.x
 NODE_MIN="20"
 TEST_USERS=("1001:spiffe-a" "1002:spiffe-b" "1003:spiffe-none")
@@ -100,6 +103,23 @@ build_go_client() {
   echo "$want" > "$stamp"
 }
 
+build_sds_client() {
+  local src="$HERE/sds-client" stamp="$BIN/sds-client.stamp" want v
+  v="$(GOTOOLCHAIN=local go env GOVERSION)"; v="${v#go}"
+  version_ge "$v" "$GO_SDS_MIN" || die "go $v is too old for sds-client (go-control-plane/envoy v1.40.0); install Go >= $GO_SDS_MIN"
+  want="$( { GOTOOLCHAIN=local go env GOVERSION; hash_inputs "$src/go.mod" "$src/go.sum" "$src"/*.go; } | sha256sum | cut -d' ' -f1)"
+  if [ -x "$BIN/sds-client" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "sds-client up to date"
+    return
+  fi
+  say "building sds-client (go-control-plane/envoy from go.sum, -mod=readonly)"
+  mkdir -p "$BIN"
+  (cd "$src" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
+    go build -trimpath -o "$BIN/sds-client.tmp" .)
+  mv -f "$BIN/sds-client.tmp" "$BIN/sds-client"
+  echo "$want" > "$stamp"
+}
+
 build_venv() {
   local py="$1" req="$HERE/py/requirements.txt" stamp="$VENV/.interop-stamp" want
   want="$( { echo "$py"; "$py" -VV; hash_inputs "$req"; } | sha256sum | cut -d' ' -f1)"
@@ -125,13 +145,16 @@ main() {
   mkdir -p "$BIN"
   chmod 0755 "$CACHE" "$BIN"
   build_go_client
+  build_sds_client
   build_venv "$py"
   # Quick smoke: both peers start and report a missing endpoint in their own words.
   local rc=0
   "$BIN/go-client" >/dev/null 2>&1 || rc=$?
   [ "$rc" -eq 2 ] || die "go-client did not start (exit $rc, expected usage exit 2)"
+  rc=0; "$BIN/sds-client" >/dev/null 2>&1 || rc=$?
+  [ "$rc" -eq 2 ] || die "sds-client did not start (exit $rc, expected usage exit 2)"
   "$VENV/bin/python" "$HERE/py/fetch.py" --help >/dev/null || die "py/fetch.py does not start"
-  say "ready in $((SECONDS - t0))s: $BIN/go-client, $VENV/bin/python"
+  say "ready in $((SECONDS - t0))s: $BIN/go-client, $BIN/sds-client, $VENV/bin/python"
 }
 
 main "$@"
