@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
+import { interposeAuthorityFilter } from '../endpoints/h2-authority-filter.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
@@ -118,7 +119,9 @@ export class Agent {
           },
         });
     const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
-    listener = new UdsListener(a.socketPath, server, new PeerTracker(libc, proc), endpointsLog);
+    listener = new UdsListener(a.socketPath, server, new PeerTracker(libc, proc), endpointsLog, 0o777, (s) =>
+      interposeAuthorityFilter(s, libc, endpointsLog),
+    );
     this.listener = listener;
     await listener.listen();
     this.ready = true;

@@ -32,6 +32,8 @@ export class UdsListener {
     private readonly log: Logger,
     /** 0o777 for the public Workload API (any local process may ask); tighter for admin. */
     private readonly mode = 0o777,
+    /** Puts a filter between the client and gRPC (see h2-authority-filter.ts); identity is read first. */
+    private readonly wrap: (socket: Socket) => Socket = (s) => s,
   ) {}
 
   /** The caller behind a gRPC call, or undefined if the connection is unknown or gone. */
@@ -71,8 +73,9 @@ export class UdsListener {
       return;
     }
     const id = `${PEER_PREFIX}${this.nextId++}`;
-    Object.defineProperty(socket, 'remoteAddress', { value: id, configurable: true });
-    Object.defineProperty(socket, 'remotePort', { value: undefined, configurable: true });
+    const served = this.wrap(socket);
+    Object.defineProperty(served, 'remoteAddress', { value: id, configurable: true });
+    Object.defineProperty(served, 'remotePort', { value: undefined, configurable: true });
     this.callers.set(id, caller);
     this.sockets.add(socket);
     socket.once('close', () => {
@@ -84,7 +87,7 @@ export class UdsListener {
       socket.destroy();
       return;
     }
-    this.injector.injectConnection(socket);
+    this.injector.injectConnection(served);
   }
 
   async close(graceMs = 2000): Promise<void> {

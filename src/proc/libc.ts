@@ -23,6 +23,8 @@ export interface Libc {
   /** True while the process the pidfd refers to has not exited. */
   pidfdAlive(pidfd: number): boolean;
   close(fd: number): void;
+  /** A connected pair of AF_UNIX stream sockets (close-on-exec). */
+  socketpair(): [number, number];
 }
 
 export function loadLibc(): Libc {
@@ -32,6 +34,7 @@ export function loadLibc(): Libc {
   const syscall3 = lib.func('long syscall(long, int, int, int)');
   const syscall5 = lib.func('long syscall(long, int, int, void *, int)');
   const closeFn = lib.func('int close(int)');
+  const socketpairFn = lib.func('int socketpair(int, int, int, _Out_ int *sv)');
   return {
     peerCred(fd) {
       const out: Record<string, number> = {};
@@ -50,6 +53,14 @@ export function loadLibc(): Libc {
     },
     close(fd) {
       closeFn(fd);
+    },
+    socketpair() {
+      const AF_UNIX = 1;
+      const SOCK_STREAM = 1;
+      const SOCK_CLOEXEC = 0o2000000;
+      const sv = [0, 0];
+      if ((socketpairFn(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) as number) !== 0) throw new Error('socketpair(AF_UNIX, SOCK_STREAM) failed');
+      return [sv[0]!, sv[1]!];
     },
   };
 }
