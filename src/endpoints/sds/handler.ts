@@ -157,7 +157,7 @@ export class SdsHandler {
           if (verdict.kind === 'stale') {
             log.warn({ [F.nonce]: req.response_nonce, [F.expect]: verdict.expected }, 'Received unexpected nonce; ignoring request');
           } else if (verdict.nack) {
-            log.error({ [F.versionInfo]: req.version_info, [F.expect]: state.version }, 'Client rejected expected version and rolled back');
+            log.error({ [F.versionInfo]: req.version_info, [F.expect]: state.versionSent }, 'Client rejected expected version and rolled back');
           }
         }
         const due = state.due();

@@ -39,8 +39,9 @@ export class SdsStreamState {
     return String(this.counter);
   }
 
-  get nonceSent(): string {
-    return this.lastNonce;
+  /** The version of the last response sent ("" before any): what an ACK must carry. */
+  get versionSent(): string {
+    return this.lastSentVersion;
   }
 
   /** Something the caller sees changed: a new version, sent at once if anything was asked for. */
