@@ -1,8 +1,32 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests that start workloads under other uids (the agent identifies callers by uid from the
+ * kernel) or create cgroups need root. As any other user they are left out with a notice,
+ * so `npm test` still passes; CI and `sudo npm test` run everything.
+ */
+const NEEDS_ROOT = [
+  'test/integration/entries-reload.test.ts',
+  'test/integration/federation.test.ts',
+  'test/integration/fetch-svids.test.ts',
+  'test/integration/hints-and-caps.test.ts',
+  'test/integration/reattestation.test.ts',
+  'test/integration/restart.test.ts',
+  'test/integration/rotation.test.ts',
+  'test/integration/sds.test.ts',
+  'test/integration/containers.test.ts',
+  'test/unit/attestation/unix/unix.test.ts',
+  'test/unit/proc/peer-tracker.test.ts',
+];
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  console.warn(`spiffe-agent: not running as root, so ${NEEDS_ROOT.length} test files that start workloads under other uids are left out; run "sudo npm test" for the full suite.`);
+}
+
 export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    exclude: ['**/node_modules/**', ...(isRoot ? [] : NEEDS_ROOT)],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
