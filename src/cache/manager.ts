@@ -108,6 +108,10 @@ export class CacheManager {
     return this.svids.size;
   }
 
+  get cachedJWTCount(): number {
+    return this.jwts.size;
+  }
+
   match(selectors: readonly Selector[]): RegistrationEntry[] {
     return dedupeHints(this.index.match(selectors));
   }

@@ -26,6 +26,10 @@ export interface AuditRecord {
   readonly serials?: readonly string[] | undefined;
   readonly audience?: readonly string[] | undefined;
   readonly reason?: string | undefined;
+  /** Delegated Identity API: the delegate's authorized SPIFFE ID and the workload it asked for. */
+  readonly delegate?: string | undefined;
+  readonly targetSelectors?: readonly Selector[] | undefined;
+  readonly targetPid?: number | undefined;
 }
 
 export class AuditLog {
@@ -63,6 +67,9 @@ export class AuditLog {
     if (r.serials) fields[F.serials] = r.serials;
     if (r.audience) fields[F.audience] = r.audience;
     if (r.reason) fields[F.reason] = r.reason;
+    if (r.delegate) fields[F.delegate] = r.delegate;
+    if (r.targetSelectors) fields[F.targetSelectors] = this.redact(r.targetSelectors);
+    if (r.targetPid) fields[F.targetPid] = r.targetPid;
     if (r.decision === 'granted') this.log.info(fields, 'Workload API decision');
     else this.log.warn(fields, 'Workload API decision');
   }

@@ -58,7 +58,23 @@ function textStream(out: NodeJS.WritableStream): DestinationStream {
   };
 }
 
+/** Levels the Logger API can set at run time: the configurable ones plus fatal. */
+export type RuntimeLogLevel = LogLevel | 'fatal';
+
+/** Changes the level of a logger and every child made from it, while the agent runs. */
+export interface LevelControl {
+  get(): RuntimeLogLevel;
+  /** The level the logger was created with. */
+  readonly launch: LogLevel;
+  set(level: RuntimeLogLevel): void;
+  reset(): void;
+}
+
 export function createLogger(opts: LoggerOptions): Logger {
+  return createControlledLogger(opts).log;
+}
+
+export function createControlledLogger(opts: LoggerOptions): { log: Logger; level: LevelControl } {
   const out: NodeJS.WritableStream = opts.file
     ? createWriteStream(opts.file, { flags: 'a', mode: 0o640 })
     : (opts.destination ?? process.stderr);
@@ -72,7 +88,18 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     dest,
   );
-  return wrap(p);
+  // pino children read the root's level unless given their own, so one assignment covers all.
+  const level: LevelControl = {
+    launch: opts.level,
+    get: () => p.level as RuntimeLogLevel,
+    set: (l) => {
+      p.level = l;
+    },
+    reset: () => {
+      p.level = opts.level;
+    },
+  };
+  return { log: wrap(p), level };
 }
 
 function wrap(p: PinoLogger): Logger {

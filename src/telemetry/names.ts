@@ -27,4 +27,7 @@ export const F = {
   nonce: 'nonce',
   expect: 'expect',
   count: 'count',
+  delegate: 'delegate',
+  targetSelectors: 'target_selectors',
+  targetPid: 'target_pid',
 } as const;
