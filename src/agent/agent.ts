@@ -22,7 +22,13 @@ import { loadLibc, type Libc } from '../proc/libc.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
 import { ProcReader } from '../proc/proc-reader.js';
 import { AuditLog } from '../telemetry/audit.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { LevelControl, Logger } from '../telemetry/logger.js';
+import { checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
+import { DelegateAuth } from '../endpoints/admin/delegate-auth.js';
+import { DelegatedIdentityHandler } from '../endpoints/admin/delegated-identity.js';
+import { DebugHandler } from '../endpoints/admin/debug.js';
+import { LoggerHandler } from '../endpoints/admin/logger-service.js';
+import { buildAdminServer } from '../endpoints/admin/server.js';
 import { F } from '../telemetry/names.js';
 
 export interface AgentDeps {
@@ -34,12 +40,15 @@ export interface AgentDeps {
   readonly libc?: Libc;
   /** The process environment (node_name_env, D-Bus addresses), passed in rather than read globally. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Lets the admin socket's Logger API change the log level; without it that service is not served. */
+  readonly logLevel?: LevelControl;
 }
 
 export class Agent {
   private authority: Authority | undefined;
   private cache: CacheManager | undefined;
   private listener: UdsListener | undefined;
+  private adminListener: UdsListener | undefined;
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private ready = false;
@@ -49,6 +58,8 @@ export class Agent {
   async start(signal: AbortSignal): Promise<void> {
     const { config, log, clock } = this.d;
     const a = config.agent;
+    const startedAt = clock.now();
+    if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.ready);
     await this.health.listen();
@@ -119,11 +130,38 @@ export class Agent {
           },
         });
     const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
-    listener = new UdsListener(a.socketPath, server, new PeerTracker(libc, proc), endpointsLog, 0o777, (s) =>
-      interposeAuthorityFilter(s, libc, endpointsLog),
-    );
+    // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
+    const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
+      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
+    listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
     await listener.listen();
+    if (a.adminSocketPath !== undefined) {
+      let admin: UdsListener | undefined;
+      const adminLog = endpointsLog.child({ [F.subsystem]: 'admin_api' });
+      const adminAttestor = new CallAttestor({ attestation: this.attestation, callerOf: (call) => admin?.callerOf(call), proc, audit });
+      const cache = this.cache;
+      const adminServer = buildAdminServer({
+        delegatedIdentity: new DelegatedIdentityHandler({
+          auth: new DelegateAuth({
+            attestor: adminAttestor,
+            attestation: this.attestation,
+            match: (sel) => cache.match(sel),
+            authorized: a.authorizedDelegates ?? [],
+            audit,
+          }),
+          cache,
+          audit,
+          log: adminLog,
+        }),
+        debug: new DebugHandler({ cache, clock, startedAt }),
+        logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, adminLog) : undefined,
+      });
+      admin = udsListener(a.adminSocketPath, adminServer, 0o770);
+      this.adminListener = admin;
+      await admin.listen();
+      log.info({ [F.path]: a.adminSocketPath, authorized_delegates: (a.authorizedDelegates ?? []).join(',') }, 'Starting admin API');
+    }
     this.ready = true;
     log.info(
       {
@@ -147,6 +185,7 @@ export class Agent {
   async close(): Promise<void> {
     this.ready = false;
     await this.listener?.close();
+    await this.adminListener?.close();
     await this.health?.close();
     this.cache?.close();
     await this.attestation?.close();

@@ -4,7 +4,7 @@ import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import type { AgentConfig } from '../../config/types.js';
 import { SpiffeAgentError } from '../../errors.js';
-import { createLogger } from '../../telemetry/logger.js';
+import { createControlledLogger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { formatUsage, parseFlags, UsageError, type CliIO, type Command, type FlagSpec } from '../flags.js';
 
@@ -65,8 +65,8 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   }
   const a = config.agent;
-  const log = createLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
-  const agent = new Agent({ config, log, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
+  const { log, level } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
+  const agent = new Agent({ config, log, logLevel: level, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
   const onHup = (): void => {
     log.info('Received SIGHUP; reloading registration entries');
     agent.reload().catch((err: Error) => log.error({ [F.error]: err.message }, 'Reload failed; keeping the previous entries'));
