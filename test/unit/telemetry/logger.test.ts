@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, type LogFormat, type LogLevel } from '../../../src/telemetry/logger.js';
+import { createControlledLogger, createLogger, type LogFormat, type LogLevel } from '../../../src/telemetry/logger.js';
 
 function sink(): { stream: Writable; lines: () => string[] } {
   let text = '';
@@ -153,5 +153,24 @@ describe('logger: censoring', () => {
     const { log, lines } = logger('json');
     log.child({ token: JWT }).info('m');
     expect(lines().join('\n')).not.toContain(JWT);
+  });
+});
+
+describe('LevelControl', () => {
+  it('changes the level of existing child loggers at run time, and resets to the launch level', () => {
+    const s = sink();
+    const { log, level } = createControlledLogger({ level: 'info', format: 'json', destination: s.stream });
+    const child = log.child({ subsystem_name: 'x' }).child({ y: 1 });
+    child.debug('hidden-1');
+    level.set('debug');
+    expect(level.get()).toBe('debug');
+    child.debug('shown');
+    level.set('error');
+    child.warn('hidden-2');
+    level.reset();
+    expect(level.get()).toBe('info');
+    expect(level.launch).toBe('info');
+    child.info('shown-again');
+    expect(s.lines().map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['shown', 'shown-again']);
   });
 });
