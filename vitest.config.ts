@@ -15,6 +15,7 @@ const NEEDS_ROOT = [
   'test/integration/rotation.test.ts',
   'test/integration/sds.test.ts',
   'test/integration/containers.test.ts',
+  'test/integration/admin.test.ts',
   'test/unit/attestation/unix/unix.test.ts',
   'test/unit/proc/peer-tracker.test.ts',
 ];
