@@ -5,6 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Selector } from '../../authority/types.js';
 import type { CacheManager, Subscription } from '../../cache/manager.js';
+import { coalesced } from '../coalesce.js';
 import { toServiceError } from '../status.js';
 
 export function pumpStream(
@@ -14,8 +15,6 @@ export function pumpStream(
   step: (signal: AbortSignal, sub: Subscription) => Promise<void>,
 ): void {
   const abort = new AbortController();
-  let running = false;
-  let again = false;
   let done = false;
   const finish = (err?: unknown): void => {
     if (done) return;
@@ -24,23 +23,7 @@ export function pumpStream(
     sub.close();
     if (err) call.emit('error', toServiceError(err));
   };
-  const run = async (): Promise<void> => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        await step(abort.signal, sub);
-      } while (again && !done);
-    } catch (err) {
-      finish(err);
-    } finally {
-      running = false;
-    }
-  };
+  const run = coalesced(() => step(abort.signal, sub), () => done, finish);
   // Selectors that match nothing still get notified of every authority change (bundle streams use that).
   const sub = cache.subscribe(selectors, () => {
     if (!done) void run();

@@ -15,6 +15,7 @@ import type { Caller } from '../../proc/peer-tracker.js';
 import type { Attested } from '../call-attestor.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
+import { coalesced } from '../coalesce.js';
 import { StatusError, toServiceError } from '../status.js';
 
 export type { Attested } from '../call-attestor.js';
@@ -57,8 +58,6 @@ export function driveStream(
 ): Promise<void> {
   return new Promise<void>((resolve) => {
     let current = first;
-    let running = false;
-    let again = false;
     let reattestDue = false;
     let done = false;
     let cancelTimer: (() => void) | undefined;
@@ -91,29 +90,20 @@ export function driveStream(
       current = fresh;
     };
 
-    const run = async (): Promise<void> => {
-      if (done) return;
-      if (running) {
-        again = true;
-        return;
-      }
-      running = true;
-      try {
-        do {
-          again = false;
-          if (reattestDue) {
-            reattestDue = false;
-            await reattest();
-          }
-          if (!done) await update(sub, current);
-        } while (again && !done);
-      } catch (err) {
+    const run = coalesced(
+      async () => {
+        if (reattestDue) {
+          reattestDue = false;
+          await reattest();
+        }
+        if (!done) await update(sub, current);
+      },
+      () => done,
+      (err) => {
         if (!(err instanceof StatusError)) d.log.error({ [F.pid]: current.caller.pid, [F.error]: (err as Error).message }, `${d.api ?? 'Workload API'} stream failed`);
         finish(err);
-      } finally {
-        running = false;
-      }
-    };
+      },
+    );
 
     const armInterval = (): void => {
       if (d.reattestIntervalMs <= 0 || done) return;
