@@ -6,7 +6,7 @@ import { SpiffeAgentError } from '../errors.js';
 import type { BundleSet, JWTBundle, JWTSVID, TrustDomain } from '../svid/index.js';
 import { WorkloadAPIClient, type CallOptions, type ClientOptions } from './client.js';
 import { SourceClosedError } from './errors.js';
-import { waitForFirst } from './first-update.js';
+import { awaitFirstUpdate, waitForFirst } from './first-update.js';
 
 export interface JWTSourceOptions extends ClientOptions {
   readonly client?: WorkloadAPIClient | undefined;
@@ -38,16 +38,7 @@ export class JWTSource {
       },
       signal,
     );
-    source.#watch.then(
-      () => first.reject(new SourceClosedError('JWT')),
-      (err: unknown) => first.reject(err),
-    );
-    try {
-      await first.promise;
-    } catch (err) {
-      await source.close();
-      throw err;
-    }
+    await awaitFirstUpdate(first, source.#watch, () => new SourceClosedError('JWT'), () => source.close());
     return source;
   }
 

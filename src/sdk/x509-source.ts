@@ -7,7 +7,7 @@ import type { TrustDomain, X509Bundle, X509SVID } from '../svid/index.js';
 import { WorkloadAPIClient, type ClientOptions } from './client.js';
 import type { X509Context } from './convert.js';
 import { SourceClosedError } from './errors.js';
-import { waitForFirst } from './first-update.js';
+import { awaitFirstUpdate, waitForFirst } from './first-update.js';
 
 export interface X509SourceOptions extends ClientOptions {
   /** Use this client instead of dialing one; the source then does not close it. */
@@ -47,16 +47,7 @@ export class X509Source {
       },
       signal,
     );
-    source.#watch.then(
-      () => first.reject(new SourceClosedError('X.509')),
-      (err: unknown) => first.reject(err),
-    );
-    try {
-      await first.promise;
-    } catch (err) {
-      await source.close();
-      throw err;
-    }
+    await awaitFirstUpdate(first, source.#watch, () => new SourceClosedError('X.509'), () => source.close());
     return source;
   }
 
