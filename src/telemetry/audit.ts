@@ -3,7 +3,9 @@
  * which identity and why: the caller as the kernel saw it, the selectors found, the
  * entries matched, the SPIFFE IDs and serials issued, or the reason for denial.
  * Selector values whose type is not listed in log_selectors are redacted; keys and
- * tokens are never part of a record.
+ * tokens are never part of a record. The caller's binary is the value of the
+ * `unix:path` selector under another name, so it is shown exactly when that selector
+ * would be: otherwise redacting the selector would hide nothing.
  */
 import type { Selector } from '../authority/types.js';
 import type { Logger } from './logger.js';
@@ -32,6 +34,8 @@ export interface AuditRecord {
   readonly targetPid?: number | undefined;
 }
 
+const REDACTED = '[redacted]';
+
 export class AuditLog {
   private readonly log: Logger;
 
@@ -44,12 +48,19 @@ export class AuditLog {
 
   redact(selectors: readonly Selector[]): string[] {
     return selectors.map((s) => {
-      const full = `${s.type}:${s.value}`;
       const colon = s.value.indexOf(':');
       const typeKey = colon > 0 ? `${s.type}:${s.value.slice(0, colon)}` : s.type;
-      const shown = this.visible.some((v) => v === s.type || v === typeKey);
-      return shown ? full : `${typeKey}:[redacted]`;
+      return this.shows(s.type, typeKey) ? `${s.type}:${s.value}` : `${typeKey}:${REDACTED}`;
     });
+  }
+
+  /** The binary path as the `unix:path` selector would show it. */
+  redactBinary(binary: string): string {
+    return this.shows('unix', 'unix:path') ? binary : REDACTED;
+  }
+
+  private shows(type: string, typeKey: string): boolean {
+    return this.visible.some((v) => v === type || v === typeKey);
   }
 
   record(r: AuditRecord): void {
@@ -60,7 +71,7 @@ export class AuditLog {
       [F.uid]: r.caller.uid,
       [F.gid]: r.caller.gid,
     };
-    if (r.caller.binary) fields[F.binary] = r.caller.binary;
+    if (r.caller.binary) fields[F.binary] = this.redactBinary(r.caller.binary);
     if (r.selectors) fields[F.selectors] = this.redact(r.selectors);
     if (r.entryIds) fields[F.entryIds] = r.entryIds;
     if (r.spiffeIds) fields[F.spiffeIds] = r.spiffeIds;

@@ -87,12 +87,34 @@ describe('audit: records', () => {
       pid: 4321,
       uid: 1000,
       gid: 1001,
-      binary: '/usr/bin/app',
+      binary: '[redacted]',
       selectors: ['unix:uid:1000', 'unix:sha256:[redacted]'],
       entry_ids: ['e1', 'e2'],
       spiffe_ids: ['spiffe://example.org/a', 'spiffe://example.org/b'],
       serials: ['01ab', '02cd'],
     });
+  });
+
+  it.each([
+    { visible: [], shown: false },
+    { visible: ['unix:uid', 'unix:sha256'], shown: false },
+    { visible: ['unix:pat', 'k8s', 'path'], shown: false },
+    { visible: ['unix:path'], shown: true },
+    { visible: ['unix'], shown: true },
+  ])('shows the binary with log_selectors $visible exactly when it shows the unix:path selector ($shown)', ({ visible, shown }) => {
+    const a = audit(visible);
+    a.audit.record({ ...granted, selectors: [sel('unix:path:/usr/bin/app'), sel('unix:uid:1000')] });
+    const rec = JSON.parse(a.lines()[0]!) as { binary: string; selectors: string[] };
+    expect(rec.binary).toBe(shown ? '/usr/bin/app' : '[redacted]');
+    expect(rec.selectors[0]).toBe(shown ? 'unix:path:/usr/bin/app' : 'unix:path:[redacted]');
+    expect(JSON.stringify(rec).includes('/usr/bin/app')).toBe(shown);
+  });
+
+  it('keeps the binary out of a text record when unix:path is redacted', () => {
+    const a = audit(['unix:uid'], 'text');
+    a.audit.record(granted);
+    expect(a.lines()[0]).not.toContain('/usr/bin/app');
+    expect(a.lines()[0]).toContain('binary=[redacted]');
   });
 
   it.each(['denied', 'withdrawn'] as const)('records a %s decision with its reason at warn', (decision) => {
