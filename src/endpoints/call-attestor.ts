@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Selector } from '../authority/types.js';
-import type { WorkloadAttestation } from '../attestation/workload/attest.js';
+import type { AttestationResult, WorkloadAttestation } from '../attestation/workload/attest.js';
 import type { Caller } from '../proc/peer-tracker.js';
 import type { ProcReader } from '../proc/proc-reader.js';
 import type { AuditLog } from '../telemetry/audit.js';
@@ -50,10 +50,19 @@ export class CallAttestor {
 
   /** Attests an already-known caller again (open streams re-attest through this). */
   async attestCaller(caller: Caller, signal: AbortSignal): Promise<Attested> {
-    const [result, binary] = await Promise.all([
-      this.d.attestation.attest(caller.pid, signal),
-      this.d.proc.exePath(caller.pid).catch(() => undefined),
-    ]);
+    let result: AttestationResult;
+    let binary: string | undefined;
+    try {
+      [result, binary] = await Promise.all([
+        this.d.attestation.attest(caller.pid, signal),
+        this.d.proc.exePath(caller.pid).catch(() => undefined),
+      ]);
+    } catch (err) {
+      // A caller that has exited makes every attestor fail. That is Unauthenticated (the
+      // connection no longer belongs to a live process), not an agent fault worth retrying.
+      await caller.checkAlive();
+      throw err;
+    }
     // The answer is only good if the process that connected is still the one we attested.
     await caller.checkAlive();
     return { caller, selectors: result.selectors, binary };

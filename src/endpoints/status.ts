@@ -20,6 +20,8 @@ const BY_CODE: Readonly<Record<string, grpc.status>> = {
   no_peer_pid: grpc.status.UNAUTHENTICATED,
   no_peer_fd: grpc.status.UNAUTHENTICATED,
   attestation_failed: grpc.status.UNAVAILABLE,
+  // gRPC's code for "do not retry until the system is fixed": the binary will not shrink.
+  workload_refused: grpc.status.FAILED_PRECONDITION,
   sign_failed: grpc.status.UNAVAILABLE,
   jwtsvid_invalid: grpc.status.INVALID_ARGUMENT,
   spiffeid_invalid: grpc.status.INVALID_ARGUMENT,

@@ -33,9 +33,18 @@ export class ProcReader {
     return parseStatus(text, pid);
   }
 
-  /** Process start time in clock ticks since boot (field 22 of stat). */
+  /**
+   * Process start time in clock ticks since boot (field 22 of stat). A process that has
+   * exited but not been reaped (a zombie) still has a stat file and a pid that signals
+   * reach, so it counts as gone here: it can no longer be the caller of anything.
+   */
   async startTime(pid: number): Promise<bigint> {
-    return parseStatStartTime(await this.read(pid, 'stat'), pid);
+    const text = await this.read(pid, 'stat');
+    const state = parseStatState(text);
+    if (state === 'Z' || state === 'X' || state === 'x') {
+      throw new ProcError('process_gone', `proc: process ${pid} has exited (state ${state})`);
+    }
+    return parseStatStartTime(text, pid);
   }
 
   async exePath(pid: number): Promise<string> {
@@ -115,6 +124,12 @@ export function parseStatus(text: string, pid: number): ProcStatus {
     groups,
     name: fields.get('Name') ?? '',
   };
+}
+
+/** Field 3 (state: R, S, D, Z, X, ...), read after the last ')' like the start time. */
+export function parseStatState(text: string): string | undefined {
+  const end = text.lastIndexOf(')');
+  return end >= 0 ? text.slice(end + 2).split(' ')[0] : undefined;
 }
 
 /** Field 22, counted after the last ')' so a command name with spaces or parens cannot shift it. */

@@ -1,14 +1,15 @@
 /**
  * Runs every configured workload attestor on a pid concurrently and merges what
  * they find. One failing attestor is logged and its selectors are absent; only if
- * all fail does attestation fail. Concurrent attestations are bounded so a busy
+ * all fail does attestation fail, and then as refused (not worth retrying) when an
+ * attestor said so, or as a possibly transient failure otherwise. Concurrent attestations are bounded so a busy
  * node cannot make the agent open thousands of /proc files at once.
  */
 import type { Selector } from '../../authority/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
-import type { WorkloadAttestor } from './types.js';
+import { WorkloadRefusedError, type WorkloadAttestor } from './types.js';
 
 export class AttestationError extends SpiffeAgentError {}
 
@@ -88,6 +89,11 @@ export class WorkloadAttestation {
         }
       });
       if (this.attestors.length > 0 && failed.length === this.attestors.length) {
+        const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof WorkloadRefusedError);
+        if (refused) {
+          const why = errMessage(refused.reason);
+          throw new AttestationError('workload_refused', `workload attestation refused for pid ${pid}: ${why}`, { cause: refused.reason });
+        }
         throw new AttestationError('attestation_failed', `workload attestation failed for pid ${pid}: every attestor failed (${failed.join(', ')})`);
       }
       return { selectors, failed };

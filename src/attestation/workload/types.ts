@@ -1,3 +1,5 @@
+import { SpiffeAgentError } from '../../errors.js';
+
 /**
  * A workload attestor: a name and `attest(pid) → selector values`. The agent
  * prefixes the name as the selector type ("uid:1000" from "unix" → unix:uid:1000).
@@ -8,3 +10,10 @@ export interface WorkloadAttestor {
   attest(pid: number, signal: AbortSignal): Promise<string[]>;
   close?(): Promise<void>;
 }
+
+/**
+ * An attestor's verdict that this workload cannot be attested and that asking again
+ * will not change it (its binary is over workload_size_limit, say), as opposed to a
+ * transient failure. The caller gets a status that tells clients not to retry.
+ */
+export class WorkloadRefusedError extends SpiffeAgentError {}

@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AttestationError, Semaphore, WorkloadAttestation } from '../../../src/attestation/workload/attest.js';
-import type { WorkloadAttestor } from '../../../src/attestation/workload/types.js';
+import { WorkloadRefusedError, type WorkloadAttestor } from '../../../src/attestation/workload/types.js';
+import { toServiceError } from '../../../src/endpoints/status.js';
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../src/telemetry/logger.js';
 import { nullLogger } from '../../../src/telemetry/logger.js';
 
@@ -125,6 +127,33 @@ describe('WorkloadAttestation: failures', () => {
     expect((err as Error).message).toMatch(/pid 7/);
     expect((err as Error).message).toMatch(/unix, k8s/);
     expect(log.lines.filter((l) => l.level === 'warn').map((l) => l.obj.attestor)).toEqual(['unix', 'k8s']);
+  });
+
+  it('fails as refused, with the attestor\'s reason and FailedPrecondition, when every attestor fails and one refused the workload', async () => {
+    const refusing: WorkloadAttestor = {
+      name: 'unix',
+      attest: async () => {
+        throw new WorkloadRefusedError('workload_too_large', 'unix: workload binary of pid 8 is 9000 bytes, over workload_size_limit 4096');
+      },
+    };
+    const err = await new WorkloadAttestation([failing('k8s', 'kubelet unreachable'), refusing], recordingLogger())
+      .attest(8, signal)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AttestationError);
+    expect(err).toMatchObject({ code: 'workload_refused' });
+    expect((err as Error).message).toContain('over workload_size_limit 4096');
+    expect(toServiceError(err)).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('workload_size_limit 4096') });
+  });
+
+  it('still serves the other attestors\' selectors when one refused the workload', async () => {
+    const refusing: WorkloadAttestor = { name: 'unix', attest: () => Promise.reject(new WorkloadRefusedError('workload_too_large', 'too large')) };
+    const r = await new WorkloadAttestation([refusing, fixed('k8s', ['ns:a'])], recordingLogger()).attest(9, signal);
+    expect(r).toEqual({ selectors: [{ type: 'k8s', value: 'ns:a' }], failed: ['unix'] });
+  });
+
+  it('maps a plain all-failed attestation to Unavailable, which clients retry', async () => {
+    const err = await new WorkloadAttestation([failing('unix', 'x')], recordingLogger()).attest(7, signal).catch((e: unknown) => e);
+    expect(toServiceError(err).code).toBe(grpc.status.UNAVAILABLE);
   });
 
   it('handles an attestor that rejects with something other than an Error', async () => {

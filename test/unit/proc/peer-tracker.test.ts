@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,5 +62,30 @@ describe('peer tracking', () => {
     await expect(caller.checkAlive()).rejects.toThrow(/connection closed/);
     child.kill('SIGKILL');
     socket.destroy();
+  });
+
+  it('counts an exited but unreaped caller (a zombie) as gone, though its pid still takes signals', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'peer-')), 's.sock');
+    const accepted = new Promise<Socket>((resolve) => {
+      server = createServer(resolve);
+      server.listen(path);
+    });
+    await new Promise((r) => server!.once('listening', r));
+    // The connecting process's parent exec's `sleep`, which never reaps it: after the
+    // connecting process exits it stays a zombie.
+    const code = `require('net').connect(${JSON.stringify(path)},()=>setTimeout(()=>process.exit(0),300))`;
+    const holder = spawn('sh', ['-c', `"${process.execPath}" -e "${code.replace(/"/g, '\\"')}" & exec sleep 30`], { stdio: 'ignore' });
+    const socket = await accepted;
+    const caller = await new PeerTracker(libc, new ProcReader()).track(socket);
+    await caller.checkAlive();
+    const deadline = Date.now() + 10_000;
+    while (!/\) Z /.test(readFileSync(`/proc/${caller.pid}/stat`, 'utf8'))) {
+      if (Date.now() > deadline) throw new Error('the caller never became a zombie');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await expect(caller.checkAlive()).rejects.toMatchObject({ code: 'caller_gone', message: expect.stringMatching(/process exited/) });
+    caller.close();
+    socket.destroy();
+    holder.kill('SIGKILL');
   });
 });

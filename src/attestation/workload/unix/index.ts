@@ -6,9 +6,8 @@
 import { createHash } from 'node:crypto';
 import type { PluginConfig } from '../../../config/types.js';
 import { PluginDataReader } from '../../../config/plugin-data.js';
-import { SpiffeAgentError } from '../../../errors.js';
 import type { ProcReader } from '../../../proc/proc-reader.js';
-import type { WorkloadAttestor } from '../types.js';
+import { WorkloadRefusedError, type WorkloadAttestor } from '../types.js';
 import { UserDb } from './user-db.js';
 
 export interface UnixAttestorConfig {
@@ -16,8 +15,6 @@ export interface UnixAttestorConfig {
   /** Bytes; 0 = no limit, negative = never hash. */
   readonly workloadSizeLimit: number;
 }
-
-export class UnixAttestorError extends SpiffeAgentError {}
 
 export function parseUnixConfig(plugin: PluginConfig, file?: string): UnixAttestorConfig {
   const r = new PluginDataReader(plugin, { file });
@@ -72,9 +69,9 @@ export class UnixAttestor implements WorkloadAttestor {
       const st = await fh.stat();
       const limit = this.config.workloadSizeLimit;
       if (limit > 0 && st.size > limit) {
-        throw new UnixAttestorError(
+        throw new WorkloadRefusedError(
           'workload_too_large',
-          `unix: workload binary of pid ${pid} is ${st.size} bytes, over workload_size_limit ${limit}`,
+          `unix: workload binary of pid ${pid} is ${st.size} bytes, over workload_size_limit ${limit}; raise workload_size_limit or set it to -1 to skip hashing`,
         );
       }
       const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;

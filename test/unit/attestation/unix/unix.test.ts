@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../../src/config/errors.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
-import { UnixAttestor, UnixAttestorError, parseUnixConfig, type UnixAttestorConfig } from '../../../../src/attestation/workload/unix/index.js';
+import { UnixAttestor, parseUnixConfig, type UnixAttestorConfig } from '../../../../src/attestation/workload/unix/index.js';
+import { WorkloadRefusedError } from '../../../../src/attestation/workload/types.js';
 import { UserDb } from '../../../../src/attestation/workload/unix/user-db.js';
 import { ProcError } from '../../../../src/proc/errors.js';
 import { ProcReader } from '../../../../src/proc/proc-reader.js';
@@ -184,7 +185,7 @@ describe('unix attestor: discover_workload_path', () => {
     const err = await attestor({ discoverWorkloadPath: true, workloadSizeLimit: size - 1 })
       .attest(pid, signal)
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UnixAttestorError);
+    expect(err).toBeInstanceOf(WorkloadRefusedError);
     expect(err).toMatchObject({ code: 'workload_too_large' });
     expect((err as Error).message).toContain(`workload_size_limit ${size - 1}`);
     expect((err as Error).message).toContain(String(size));
