@@ -13,7 +13,8 @@ import { SpiffeAgentError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
-import { jwtStillFresh, rotationTime } from './rotation.js';
+import { JWTCache } from './jwt-cache.js';
+import { rotationTime } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
 
 export interface X509Identity {
@@ -41,6 +42,8 @@ export interface CacheManagerOptions {
   readonly keyType: KeyType;
   readonly x509CacheMaxSize: number;
   readonly jwtCacheMaxSize: number;
+  /** Byte budget of the JWT-SVID cache; JWT_CACHE_MAX_BYTES unless set. */
+  readonly jwtCacheMaxBytes?: number;
   readonly availabilityTargetMs: number;
   readonly clock: Clock;
   readonly log: Logger;
@@ -73,7 +76,7 @@ export class CacheManager {
   private index: EntryIndex;
   private readonly svids = new Map<string, X509Identity>();
   private readonly inflight = new Map<string, Promise<X509Identity>>();
-  private readonly jwts = new Map<string, SignedJWTSVID>();
+  private readonly jwts: JWTCache;
   private readonly subs = new Set<SubState>();
   private cancelTimer: (() => void) | undefined;
   private timerAt = Infinity;
@@ -83,6 +86,7 @@ export class CacheManager {
   constructor(private readonly o: CacheManagerOptions) {
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
+    this.jwts = new JWTCache({ maxCount: o.jwtCacheMaxSize, maxBytes: o.jwtCacheMaxBytes });
   }
 
   start(): void {
@@ -110,6 +114,10 @@ export class CacheManager {
 
   get cachedJWTCount(): number {
     return this.jwts.size;
+  }
+
+  get cachedJWTBytes(): number {
+    return this.jwts.bytes;
   }
 
   match(selectors: readonly Selector[]): RegistrationEntry[] {
@@ -166,20 +174,13 @@ export class CacheManager {
   }
 
   async jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
-    const key = `${entry.spiffeId}\u0000${[...new Set(audience)].sort().join('\u0000')}`;
-    const now = this.o.clock.now();
-    const hit = this.jwts.get(key);
-    if (hit && !entry.jwtSvidIncludeJti && jwtStillFresh(now, hit.issuedAt, hit.expiresAt)) {
-      this.jwts.delete(key);
-      this.jwts.set(key, hit);
-      return hit;
-    }
+    // jwt_svid_include_jti asks for a fresh token every time.
+    if (entry.jwtSvidIncludeJti) return this.o.authority.signJWTSVID(entry, audience);
+    const key = JWTCache.key(entry.spiffeId, audience);
+    const hit = this.jwts.get(key, this.o.clock.now());
+    if (hit) return hit;
     const svid = await this.o.authority.signJWTSVID(entry, audience);
-    if (!entry.jwtSvidIncludeJti) {
-      this.jwts.delete(key);
-      this.jwts.set(key, svid);
-      while (this.jwts.size > Math.max(1, this.o.jwtCacheMaxSize)) this.jwts.delete(this.jwts.keys().next().value!);
-    }
+    this.jwts.set(key, svid);
     return svid;
   }
 

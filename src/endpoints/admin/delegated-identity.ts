@@ -9,6 +9,7 @@ import type { CacheManager, X509Identity } from '../../cache/manager.js';
 import type { AuditLog } from '../../telemetry/audit.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { SpiffeId } from '../../svid/spiffe-id.js';
+import { requireAudience } from '../audience.js';
 import { StatusError, toServiceError } from '../status.js';
 import { concat, jwks, tdId } from '../workload/encode.js';
 import { auditCaller, parseTarget, type DelegateAuth, type Delegate, type Target, type TargetRequest } from './delegate-auth.js';
@@ -140,8 +141,7 @@ export class DelegatedIdentityHandler {
   private async fetchJWTSVIDs(call: grpc.ServerUnaryCall<unknown, unknown>): Promise<unknown> {
     const method = `${SVC}.FetchJWTSVIDs`;
     const req = call.request as TargetRequest & { audience?: string[] };
-    const audience = (req.audience ?? []).filter((s) => s !== '');
-    if (audience.length === 0) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'audience must be specified');
+    const audience = requireAudience(req.audience);
     const delegate = await this.d.auth.authorize(call, method);
     const target = parseTarget(req);
     const selectors = await this.d.auth.selectorsOf(target, new AbortController().signal);

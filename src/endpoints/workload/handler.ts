@@ -16,6 +16,7 @@ import type { AuditLog } from '../../telemetry/audit.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { SpiffeId } from '../../svid/spiffe-id.js';
+import { requireAudience, requireValidateAudience } from '../audience.js';
 import { StatusError, toServiceError } from '../status.js';
 import { bundleFingerprint, jwtBundlesResponse, svidFingerprint, x509BundlesResponse, x509SvidResponse } from './encode.js';
 import { validateForCaller } from './validate-jwt.js';
@@ -187,8 +188,7 @@ export class WorkloadHandler {
 
   private async fetchJWTSVID(req: JWTSVIDRequest, a: Attested): Promise<unknown> {
     const method = 'FetchJWTSVID';
-    const audience = (req.audience ?? []).filter((s) => s !== '');
-    if (audience.length === 0) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'audience must be specified');
+    const audience = requireAudience(req.audience);
     let wanted: string | undefined;
     if (req.spiffe_id) {
       try {
@@ -222,18 +222,18 @@ export class WorkloadHandler {
   }
 
   private async validateJWTSVID(req: ValidateRequest, a: Attested): Promise<unknown> {
-    if (!req.audience) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'audience must be specified');
+    const audience = requireValidateAudience(req.audience);
     if (!req.svid) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'svid must be specified');
     const entries = this.d.cache.match(a.selectors);
     const view = this.d.cache.bundlesFor(entries);
-    const result = await validateForCaller(req.svid, req.audience, view, this.d.allowedForeignJwtClaims);
+    const result = await validateForCaller(req.svid, audience, view, this.d.allowedForeignJwtClaims);
     this.d.audit.record({
       method: 'ValidateJWTSVID',
       caller: this.auditCaller(a),
       decision: 'granted',
       selectors: a.selectors,
       spiffeIds: [result.spiffe_id],
-      audience: [req.audience],
+      audience: [audience],
     });
     return result;
   }
