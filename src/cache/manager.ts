@@ -7,14 +7,14 @@
  * subscribers, which recompute their view and decide whether anything changed.
  */
 import type { Authority, AuthoritySnapshot, RegistrationEntry, Selector, SignedJWTSVID, TrustBundle } from '../authority/types.js';
-import type { Clock } from '../clock.js';
+import { setWallTimer, type Clock } from '../clock.js';
 import type { KeyType } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
 import { JWTCache } from './jwt-cache.js';
-import { rotationTime } from './rotation.js';
+import { rotationTime, x509StillFresh } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
 
 export interface X509Identity {
@@ -187,7 +187,7 @@ export class CacheManager {
   private ensureX509(entry: RegistrationEntry, force = false): Promise<X509Identity> {
     const now = this.o.clock.now();
     const cached = this.svids.get(entry.id);
-    if (!force && cached && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId && now < cached.rotateAt) {
+    if (!force && cached && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId && x509StillFresh(now, cached.notBefore, cached.rotateAt)) {
       // Refresh LRU position.
       this.svids.delete(entry.id);
       this.svids.set(entry.id, cached.entry === entry ? cached : { ...cached, entry });
@@ -259,7 +259,8 @@ export class CacheManager {
     this.cancelTimer = undefined;
     this.timerAt = next;
     if (next === Infinity) return;
-    this.cancelTimer = this.o.clock.setTimer(next - this.o.clock.now(), () => {
+    // A wall-clock timer: after a clock jump every SVID is looked at again within seconds.
+    this.cancelTimer = setWallTimer(this.o.clock, next, () => {
       this.timerAt = Infinity;
       this.cancelTimer = undefined;
       void this.rotateDue();
@@ -275,7 +276,7 @@ export class CacheManager {
       // SVIDs signed moments apart fall due moments apart; rotating those within a small
       // window together turns many wake-ups of every stream into one wave.
       const window = Math.min(ROTATION_BATCH_MAX_MS, (s.notAfter - s.notBefore) * ROTATION_BATCH_FRACTION);
-      if (s.rotateAt > now + window) continue;
+      if (s.rotateAt > now + window && now >= s.notBefore) continue;
       if (used.has(id)) due.push(s.entry);
       else this.svids.delete(id);
     }

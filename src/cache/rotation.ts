@@ -19,7 +19,19 @@ export function shouldRotate(now: number, notBefore: number, notAfter: number, a
   return now >= rotationTime(notBefore, notAfter, availabilityTargetMs);
 }
 
-/** JWT-SVIDs are re-minted past half of their lifetime. */
+/**
+ * JWT-SVIDs are re-minted past half of their lifetime, and when the wall clock has gone
+ * back before they were issued (validators refuse an iat in the future).
+ */
 export function jwtStillFresh(now: number, issuedAt: number, expiresAt: number): boolean {
-  return now < issuedAt + (expiresAt - issuedAt) / 2;
+  return now >= issuedAt && now < issuedAt + (expiresAt - issuedAt) / 2;
+}
+
+/**
+ * Whether a cached X.509-SVID can still be served as is at `now`: before its rotation
+ * time and not before its notBefore (after the wall clock went back, it would not
+ * verify yet).
+ */
+export function x509StillFresh(now: number, notBefore: number, rotateAt: number): boolean {
+  return now >= notBefore && now < rotateAt;
 }

@@ -1,6 +1,9 @@
 import type { Clock } from '../../src/clock.js';
 
-/** A Clock that moves only when a test says so; due timers fire in time order. */
+/**
+ * A Clock that moves only when a test says so; due timers fire in time order. `advance`
+ * moves the wall and the (monotonic) timers together; `jump` moves only the wall clock.
+ */
 export class FakeClock implements Clock {
   private t: number;
   private seq = 0;
@@ -22,6 +25,15 @@ export class FakeClock implements Clock {
 
   get pendingTimers(): number {
     return this.timers.size;
+  }
+
+  /**
+   * Steps the wall clock by `ms` (either direction) without any time passing for timers,
+   * as when a suspended host resumes or the clock is set: timers stay due when they were.
+   */
+  jump(ms: number): void {
+    this.t += ms;
+    for (const timer of this.timers.values()) timer.at += ms;
   }
 
   /** Moves time forward, firing every timer that falls due on the way, in order. */

@@ -1,8 +1,8 @@
-import type { Clock } from '../../clock.js';
+import { setWallTimer, type Clock } from '../../clock.js';
 import type { KeyType } from '../../config/types.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
-import { caTrustDomain, createGeneration, nextCheckAt, rotationStep, type CAGeneration, type CASubject } from './ca.js';
+import { caTrustDomain, createGeneration, nextCheckAt, rotationStep, validAt, type CAGeneration, type CASubject } from './ca.js';
 import { CAStore, type CAState } from './ca-store.js';
 import { EmbeddedAuthorityError } from './errors.js';
 
@@ -23,7 +23,10 @@ export interface CARotatorOptions {
  * Keeps the CA and JWT key generations on schedule: the successor is created and
  * published at 1/2 of the active generation's lifetime, takes over at 2/3, and the
  * retired one stays published until it expires. Every state change is persisted
- * before it is announced.
+ * before it is announced. The schedule follows the wall clock, because validity does:
+ * timers notice wall-clock jumps (setWallTimer), and signing checks the schedule
+ * against the wall clock at that moment (current()), so a host that resumes a day
+ * later, or whose clock is set back, signs with a CA valid now, without a restart.
  */
 export class CARotator {
   private readonly store: CAStore;
@@ -68,6 +71,21 @@ export class CARotator {
   active(): CAGeneration {
     if (!this.state) throw new EmbeddedAuthorityError('not_started', 'embedded-ca: not started; call start() first');
     return this.state.active;
+  }
+
+  /**
+   * The generation to sign with at this moment: if the schedule says something is due
+   * by the wall clock now (a timer may not have noticed a clock jump yet), the rotation
+   * runs first, so nobody is told to wait for it.
+   */
+  async current(): Promise<CAGeneration> {
+    const s = this.state;
+    if (!s || rotationStep(s.active, s.next, this.o.clock.now()) !== 'none') await this.tick();
+    const g = this.active();
+    if (!validAt(g, this.o.clock.now())) {
+      throw new EmbeddedAuthorityError('ca_not_valid', 'embedded-ca: no CA is valid at the current time; the rotation has failed (see the previous errors)');
+    }
+    return g;
   }
 
   /** Everything currently published in the bundle, oldest first. */
@@ -115,6 +133,9 @@ export class CARotator {
         const g = await this.create(now);
         state = { ...state, next: g };
         this.o.log.info({ serial: g.certificate.serialNumber }, 'Prepared next embedded CA and JWT key; published in the bundle');
+      } else if (step === 'discard-next' && state?.next) {
+        this.o.log.warn({ serial: state.next.certificate.serialNumber }, 'The clock went back before the next embedded CA became valid; discarding it');
+        state = { ...state, next: undefined };
       } else if (step === 'activate' && state?.next) {
         state = { active: state.next, next: undefined, retired: [...state.retired, state.active] };
         this.o.log.info({ serial: state.active.certificate.serialNumber, kid: state.active.jwt.kid }, 'Activated next embedded CA and JWT key');
@@ -146,9 +167,9 @@ export class CARotator {
   private schedule(at: number): void {
     if (this.closed) return;
     this.cancelTimer?.();
-    this.cancelTimer = this.o.clock.setTimer(Math.max(0, at - this.o.clock.now()), () => {
+    this.cancelTimer = setWallTimer(this.o.clock, at, () => {
       this.cancelTimer = undefined;
-      void this.tick();
+      void this.tick().catch(() => {});
     });
   }
 }

@@ -135,16 +135,27 @@ export function activateAt(g: { notBefore: number; notAfter: number }): number {
   return g.notBefore + Math.floor(((g.notAfter - g.notBefore) * 2) / 3);
 }
 
-export type RotationStep = 'create-active' | 'activate' | 'prepare' | 'none';
+export type RotationStep = 'create-active' | 'activate' | 'prepare' | 'discard-next' | 'none';
 
-/** What the rotator should do now. Called repeatedly until it answers 'none'. */
+/** Whether `now` lies in the generation's validity window. */
+export function validAt(g: { notBefore: number; notAfter: number }, now: number): boolean {
+  return g.notBefore <= now && now < g.notAfter;
+}
+
+/**
+ * What the rotator should do now. Called repeatedly until it answers 'none'. A
+ * generation is only usable while `now` is inside its validity window: after the wall
+ * clock has jumped back past its notBefore, what it signs would not verify yet.
+ */
 export function rotationStep(
   active: { notBefore: number; notAfter: number } | undefined,
   next: { notBefore: number; notAfter: number } | undefined,
   now: number,
 ): RotationStep {
-  if (!active || now >= active.notAfter) {
-    return next && now < next.notAfter ? 'activate' : 'create-active';
+  // Nothing was signed by a successor yet; one made "in the future" is simply redone.
+  if (next && now < next.notBefore) return 'discard-next';
+  if (!active || !validAt(active, now)) {
+    return next && validAt(next, now) ? 'activate' : 'create-active';
   }
   if (now >= activateAt(active)) return next ? 'activate' : 'prepare';
   if (now >= prepareAt(active) && !next) return 'prepare';

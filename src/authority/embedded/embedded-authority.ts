@@ -113,14 +113,14 @@ export class EmbeddedAuthority implements Authority {
   }
 
   async signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array): Promise<SignedX509SVID> {
-    const ca = this.rotator.active();
+    const ca = await this.rotator.current();
     const svid = await issueX509SVID({ ca, entry, csrDer, now: this.o.clock.now(), defaultTtlMs: this.o.config.defaultX509SvidTtlMs });
     this.log.debug({ [F.spiffeId]: entry.spiffeId, [F.entryId]: entry.id, [F.serial]: svid.serial, [F.expiresAt]: new Date(svid.notAfter).toISOString() }, 'Signed X509-SVID');
     return svid;
   }
 
   async signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
-    const ca = this.rotator.active();
+    const ca = await this.rotator.current();
     const svid = await issueJWTSVID({
       key: ca.jwt,
       entry,
@@ -128,6 +128,7 @@ export class EmbeddedAuthority implements Authority {
       now: this.o.clock.now(),
       defaultTtlMs: this.o.config.defaultJwtSvidTtlMs,
       notAfter: ca.notAfter,
+      notBefore: ca.notBefore,
       issuer: this.o.config.jwtIssuer,
     });
     this.log.debug({ [F.spiffeId]: entry.spiffeId, [F.entryId]: entry.id, [F.audience]: [...audience], [F.expiresAt]: new Date(svid.expiresAt).toISOString() }, 'Signed JWT-SVID');

@@ -13,6 +13,8 @@ export interface IssueJWTOptions {
   defaultTtlMs: number;
   /** Cap: the signing key's generation expiry (its public key leaves the bundle then). */
   notAfter: number;
+  /** The generation's start: a key is not used before it (the clock went back). */
+  notBefore?: number | undefined;
   issuer: string | undefined;
 }
 
@@ -24,7 +26,9 @@ export async function issueJWTSVID(o: IssueJWTOptions): Promise<SignedJWTSVID> {
   const ttlMs = o.entry.jwtSvidTtl > 0 ? o.entry.jwtSvidTtl * 1000 : o.defaultTtlMs;
   const iat = Math.floor(o.now / 1000);
   const exp = Math.min(Math.floor((o.now + ttlMs) / 1000), Math.floor(o.notAfter / 1000));
-  if (exp <= iat) throw new EmbeddedAuthorityError('ca_expired', 'jwtsvid: the JWT signing key expires now; wait for the rotation to complete');
+  if (exp <= iat || (o.notBefore !== undefined && o.notBefore > o.now)) {
+    throw new EmbeddedAuthorityError('ca_not_valid', `jwtsvid: the JWT signing key is not valid now (${new Date(o.now).toISOString()}); it must be rotated first`);
+  }
   const jwt = new SignJWT({})
     .setProtectedHeader({ alg: jwsAlgorithm(o.key.keyType), kid: o.key.kid, typ: 'JWT' })
     .setSubject(o.entry.spiffeId)

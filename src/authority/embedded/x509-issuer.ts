@@ -22,10 +22,14 @@ export async function issueX509SVID(o: IssueX509Options): Promise<SignedX509SVID
   const publicKey = await csrPublicKey(o.csrDer);
   const ttlMs = o.entry.x509SvidTtl > 0 ? o.entry.x509SvidTtl * 1000 : o.defaultTtlMs;
   // X.509 times have second precision; truncate here so the returned times match the cert.
-  const notBefore = floorSecond(o.now - BACKDATE_MS);
+  // Never before the CA's own notBefore: a chain is only as valid as its shortest link.
+  const notBefore = Math.max(floorSecond(o.now - BACKDATE_MS), o.ca.notBefore);
   const notAfter = Math.min(floorSecond(o.now + ttlMs), o.ca.notAfter);
-  if (notAfter <= o.now) {
-    throw new EmbeddedAuthorityError('ca_expired', 'x509svid: the embedded CA expires now; wait for the rotation to complete');
+  if (notAfter <= o.now || o.ca.notBefore > o.now) {
+    throw new EmbeddedAuthorityError(
+      'ca_not_valid',
+      `x509svid: the embedded CA is valid from ${new Date(o.ca.notBefore).toISOString()} to ${new Date(o.ca.notAfter).toISOString()}, not now (${new Date(o.now).toISOString()}); it must be rotated first`,
+    );
   }
   const subject: x509.JsonName = [{ C: ['US'] }, { O: ['SPIRE'] }];
   const firstDns = o.entry.dnsNames[0];
