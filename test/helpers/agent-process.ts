@@ -35,6 +35,8 @@ export interface AgentStartOptions {
   topLevel?: string;
   /** Reuse a directory (restart scenarios). */
   dir?: string;
+  /** Extra environment for the daemon (e.g. libfaketime's LD_PRELOAD). */
+  env?: Record<string, string>;
 }
 
 export class AgentProcess {
@@ -86,7 +88,10 @@ plugins {
 }
 `,
     );
-    const proc = spawn(process.execPath, [AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [AGENT_MAIN, 'run', '-config', conf], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(o.env ? { env: { ...process.env, ...o.env } } : {}),
+    });
     const agent = new AgentProcess(dir, socketPath, entriesPath, proc);
     await agent.waitReady(20_000);
     return agent;
