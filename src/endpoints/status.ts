@@ -22,6 +22,7 @@ const BY_CODE: Readonly<Record<string, grpc.status>> = {
   attestation_failed: grpc.status.UNAVAILABLE,
   // gRPC's code for "do not retry until the system is fixed": the binary will not shrink.
   workload_refused: grpc.status.FAILED_PRECONDITION,
+  workload_gone: grpc.status.NOT_FOUND,
   sign_failed: grpc.status.UNAVAILABLE,
   jwtsvid_invalid: grpc.status.INVALID_ARGUMENT,
   spiffeid_invalid: grpc.status.INVALID_ARGUMENT,

@@ -7,6 +7,7 @@
  */
 import type { Selector } from '../../authority/types.js';
 import { SpiffeAgentError } from '../../errors.js';
+import { ProcError } from '../../proc/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { WorkloadRefusedError, type WorkloadAttestor } from './types.js';
@@ -89,6 +90,12 @@ export class WorkloadAttestation {
         }
       });
       if (this.attestors.length > 0 && failed.length === this.attestors.length) {
+        // Every attestor found no such process: for a pid named by a delegate that is
+        // "not found", not an agent fault to retry (a caller of our own that vanished is
+        // told Unauthenticated by the call attestor before this is seen).
+        if (results.every((r) => r.status === 'rejected' && r.reason instanceof ProcError && r.reason.code === 'process_gone')) {
+          throw new AttestationError('workload_gone', `workload attestation failed: process ${pid} does not exist`);
+        }
         const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof WorkloadRefusedError);
         if (refused) {
           const why = errMessage(refused.reason);

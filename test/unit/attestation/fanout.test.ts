@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AttestationError, Semaphore, WorkloadAttestation } from '../../../src/attestation/workload/attest.js';
 import { WorkloadRefusedError, type WorkloadAttestor } from '../../../src/attestation/workload/types.js';
 import { toServiceError } from '../../../src/endpoints/status.js';
+import { ProcError } from '../../../src/proc/errors.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../../src/telemetry/logger.js';
 import { nullLogger } from '../../../src/telemetry/logger.js';
@@ -149,6 +150,15 @@ describe('WorkloadAttestation: failures', () => {
     const refusing: WorkloadAttestor = { name: 'unix', attest: () => Promise.reject(new WorkloadRefusedError('workload_too_large', 'too large')) };
     const r = await new WorkloadAttestation([refusing, fixed('k8s', ['ns:a'])], recordingLogger()).attest(9, signal);
     expect(r).toEqual({ selectors: [{ type: 'k8s', value: 'ns:a' }], failed: ['unix'] });
+  });
+
+  it('reports a pid that no attestor could find as workload_gone, which is NotFound', async () => {
+    const gone = (name: string): WorkloadAttestor => ({ name, attest: () => Promise.reject(new ProcError('process_gone', 'proc: process 5 no longer exists')) });
+    const err = await new WorkloadAttestation([gone('unix'), gone('k8s')], recordingLogger()).attest(5, signal).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'workload_gone', message: expect.stringContaining('process 5 does not exist') });
+    expect(toServiceError(err).code).toBe(grpc.status.NOT_FOUND);
+    const mixed = await new WorkloadAttestation([gone('unix'), failing('k8s', 'kubelet unreachable')], recordingLogger()).attest(5, signal).catch((e: unknown) => e);
+    expect(mixed).toMatchObject({ code: 'attestation_failed' });
   });
 
   it('maps a plain all-failed attestation to Unavailable, which clients retry', async () => {
