@@ -13,7 +13,8 @@
  *   - rotation fan-out to 1,000 open streams (first → last arrival of the rotated SVID)
  *   - agent start → first SVID served (spire-agent: node attestation and first sync included)
  * `npm run bench` runs it with no environment. BENCH_SMOKE=1 is a short pass (CI); BENCH_CHURN_MIN
- * sets the churn duration (default 2 min per agent); BENCH_AGENT_PROF=<dir> profiles our agent.
+ * sets the churn duration (default 2 min per agent); BENCH_AGENT_PROF=<dir> profiles our agent
+ * (--cpu-prof, --heap-prof); BENCH_RESULTS=<file> also writes the figures as JSON.
  * Runs as root: clients run under uids 30000-30999 (no passwd entries needed).
  */
 import { spawn } from 'node:child_process';
@@ -193,36 +194,11 @@ async function measure(kind, bins, bin, conf, s, r) {
     await sleep(s.settleMs);
     put(`RSS idle, ${s.entries} entries (MiB)`, (await rssKiB(agent.pid)) / 1024);
 
-    for (const [c, n] of [[1, s.seq1], [20, s.seq20]]) {
-      const q = await client(bin, conf.socketPath, UID0, ['seq', '-n', String(n), '-c', String(c)]);
-      const ms = q.lines[0].ms;
-      put(`connect → first SVID, ${c} concurrent: p50 (ms)`, pct(ms, 50));
-      put(`connect → first SVID, ${c} concurrent: p99 (ms)`, pct(ms, 99));
-      put(`connect → first SVID, ${c} concurrent: throughput (/s)`, (ms.length * 1000) / q.lines[0].wallMs);
-      put(`connect → first SVID, ${c} concurrent: errors`, n - ms.length);
-    }
-
-    for (const n of s.bursts) {
-      const per = Math.ceil(n / s.procs);
-      const at = Date.now() + 1500 + s.procs * 20; // every process is waiting before the burst starts
-      const res = await Promise.all(uids(s.procs).map((uid) => client(bin, conf.socketPath, uid, ['burst', '-n', String(per), '-at', String(at), '-timeout', '60s'])));
-      const ms = res.flatMap((x) => x.lines[0]?.ms ?? []);
-      const errs = {};
-      for (const x of res) for (const [k, v] of Object.entries(x.lines[0] ? (x.lines[0].errors ?? {}) : { [`client exit ${x.code}: ${x.stderr.slice(0, 80)}`]: per })) errs[k] = (errs[k] ?? 0) + v;
-      const refused = errs.refused ?? 0;
-      put(`${n} at once: served`, ms.length);
-      put(`${n} at once: refused`, refused);
-      put(`${n} at once: other errors`, sum(errs) - refused);
-      put(`${n} at once: all first responses (ms)`, ms.length ? Math.max(...ms) : NaN);
-      put(`${n} at once: first responses p50 (ms)`, pct(ms, 50));
-      if (sum(errs)) console.log(`  ${kind}: ${n} at once: errors ${JSON.stringify(errs)}`);
-      await sleep(2000);
-    }
-
     {
       const h = await holdStreams(bin, conf.socketPath, uids(s.procs), Math.ceil(s.hold / s.procs));
       await sleep(s.settleMs);
-      put(`RSS with ${h.served} open streams (MiB)`, (await rssKiB(agent.pid)) / 1024);
+      put(`RSS with ${s.hold} open streams (MiB)`, (await rssKiB(agent.pid)) / 1024);
+      put(`RSS with ${s.hold} open streams: streams open`, h.served);
       if (sum(h.errors)) console.log(`  ${kind}: open streams: errors ${JSON.stringify(h.errors)}`);
       await h.close();
     }
@@ -241,10 +217,20 @@ async function measure(kind, bins, bin, conf, s, r) {
       while (firstBy().size < h.served && Date.now() < deadline) await sleep(250);
       await sleep(1000);
       const ts = [...firstBy().values()];
-      put(`rotation to ${h.served} streams: streams reached`, ts.length);
-      put(`rotation to ${h.served} streams: spread first → last (ms)`, ts.length ? Math.max(...ts) - Math.min(...ts) : NaN);
-      put(`rotation to ${h.served} streams: errors`, sum(h.errors));
+      put(`rotation to ${s.rotate} streams: streams open`, h.served);
+      put(`rotation to ${s.rotate} streams: streams reached`, ts.length);
+      put(`rotation to ${s.rotate} streams: spread first → last (ms)`, ts.length ? Math.max(...ts) - Math.min(...ts) : NaN);
+      put(`rotation to ${s.rotate} streams: errors`, sum(h.errors));
       await h.close();
+    }
+
+    for (const [c, n] of [[1, s.seq1], [20, s.seq20]]) {
+      const q = await client(bin, conf.socketPath, UID0, ['seq', '-n', String(n), '-c', String(c)]);
+      const ms = q.lines[0].ms;
+      put(`connect → first SVID, ${c} concurrent: p50 (ms)`, pct(ms, 50));
+      put(`connect → first SVID, ${c} concurrent: p99 (ms)`, pct(ms, 99));
+      put(`connect → first SVID, ${c} concurrent: throughput (/s)`, (ms.length * 1000) / q.lines[0].wallMs);
+      put(`connect → first SVID, ${c} concurrent: errors`, n - ms.length);
     }
 
     {
@@ -273,6 +259,23 @@ async function measure(kind, bins, bin, conf, s, r) {
       put(`churn ${f(min, 1)} min: clients run`, runs);
       put(`churn ${f(min, 1)} min: failed`, fails);
     }
+    for (const n of s.bursts) {
+      const per = Math.ceil(n / s.procs);
+      const at = Date.now() + 1500 + s.procs * 20; // every process is waiting before the burst starts
+      const res = await Promise.all(uids(s.procs).map((uid) => client(bin, conf.socketPath, uid, ['burst', '-n', String(per), '-at', String(at), '-timeout', '60s'])));
+      const ms = res.flatMap((x) => x.lines[0]?.ms ?? []);
+      const errs = {};
+      for (const x of res) for (const [k, v] of Object.entries(x.lines[0] ? (x.lines[0].errors ?? {}) : { [`client exit ${x.code}: ${x.stderr.slice(0, 80)}`]: per })) errs[k] = (errs[k] ?? 0) + v;
+      const refused = errs.refused ?? 0;
+      put(`${n} at once: served`, ms.length);
+      put(`${n} at once: refused`, refused);
+      put(`${n} at once: other errors`, sum(errs) - refused);
+      put(`${n} at once: all first responses (ms)`, ms.length ? Math.max(...ms) : NaN);
+      put(`${n} at once: first responses p50 (ms)`, pct(ms, 50));
+      if (sum(errs)) console.log(`  ${kind}: ${n} at once: errors ${JSON.stringify(errs)}`);
+      await sleep(2000);
+    }
+
     if (agent.exitCode !== null) throw new Error(`${kind} exited during the bench:\n${agent.logs.slice(-20).join('\n')}`);
   } finally {
     await agent.stop();
@@ -328,6 +331,7 @@ export async function run() {
     await rm(bin.dir, { recursive: true, force: true });
   }
   printTable(s, results);
+  if (process.env.BENCH_RESULTS) await writeFile(process.env.BENCH_RESULTS, JSON.stringify(results, null, 1));
   const [e1] = loadavg();
   console.log(`  load average at the end ${f(e1)}${e1 > cpus().length ? ' (high: treat ratios near 1 as noise)' : ''}`);
   if (failed) throw new Error('compare: an agent failed (see above)');

@@ -6,7 +6,7 @@
 //	burst -n N -at T       N connections at wall time T (unix ms), each opens FetchX509SVID and waits for the
 //	                       first response; all stay open until every one is done. {"served","errors","ms"}
 //	seq -n N -c C          C workers, N connect→first X.509-SVID in total, one new connection each. {"ms","wallMs","errors"}
-//	hold -n N              N open streams; {"ready":true,"ms":[...]} once all have a first response, then one
+//	hold -n N [-par P]     N open streams, opened P at a time; {"ready":true,"ms":[...]} once all have a first response, then one
 //	                       {"i","t","serial"} line per later response; exits when stdin closes
 //	first -until D         retries connect→first SVID until it succeeds; {"t": unix ms of the first SVID}
 package main
@@ -155,6 +155,7 @@ func main() {
 	at := fs.Float64("at", 0, "start at this unix time in ms (burst)")
 	timeout := fs.Duration("timeout", 60*time.Second, "per connection")
 	until := fs.Duration("until", 120*time.Second, "give up after (first)")
+	par := fs.Int("par", 10, "connections opened at a time (hold)")
 	_ = fs.Parse(os.Args[2:])
 
 	switch os.Args[1] {
@@ -234,11 +235,15 @@ func main() {
 		ms := []float64{}
 		conns := make([]*conn, *n)
 		t0 := time.Now()
+		// Opened a few at a time: this measures holding streams, not a connect burst.
+		slots := make(chan struct{}, *par)
 		for i := 0; i < *n; i++ {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
+				slots <- struct{}{}
 				cn, _, err := open(*timeout)
+				<-slots
 				if err != nil {
 					errs.add(err)
 					return
