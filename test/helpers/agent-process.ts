@@ -35,6 +35,10 @@ export interface AgentStartOptions {
   topLevel?: string;
   /** Reuse a directory (restart scenarios). */
   dir?: string;
+  /** Workload API socket; `<dir>/public/api.sock` unless set. */
+  socketPath?: string;
+  /** The daemon's umask (set by a shell before it execs node); the inherited one unless set. */
+  umask?: number;
 }
 
 export class AgentProcess {
@@ -59,7 +63,7 @@ export class AgentProcess {
     const dir = o.dir ?? (await mkdtemp('/tmp/spiffe-agent-it-'));
     await chmod(dir, 0o755);
     await mkdir(join(dir, 'data'), { recursive: true, mode: 0o700 });
-    const socketPath = join(dir, 'public', 'api.sock');
+    const socketPath = o.socketPath ?? join(dir, 'public', 'api.sock');
     const entriesPath = join(dir, 'entries.json');
     await writeFile(entriesPath, JSON.stringify({ entries: o.entries }, null, 2));
     const conf = join(dir, 'agent.conf');
@@ -86,7 +90,11 @@ plugins {
 }
 `,
     );
-    const proc = spawn(process.execPath, [AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [process.execPath, AGENT_MAIN, 'run', '-config', conf];
+    const proc =
+      o.umask === undefined
+        ? spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('/bin/sh', ['-c', `umask ${o.umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     const agent = new AgentProcess(dir, socketPath, entriesPath, proc);
     await agent.waitReady(20_000);
     return agent;
