@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
+import { OpenStreams } from '../endpoints/open-streams.js';
 import { interposeAuthorityFilter } from '../endpoints/h2-authority-filter.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
@@ -52,6 +53,8 @@ export class Agent {
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private ready = false;
+  /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
+  private readonly streams = new OpenStreams();
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -129,7 +132,7 @@ export class Agent {
             disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
           },
         });
-    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
+    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'), this.streams);
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
@@ -156,7 +159,7 @@ export class Agent {
         }),
         debug: new DebugHandler({ cache, clock, startedAt }),
         logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, adminLog) : undefined,
-      });
+      }, this.streams);
       admin = udsListener(a.adminSocketPath, adminServer, 0o770);
       this.adminListener = admin;
       await admin.listen();
@@ -182,10 +185,19 @@ export class Agent {
     return this.ready;
   }
 
+  /**
+   * Bounded by shutdown_grace_period (plus what the components below take to stop): open
+   * streams end at once with UNAVAILABLE, unary calls in flight get the grace period, and
+   * whatever connection is left after it is closed.
+   */
   async close(): Promise<void> {
     this.ready = false;
-    await this.listener?.close();
-    await this.adminListener?.close();
+    const grace = this.d.config.agent.shutdownGracePeriodMs;
+    // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
+    const ended = this.streams.endAll();
+    const listeners = Promise.all([this.listener?.close(grace), this.adminListener?.close(grace)]);
+    if (ended > 0) this.d.log.info({ [F.count]: ended, grace_period_ms: grace }, 'Shutting down: open streams ended, connections get the grace period');
+    await listeners;
     await this.health?.close();
     this.cache?.close();
     await this.attestation?.close();
