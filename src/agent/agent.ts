@@ -24,7 +24,8 @@ import { PeerTracker } from '../proc/peer-tracker.js';
 import { ProcReader } from '../proc/proc-reader.js';
 import { AuditLog } from '../telemetry/audit.js';
 import type { LevelControl, Logger } from '../telemetry/logger.js';
-import { checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
+import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
+import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { DelegateAuth } from '../endpoints/admin/delegate-auth.js';
 import { DelegatedIdentityHandler } from '../endpoints/admin/delegated-identity.js';
 import { DebugHandler } from '../endpoints/admin/debug.js';
@@ -43,6 +44,8 @@ export interface AgentDeps {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Lets the admin socket's Logger API change the log level; without it that service is not served. */
   readonly logLevel?: LevelControl;
+  /** Where audit records go: a logger `logLevel` does not silence (createControlledLogger). Defaults to `log`. */
+  readonly auditLog?: Logger;
 }
 
 export class Agent {
@@ -100,7 +103,7 @@ export class Agent {
     const libc = this.d.libc ?? loadLibc();
     const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
     let listener: UdsListener | undefined;
-    const audit = new AuditLog(log, a.logSelectors);
+    const audit = new AuditLog(this.d.auditLog ?? log, a.logSelectors);
     const callerOf = (call: { getPeer(): string }) => listener?.callerOf(call);
     const workload = a.disableWorkloadApi
       ? undefined
@@ -138,8 +141,11 @@ export class Agent {
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
-    await listener.listen();
+    const publicDir = await listener.listen();
     if (a.adminSocketPath !== undefined) {
+      // The placement rule again, on the directories as they really are, before the admin socket exists.
+      const adminDir = await prepareSocketDir(a.adminSocketPath, { euid: process.geteuid?.() ?? 0, log: endpointsLog, what: 'admin' });
+      checkAdminSocketDirs(publicDir, adminDir, a.adminSocketPath);
       let admin: UdsListener | undefined;
       const adminLog = endpointsLog.child({ [F.subsystem]: 'admin_api' });
       const adminAttestor = new CallAttestor({ attestation: this.attestation, callerOf: (call) => admin?.callerOf(call), proc, audit });
@@ -158,7 +164,8 @@ export class Agent {
           log: adminLog,
         }),
         debug: new DebugHandler({ cache, clock, startedAt }),
-        logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, adminLog) : undefined,
+        // Level changes are written where audit records are, so they stay visible at any level.
+        logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, (this.d.auditLog ?? log).child({ [F.subsystem]: 'admin_api' })) : undefined,
       }, this.streams);
       admin = udsListener(a.adminSocketPath, adminServer, 0o770);
       this.adminListener = admin;

@@ -81,7 +81,9 @@ export async function prepareSocketDir(socketPath: string, o: SocketDirOptions):
     checkEntry(p, st, i === chain.length - 1, socketPath, what, o.euid);
   }
   // The path as written is safe to walk; now the directories it actually leads to.
-  const real = await realpath(dir);
+  const real = await realpath(dir).catch((err: Error) => {
+    throw new SocketDirError(`endpoints: cannot resolve ${dir}, the directory of the ${what} socket ${socketPath}: ${err.message}; fix the symlink or choose another path`, { cause: err });
+  });
   const realChain = prefixes(real);
   for (const [i, p] of realChain.entries()) {
     checkEntry(p, await lstat(p), i === realChain.length - 1, socketPath, what, o.euid);

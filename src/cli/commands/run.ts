@@ -65,8 +65,8 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   }
   const a = config.agent;
-  const { log, level } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
-  const agent = new Agent({ config, log, logLevel: level, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
+  const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
+  const agent = new Agent({ config, log, logLevel: level, auditLog: audit, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
   const onHup = (): void => {
     log.info('Received SIGHUP; reloading registration entries');
     agent.reload().catch((err: Error) => log.error({ [F.error]: err.message }, 'Reload failed; keeping the previous entries'));
