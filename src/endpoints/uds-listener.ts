@@ -68,7 +68,7 @@ export class UdsListener {
     });
     this.net = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(bound, euid, err)));
       withSocketMode(this.mode, () =>
         server.listen(bound, () => {
           server.off('error', reject);
@@ -144,6 +144,17 @@ export class UdsListener {
   }
 }
 
+/** A bind failure in words an operator can act on (the directory checks have already passed). */
+function bindError(path: string, euid: number, err: NodeJS.ErrnoException): SpiffeAgentError {
+  const hint =
+    err.code === 'EACCES'
+      ? `its directory is not writable by the agent (uid ${euid}); run the agent as the directory's owner, remove the directory so the agent creates it, or choose another socket path`
+      : err.code === 'EADDRINUSE'
+        ? 'something was created there while the agent was binding; check what else manages this directory'
+        : 'choose another socket path';
+  return new SpiffeAgentError('socket_bind_failed', `endpoints: cannot bind ${path}: ${err.message}; ${hint}`, { cause: err });
+}
+
 async function removeStaleSocket(path: string): Promise<void> {
   let st;
   try {
@@ -152,7 +163,9 @@ async function removeStaleSocket(path: string): Promise<void> {
     return;
   }
   if (!st.isSocket()) {
-    throw new SpiffeAgentError('socket_path_taken', `endpoints: ${path} exists and is not a socket; refusing to remove it`);
+    throw new SpiffeAgentError('socket_path_taken', `endpoints: ${path} exists and is not a socket; refusing to remove it — remove it yourself or choose another socket path`);
   }
-  await rm(path, { force: true });
+  await rm(path, { force: true }).catch((err: Error) => {
+    throw new SpiffeAgentError('socket_path_taken', `endpoints: cannot remove the stale socket ${path}: ${err.message}; remove it, or run the agent as the user that created it`, { cause: err });
+  });
 }
