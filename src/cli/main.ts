@@ -43,11 +43,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   return mod.run(argv.slice(found[0].length), io);
 }
 
-const isEntry = process.argv[1] && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href;
-if (isEntry) {
-  const controller = new AbortController();
-  // The first signal asks for a graceful stop (bounded by shutdown_grace_period); an operator
-  // who signals again wants out now.
+/**
+ * The first SIGINT or SIGTERM asks for a graceful stop (bounded by shutdown_grace_period for
+ * `run`); an operator who signals again wants out now, whatever is still open.
+ */
+function stopOnSignals(controller: AbortController): void {
   let signalled = false;
   const stop = (sig: NodeJS.Signals): void => {
     if (signalled) {
@@ -59,6 +59,12 @@ if (isEntry) {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+const isEntry = process.argv[1] && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href;
+if (isEntry) {
+  const controller = new AbortController();
+  stopOnSignals(controller);
   const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal });
   process.exitCode = code;
   // Long-running commands end by themselves; one-shot commands should not wait on idle handles.
