@@ -19,32 +19,33 @@ const CLIENT = join(REPO, 'test/helpers/admin-client.mjs');
 
 /**
  * Polls `path` in a tight loop as the attacker: every mode it sees on the socket, and
- * whether a connect() ever got through. Python, because its connect() is synchronous, so
- * no attempt waits on an event loop while the window is open.
+ * whether a connect() ever got through. net.connect makes the connect(2) call at once (only
+ * its outcome arrives later), so attempts happen inside the synchronous loop, while the
+ * window is open; the event loop runs between rounds to collect the outcomes.
  */
 function adminPoller(path: string): ChildProcess {
   const code = `
-import os, socket, stat, json, signal, sys
-path = ${JSON.stringify(path)}
-modes, connected = set(), 0
-def done(*_):
-    print(json.dumps({"modes": sorted(modes), "connected": connected})); sys.stdout.flush(); os._exit(0)
-signal.signal(signal.SIGTERM, done)
-print("polling", flush=True)
-while True:
-    try:
-        modes.add(oct(stat.S_IMODE(os.lstat(path).st_mode)))
-    except OSError:
-        continue
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(path); connected += 1
-    except OSError:
-        pass
-    finally:
-        s.close()
-`;
-  return spawn('python3', ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'], ...ATTACKER });
+    const fs = require('node:fs'), net = require('node:net');
+    const path = ${JSON.stringify(path)};
+    const modes = new Set();
+    let connected = 0;
+    process.on('SIGTERM', () => { console.log(JSON.stringify({ modes: [...modes].sort(), connected })); process.exit(0); });
+    console.log('polling');
+    const round = () => {
+      for (let i = 0; i < 500; i++) {
+        let st;
+        try { st = fs.lstatSync(path); } catch { continue; }
+        modes.add('0o' + (st.mode & 0o777).toString(8));
+        if (i % 25 === 0) {
+          const s = net.connect(path);
+          s.on('connect', () => { connected++; s.destroy(); });
+          s.on('error', () => {});
+        }
+      }
+      setImmediate(round);
+    };
+    round();`;
+  return spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'], ...ATTACKER });
 }
 
 describe('admin socket hardening', () => {
