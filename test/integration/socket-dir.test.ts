@@ -5,7 +5,7 @@
  * created itself, and never follow a symlink swapped in for its socket.
  */
 import { spawn } from 'node:child_process';
-import { chmod, lstat, mkdir, mkdtemp, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, REPO, uidEntry } from '../helpers/agent-process.js';
@@ -125,7 +125,8 @@ describe('socket directory', () => {
 
   it('is never taken over by an attacker racing it for the directory and the socket', async () => {
     const sock = join(shared, 'spire-agent', 'public', 'api.sock');
-    const attacker = spawn(process.execPath, [ATTACKER_SCRIPT, sock, victim, '120000'], { stdio: ['ignore', 'pipe', 'ignore'], ...ATTACKER });
+    // Its symlinks point at a root-only directory: the agent must not create anything there.
+    const attacker = spawn(process.execPath, [ATTACKER_SCRIPT, sock, victim, '120000', join(base, 'secret')], { stdio: ['ignore', 'pipe', 'ignore'], ...ATTACKER });
     let report = '';
     attacker.stdout!.on('data', (c: Buffer) => (report += c.toString()));
     const outcomes: string[] = [];
@@ -165,8 +166,9 @@ describe('socket directory', () => {
     }
     const v = await stat(victim);
     expect({ uid: v.uid, mode: v.mode & 0o777 }).toEqual({ uid: 0, mode: 0o600 });
+    expect(await readdir(join(base, 'secret'))).toEqual(['victim']);
     expect(outcomes).toContain('refused');
     expect(outcomes).toContain('served');
-    expect(report).toMatch(/created/);
+    expect(report).toMatch(/"created":[1-9].*"linked":[1-9]/);
   }, 120_000);
 });
