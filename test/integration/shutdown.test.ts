@@ -97,7 +97,7 @@ describe('shutdown', () => {
       // Still waiting on the stuck call, and rightly: it has 60 s.
       expect(await exitWithin(agent, 700)).toMatchObject({ code: null, signal: null });
       agent.proc.kill(second);
-      const r = await exitWithin(agent, 1500);
+      const r = await exitWithin(agent, 3000);
       expect(r.code).toBe(second === 'SIGTERM' ? 143 : 130);
     }
   });
