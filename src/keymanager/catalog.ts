@@ -1,5 +1,6 @@
 /** Built-in key managers: one literal list, chosen by name from plugins { KeyManager "<name>" {} }. */
 import type { PluginConfig } from '../config/types.js';
+import type { PluginDataReaderOptions } from '../config/plugin-data.js';
 import { SpiffeAgentError } from '../errors.js';
 import { DiskKeyManager, parseDiskConfig } from './disk.js';
 import { MemoryKeyManager, parseMemoryConfig } from './memory.js';
@@ -7,8 +8,8 @@ import type { KeyManager } from './types.js';
 
 interface Entry {
   /** Parses plugin_data, throwing ConfigError with every problem; used by `validate` too. */
-  readonly parse: (plugin: PluginConfig, file?: string) => unknown;
-  readonly create: (plugin: PluginConfig, file?: string) => KeyManager;
+  readonly parse: (plugin: PluginConfig, ctx?: PluginDataReaderOptions) => unknown;
+  readonly create: (plugin: PluginConfig, ctx?: PluginDataReaderOptions) => KeyManager;
 }
 
 const BUILT_IN: Readonly<Record<string, Entry>> = {
@@ -38,10 +39,10 @@ export function createKeyManager(plugins: readonly PluginConfig[], configFile?: 
     );
   }
   const p = kms[0] as PluginConfig;
-  return entryFor(p).create(p, configFile);
+  return entryFor(p).create(p, { file: configFile });
 }
 
-/** For `validate`: every KeyManager block's name and plugin_data, without touching disk. */
-export function checkKeyManagerConfigs(plugins: readonly PluginConfig[], configFile?: string): void {
-  for (const p of plugins) if (p.type === 'KeyManager' && p.enabled) entryFor(p).parse(p, configFile);
+/** For `validate`: a KeyManager block's name and plugin_data, without touching disk. */
+export function checkKeyManagerConfig(p: PluginConfig, ctx: PluginDataReaderOptions = {}): void {
+  entryFor(p).parse(p, ctx);
 }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { PluginConfig } from '../config/types.js';
-import { PluginDataReader } from '../config/plugin-data.js';
+import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin-data.js';
 import { SpiffeAgentError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../storage/atomic-file.js';
 import { generateP256, keyFromPkcs8, pkcs8Of } from './key-entry.js';
@@ -17,8 +17,8 @@ export interface DiskKeyManagerConfig {
   readonly directory: string;
 }
 
-export function parseDiskConfig(plugin: PluginConfig, file?: string): DiskKeyManagerConfig {
-  const r = new PluginDataReader(plugin, { file });
+export function parseDiskConfig(plugin: PluginConfig, ctx: PluginDataReaderOptions = {}): DiskKeyManagerConfig {
+  const r = new PluginDataReader(plugin, ctx);
   const directory = r.string('directory', '');
   if (directory === '') r.problem('directory', 'directory must be configured (spire-agent keeps keys.json there; usually the data_dir)');
   r.finish();

@@ -3,12 +3,12 @@
  * restart the stored agent SVID has no key, so the agent attests again (a join token cannot).
  */
 import type { PluginConfig } from '../config/types.js';
-import { PluginDataReader } from '../config/plugin-data.js';
+import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin-data.js';
 import { generateP256 } from './key-entry.js';
 import type { KeyManager, ManagedKey } from './types.js';
 
-export function parseMemoryConfig(plugin: PluginConfig, file?: string): void {
-  new PluginDataReader(plugin, { file }).finish();
+export function parseMemoryConfig(plugin: PluginConfig, ctx: PluginDataReaderOptions = {}): void {
+  new PluginDataReader(plugin, ctx).finish();
 }
 
 export class MemoryKeyManager implements KeyManager {

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { PluginConfig } from '../../config/types.js';
-import { PluginDataReader } from '../../config/plugin-data.js';
+import { PluginDataReader, type PluginDataReaderOptions } from '../../config/plugin-data.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
@@ -24,17 +24,17 @@ export interface NodeAttestorDeps {
 
 interface Entry {
   /** Parses plugin_data, throwing ConfigError listing every problem; used by `validate`. */
-  readonly parse: (plugin: PluginConfig, file?: string) => unknown;
+  readonly parse: (plugin: PluginConfig, ctx?: PluginDataReaderOptions) => unknown;
   readonly create: (plugin: PluginConfig, deps: NodeAttestorDeps) => Promise<NodeAttestor>;
 }
 
 const BUILT_IN: Readonly<Record<string, Entry>> = {
   // The join_token block has no keys; without a token it fails as spire-agent's does.
   [JOIN_TOKEN]: {
-    parse: (p, f) => new PluginDataReader(p, { file: f }).finish(),
+    parse: (p, ctx) => new PluginDataReader(p, ctx).finish(),
     create: async () => new JoinTokenAttestor(''),
   },
-  x509pop: { parse: parseX509popConfig, create: (p, d) => createX509popAttestor(parseX509popConfig(p, d.configFile)) },
+  x509pop: { parse: parseX509popConfig, create: (p, d) => createX509popAttestor(parseX509popConfig(p, { file: d.configFile })) },
 };
 
 function entryFor(p: PluginConfig): Entry {
@@ -45,9 +45,9 @@ function entryFor(p: PluginConfig): Entry {
   return e;
 }
 
-/** For `validate`: every NodeAttestor block's name and plugin_data, without reading key files. */
-export function checkNodeAttestorConfigs(plugins: readonly PluginConfig[], configFile?: string): void {
-  for (const p of plugins) if (p.type === 'NodeAttestor' && p.enabled) entryFor(p).parse(p, configFile);
+/** For `validate`: a NodeAttestor block's name and plugin_data, without reading key files. */
+export function checkNodeAttestorConfig(p: PluginConfig, ctx: PluginDataReaderOptions = {}): void {
+  entryFor(p).parse(p, ctx);
 }
 
 /** The join token the agent should use, if any (join_token_file is read and trimmed, as spire-agent does). */
@@ -79,7 +79,7 @@ export async function createNodeAttestor(plugins: readonly PluginConfig[], deps:
   const token = await resolveJoinToken(deps);
   if (token !== undefined) {
     // Still validate the configured block, so a typo is reported even when the token wins.
-    entry.parse(p, deps.configFile);
+    entry.parse(p, { file: deps.configFile });
     return new JoinTokenAttestor(token);
   }
   return entry.create(p, deps);

@@ -50,7 +50,7 @@ describe('KeyManager', () => {
   });
 
   it('disk requires directory, naming the key', () => {
-    expect(() => parseDiskConfig(plugin('disk'), 'agent.conf')).toThrow(/plugins\.KeyManager\.disk\.plugin_data\.directory: directory must be configured/);
+    expect(() => parseDiskConfig(plugin('disk'), { file: 'agent.conf' })).toThrow(/plugins\.KeyManager\.disk\.plugin_data\.directory: directory must be configured/);
   });
 
   it('rejects an unknown KeyManager name and a missing KeyManager', () => {

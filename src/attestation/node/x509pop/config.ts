@@ -1,6 +1,6 @@
 /** x509pop's plugin_data, read as spire-agent's x509pop plugin reads it. */
 import type { PluginConfig } from '../../../config/types.js';
-import { PluginDataReader } from '../../../config/plugin-data.js';
+import { PluginDataReader, type PluginDataReaderOptions } from '../../../config/plugin-data.js';
 
 export interface X509popConfig {
   readonly privateKeyPath: string;
@@ -8,8 +8,8 @@ export interface X509popConfig {
   readonly intermediatesPath: string | undefined;
 }
 
-export function parseX509popConfig(plugin: PluginConfig, file?: string): X509popConfig {
-  const r = new PluginDataReader(plugin, { file });
+export function parseX509popConfig(plugin: PluginConfig, ctx: PluginDataReaderOptions = {}): X509popConfig {
+  const r = new PluginDataReader(plugin, ctx);
   const privateKeyPath = r.string('private_key_path', '');
   const certificatePath = r.string('certificate_path', '');
   const intermediates = r.optionalString('intermediates_path');

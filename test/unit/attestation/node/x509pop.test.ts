@@ -7,7 +7,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { calculateResponse, parseChallenge } from '../../../../src/attestation/node/x509pop/challenge.js';
 import { parseX509popConfig } from '../../../../src/attestation/node/x509pop/config.js';
 import { X509popAttestor, createX509popAttestor } from '../../../../src/attestation/node/x509pop/index.js';
-import { checkNodeAttestorConfigs, createNodeAttestor } from '../../../../src/attestation/node/catalog.js';
+import { checkNodeAttestorConfig, createNodeAttestor } from '../../../../src/attestation/node/catalog.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
 import { pemEncodeCertificates } from '../../../../src/svid/der.js';
 import { TestCA } from '../../../helpers/test-ca.js';
@@ -126,7 +126,7 @@ describe('x509pop attestor', () => {
   });
 
   it('reports every missing key with its dotted path, and a key that does not match the certificate', async () => {
-    expect(() => checkNodeAttestorConfigs([plugin('x509pop', { bogus: 1 })], 'agent.conf')).toThrow(
+    expect(() => checkNodeAttestorConfig(plugin('x509pop', { bogus: 1 }), { file: 'agent.conf' })).toThrow(
       /plugin_data\.private_key_path: private_key_path is required[\s\S]*plugin_data\.certificate_path: certificate_path is required[\s\S]*bogus/,
     );
     const ca = await TestCA.create('example.org');
@@ -140,7 +140,7 @@ describe('x509pop attestor', () => {
 
 describe('node attestor catalog', () => {
   it('an unknown NodeAttestor is a config error', () => {
-    expect(() => checkNodeAttestorConfigs([plugin('tpm_magic')])).toThrow(/unknown NodeAttestor "tpm_magic"/);
+    expect(() => checkNodeAttestorConfig(plugin('tpm_magic'))).toThrow(/unknown NodeAttestor "tpm_magic"/);
   });
 
   it('a join token wins over the configured attestor, as in spire-agent; join_token without token fails clearly', async () => {
