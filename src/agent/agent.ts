@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { WorkloadAttestation } from '../attestation/workload/attest.js';
 import { createWorkloadAttestors } from '../attestation/workload/catalog.js';
-import { EmbeddedAuthority } from '../authority/embedded/index.js';
+import { createAuthority, type AuthorityFactoryDeps } from '../authority/factory.js';
 import type { Authority } from '../authority/types.js';
 import { CacheManager } from '../cache/manager.js';
 import type { Clock } from '../clock.js';
@@ -42,6 +42,8 @@ export interface AgentDeps {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Lets the admin socket's Logger API change the log level; without it that service is not served. */
   readonly logLevel?: LevelControl;
+  /** Server mode: builds the session with the SPIRE server (tests inject a fake one). */
+  readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
 }
 
 export class Agent {
@@ -61,26 +63,14 @@ export class Agent {
     const startedAt = clock.now();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
-    this.health = new HealthHttpListener(config.healthChecks, () => this.ready);
+    this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
     await this.health.listen();
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
     const attestors = createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
-    if (a.serverAddress) {
-      throw new SpiffeAgentError(
-        'server_not_supported',
-        `agent: server_address is set in ${config.source}, but this build serves only from the embedded authority; remove server_address to use it`,
-      );
-    }
-    const authority: Authority = new EmbeddedAuthority({
-      trustDomain: a.trustDomain,
-      dataDir: a.dataDir,
-      config: config.embeddedAuthority,
-      clock,
-      log: log.child({ [F.subsystem]: 'embedded_authority' }),
-    });
+    const authority = createAuthority({ config, log, clock, createServerSession: this.d.createServerSession });
     this.authority = authority;
     await authority.start(signal);
     this.cache = new CacheManager({
@@ -129,7 +119,7 @@ export class Agent {
             disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
           },
         });
-    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
+    const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'));
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
@@ -154,7 +144,7 @@ export class Agent {
           audit,
           log: adminLog,
         }),
-        debug: new DebugHandler({ cache, clock, startedAt }),
+        debug: new DebugHandler({ cache, clock, startedAt, status: () => authority.status() }),
         logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, adminLog) : undefined,
       });
       admin = udsListener(a.adminSocketPath, adminServer, 0o770);
@@ -178,8 +168,9 @@ export class Agent {
     await this.authority?.reload?.();
   }
 
+  /** Listening, and the authority has something to serve (it stays ready through server outages, as spire-agent does). */
   get isReady(): boolean {
-    return this.ready;
+    return this.ready && (this.authority?.status().ready ?? false);
   }
 
   async close(): Promise<void> {

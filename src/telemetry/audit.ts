@@ -5,7 +5,7 @@
  * Selector values whose type is not listed in log_selectors are redacted; keys and
  * tokens are never part of a record.
  */
-import type { Selector } from '../authority/types.js';
+import type { Selector } from '../domain/types.js';
 import type { Logger } from './logger.js';
 import { F } from './names.js';
 
