@@ -45,11 +45,17 @@ export interface ServerChannel extends ServerClients {
   close(): void;
 }
 
-export function openServerChannel(ctors: Record<keyof ServerClients, Ctor>, target: string, creds: grpc.ChannelCredentials): ServerChannel {
+/**
+ * `sniName`: Node refuses (and warns about) an IP address as TLS server name, where Go simply
+ * sends none; for an IP target the session passes a DNS name instead (the trust domain). The
+ * server ignores SNI and the identity check does not use it.
+ */
+export function openServerChannel(ctors: Record<keyof ServerClients, Ctor>, target: string, creds: grpc.ChannelCredentials, sniName?: string): ServerChannel {
   const options: grpc.ChannelOptions = {
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     'grpc.service_config_disable_resolution': 1,
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    ...(sniName ? { 'grpc.ssl_target_name_override': sniName } : {}),
   };
   const agent = new ctors.agent(target, creds, options);
   const channelOverride = agent.getChannel() as grpc.Channel;

@@ -5,6 +5,7 @@
  * (agent-data.json, keys.json), so either agent can take over the other's data_dir.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { isIP } from 'node:net';
 import { createNodeAttestor } from '../../attestation/node/catalog.js';
 import type { NodeAttestor } from '../../attestation/node/types.js';
 import type { Clock } from '../../clock.js';
@@ -61,6 +62,7 @@ class Session implements ServerSession {
   private readonly log: Logger;
   private readonly serverId: string;
   private readonly target: string;
+  private readonly sni: string | undefined;
   private readonly ctors = loadServiceConstructors();
   private storage: AgentStorage | undefined;
   private bootstrap: BootstrapTrust | undefined;
@@ -79,6 +81,7 @@ class Session implements ServerSession {
     this.log = d.log;
     this.serverId = serverIdOf(this.o.trustDomain);
     this.target = serverTarget(this.o.serverAddress, this.o.serverPort);
+    this.sni = isIP(this.o.serverAddress.replace(/^\[|\]$/g, '')) ? this.o.trustDomain : undefined;
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -198,7 +201,7 @@ class Session implements ServerSession {
     const creds = insecure
       ? await insecureCredentials(this.o.serverAddress, this.o.serverPort, this.serverId, signal)
       : serverCredentials(this.bundle, this.serverId);
-    const ch = openServerChannel(this.ctors, this.target, creds);
+    const ch = openServerChannel(this.ctors, this.target, creds, this.sni);
     try {
       const res = await attestAgent(ch.agent, csr, this.attestor as NodeAttestor, signal);
       const raw = await rawUnary(ch.bundle, '/spire.api.server.bundle.v1.Bundle/GetBundle', new Uint8Array(), RPC_TIMEOUT_MS);
@@ -240,7 +243,7 @@ class Session implements ServerSession {
   private swapChannel(): void {
     if (this.closed) return;
     const s = this.current();
-    const next = openServerChannel(this.ctors, this.target, serverCredentials(this.bundle, this.serverId, { chain: s.chain, key: s.key.privateKey }));
+    const next = openServerChannel(this.ctors, this.target, serverCredentials(this.bundle, this.serverId, { chain: s.chain, key: s.key.privateKey }), this.sni);
     const old = this.channel;
     this.channel = next;
     if (old) {

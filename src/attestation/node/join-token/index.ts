@@ -16,11 +16,11 @@ export function tokenFingerprint(token: string): string {
 export class JoinTokenAttestor implements NodeAttestor {
   readonly name = JOIN_TOKEN;
 
-  constructor(private readonly token: string) {
-    if (token === '') throw new NodeAttestorError('node_attestor_config', 'nodeattestor(join_token): join token was not provided; set join_token, join_token_file or -joinToken');
-  }
+  /** An empty token is allowed here: a node resuming from its stored SVID never attests. */
+  constructor(private readonly token: string) {}
 
   async attest(stream: AttestationStream): Promise<void> {
+    if (this.token === '') throw new NodeAttestorError('node_attestor_config', 'nodeattestor(join_token): join token was not provided; set join_token, join_token_file or -joinToken');
     const challenge = await stream.sendAttestationData({ type: JOIN_TOKEN, payload: new TextEncoder().encode(this.token) });
     if (challenge !== undefined) {
       throw new NodeAttestorError('node_attestor_unexpected_challenge', 'nodeattestor(join_token): server issued unexpected challenge');

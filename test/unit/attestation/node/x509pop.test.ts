@@ -146,7 +146,8 @@ describe('node attestor catalog', () => {
   it('a join token wins over the configured attestor, as in spire-agent; join_token without token fails clearly', async () => {
     const withToken = await createNodeAttestor([plugin('x509pop', { private_key_path: '/nonexistent', certificate_path: '/nonexistent' })], { joinToken: 'tok' });
     expect(withToken.name).toBe('join_token');
-    await expect(createNodeAttestor([plugin('join_token')], {})).rejects.toThrow(/join token was not provided/);
+    const noToken = await createNodeAttestor([plugin('join_token')], {});
+    await expect(noToken.attest({ sendAttestationData: async () => undefined, sendChallengeResponse: async () => undefined }, new AbortController().signal)).rejects.toThrow(/join token was not provided/);
     await expect(createNodeAttestor([], { joinToken: 'x' })).rejects.toThrow(/exactly one NodeAttestor/);
   });
 
