@@ -70,7 +70,13 @@ export class Agent {
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
-    const authority = createAuthority({ config, log, clock, createServerSession: this.d.createServerSession });
+    const authority = createAuthority({
+      config,
+      log,
+      clock,
+      createServerSession: this.d.createServerSession,
+      cachedX509Count: () => this.cache?.cachedX509Count ?? 0,
+    });
     this.authority = authority;
     await authority.start(signal);
     this.cache = new CacheManager({
@@ -79,6 +85,7 @@ export class Agent {
       x509CacheMaxSize: a.x509SvidCacheMaxSize,
       jwtCacheMaxSize: a.jwtSvidCacheMaxSize,
       availabilityTargetMs: a.availabilityTargetMs,
+      jwtCacheHitTimeoutMs: config.mode === 'server' ? config.server.jwtSvidCacheHitTimeoutMs : undefined,
       clock,
       log: log.child({ [F.subsystem]: 'cache_manager' }),
     });

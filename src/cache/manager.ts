@@ -15,6 +15,7 @@ import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
 import { jwtStillFresh, rotationTime } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
+import { jwtKeyId, signedByAny, taintedAuthorities, usableJwtKeyIds } from './taint.js';
 
 export interface X509Identity {
   readonly entry: RegistrationEntry;
@@ -42,6 +43,11 @@ export interface CacheManagerOptions {
   readonly x509CacheMaxSize: number;
   readonly jwtCacheMaxSize: number;
   readonly availabilityTargetMs: number;
+  /**
+   * With a still-valid cached JWT-SVID, wait this long for the authority before answering with the
+   * cached one (later spire-agents' jwt_svid_cache_hit_timeout). Undefined: wait for the authority.
+   */
+  readonly jwtCacheHitTimeoutMs?: number;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -50,6 +56,8 @@ export class CacheError extends SpiffeAgentError {}
 
 const ROTATION_BATCH_MAX_MS = 1_000;
 const ROTATION_BATCH_FRACTION = 0.02;
+/** After a failed renewal, when to try again (spire-agent's SVID sync also runs every few seconds). */
+const SIGN_RETRY_MS = 5_000;
 
 export interface Subscription {
   readonly selectors: readonly Selector[];
@@ -79,6 +87,9 @@ export class CacheManager {
   private timerAt = Infinity;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
+  /** Signing has been failing (authority unreachable): logged once when it starts and once when it ends. */
+  private signingFailing = false;
+  private processedTainted = new Set<string>();
 
   constructor(private readonly o: CacheManagerOptions) {
     this.snap = o.authority.snapshot();
@@ -174,13 +185,37 @@ export class CacheManager {
       this.jwts.set(key, hit);
       return hit;
     }
-    const svid = await this.o.authority.signJWTSVID(entry, audience);
+    const usable = hit && now < hit.expiresAt && !entry.jwtSvidIncludeJti ? hit : undefined;
+    let svid: SignedJWTSVID;
+    try {
+      svid = await this.signJWTWithin(entry, audience, usable);
+    } catch (err) {
+      // As spire-agent: a failed renewal answers with the cached token while it is still valid.
+      if (!usable || this.o.clock.now() >= usable.expiresAt) throw err;
+      this.o.log.warn({ [F.spiffeId]: entry.spiffeId, [F.error]: (err as Error).message }, 'Unable to renew JWT; returning cached copy');
+      return usable;
+    }
+    if (svid === usable) return usable;
     if (!entry.jwtSvidIncludeJti) {
       this.jwts.delete(key);
       this.jwts.set(key, svid);
       while (this.jwts.size > Math.max(1, this.o.jwtCacheMaxSize)) this.jwts.delete(this.jwts.keys().next().value!);
     }
     return svid;
+  }
+
+  /** With a fallback and a hit timeout, a slow authority is raced against the timer; the late answer still fills the cache. */
+  private signJWTWithin(entry: RegistrationEntry, audience: readonly string[], fallback: SignedJWTSVID | undefined): Promise<SignedJWTSVID> {
+    const p = this.o.authority.signJWTSVID(entry, audience);
+    const limit = this.o.jwtCacheHitTimeoutMs;
+    if (!fallback || limit === undefined) return p;
+    return new Promise((resolve, reject) => {
+      const cancel = this.o.clock.setTimer(limit, () => resolve(fallback));
+      p.then(
+        (v) => (cancel(), resolve(v)),
+        (e) => (cancel(), reject(e)),
+      );
+    });
   }
 
   private ensureX509(entry: RegistrationEntry, force = false): Promise<X509Identity> {
@@ -194,7 +229,27 @@ export class CacheManager {
     }
     const pending = this.inflight.get(entry.id);
     if (pending) return pending;
-    const p = this.signX509(entry).finally(() => this.inflight.delete(entry.id));
+    const p = this.signX509(entry)
+      .then((identity) => {
+        if (this.signingFailing) this.o.log.info({ [F.spiffeId]: entry.spiffeId }, 'X.509-SVID signing works again');
+        this.signingFailing = false;
+        return identity;
+      })
+      .catch((err: unknown) => {
+        if (!cached || cached.entry.spiffeId !== entry.spiffeId || this.closed) throw err;
+        // Retry in a while rather than at once: the SVID stays due, and an immediate timer would spin.
+        const now = this.o.clock.now();
+        const retry = { ...cached, rotateAt: now + SIGN_RETRY_MS };
+        if (this.svids.get(entry.id) === cached) this.svids.set(entry.id, retry);
+        // The authority is unreachable: an SVID that is due for rotation but still valid keeps serving.
+        if (now >= cached.notAfter) throw err;
+        if (!this.signingFailing) {
+          this.o.log.warn({ [F.spiffeId]: entry.spiffeId, [F.error]: (err as Error).message }, 'Could not renew X.509-SVIDs; serving the cached ones until they can be renewed');
+        }
+        this.signingFailing = true;
+        return retry;
+      })
+      .finally(() => this.inflight.delete(entry.id));
     this.inflight.set(entry.id, p);
     return p;
   }
@@ -304,8 +359,37 @@ export class CacheManager {
     this.index = new EntryIndex(snap.entries);
     const live = new Set(snap.entries.map((e) => e.id));
     for (const id of [...this.svids.keys()]) if (!live.has(id)) this.svids.delete(id);
-    this.jwts.clear();
+    this.forgetJWTs(snap);
+    if (this.markTainted(snap)) void this.rotateDue();
     this.notify();
+  }
+
+  /** Keeps cached JWT-SVIDs whose identity is still served and whose key is still untainted in the bundle. */
+  private forgetJWTs(snap: AuthoritySnapshot): void {
+    const ids = new Set(snap.entries.map((e) => e.spiffeId));
+    const kids = usableJwtKeyIds(snap.bundle);
+    for (const [key, svid] of [...this.jwts]) {
+      const kid = jwtKeyId(svid.token);
+      if (!ids.has(key.split('\u0000')[0]!) || (kid !== undefined && !kids.has(kid))) this.jwts.delete(key);
+    }
+  }
+
+  /** Newly tainted authorities make every SVID they signed due now. Returns whether any was. */
+  private markTainted(snap: AuthoritySnapshot): boolean {
+    const fresh = (snap.bundle.taintedX509Authorities ?? []).filter((d) => !this.processedTainted.has(Buffer.from(d).toString('base64')));
+    if (fresh.length === 0) return false;
+    for (const d of fresh) this.processedTainted.add(Buffer.from(d).toString('base64'));
+    const authorities = taintedAuthorities({ ...snap.bundle, taintedX509Authorities: fresh });
+    const now = this.o.clock.now();
+    let any = false;
+    for (const [id, s] of this.svids) {
+      if (s.rotateAt > now && signedByAny(s.chain, authorities)) {
+        this.svids.set(id, { ...s, rotateAt: now });
+        any = true;
+      }
+    }
+    if (any) this.o.log.info({ [F.count]: fresh.length }, 'X.509 authority tainted; re-signing the SVIDs it signed');
+    return any;
   }
 
   /** Tells subscribers something changed; with `entryIds`, only those using one of them. */
