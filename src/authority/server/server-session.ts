@@ -280,10 +280,10 @@ class Session implements ServerSession {
       await bs.forceRebootstrap();
       return new SessionError('rebootstrap_required', `${base}; agent data marked for rebootstrap: restart the agent to fetch the bootstrap bundle and attest again`, { cause: err });
     }
-    if (usedNonReattestable && e.code === 3 /* INVALID_ARGUMENT */) {
+    if (usedNonReattestable && (e.code === 3 /* INVALID_ARGUMENT */ || (e as { code?: unknown }).code === 'node_attestor_config')) {
       return new SessionError(
         'not_reattestable',
-        `session: the stored agent SVID in ${this.storage?.path} expired or lost its key, and ${this.attestor?.name} attestation cannot be repeated: the server refused it (${e.details ?? e.message}); generate a new join token (spire-server token generate) and set join_token`,
+        `session: the stored agent SVID in ${this.storage?.path} expired or lost its key, and ${this.attestor?.name} attestation cannot be repeated (${e.details ?? e.message}); generate a new join token (spire-server token generate) and set join_token`,
         { cause: err },
       );
     }
