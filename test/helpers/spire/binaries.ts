@@ -1,7 +1,8 @@
 /**
  * Where the real spire-server and spire-agent (v1.13.3, pinned in scripts/spire.sh) are. The
- * server-mode suite needs them; when they are missing it says why, and in CI (CI=true) it fails
- * instead of skipping, so a broken SPIRE build can never turn into a green run.
+ * server-mode suite needs them; when they are missing it says why, and in CI (CI=true, or
+ * SPIRE_REQUIRED=1 as .ci/run sets) it fails instead of skipping, so a broken SPIRE build can never
+ * turn into a green run.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
@@ -87,11 +88,11 @@ export function planServerSuite(): SuitePlan {
   const found = missing.length === 0 ? findSpire() : {};
   if (found.reason) missing.push(found.reason);
   const reason = missing.length ? `server-mode interop prerequisites missing: ${missing.join('; ')}` : undefined;
-  const ci = process.env.CI === 'true' || process.env.CI === '1';
-  if (reason && !ci) console.warn(`SKIPPED (not in CI): ${reason}`);
+  const required = process.env.CI === 'true' || process.env.CI === '1' || process.env.SPIRE_REQUIRED === '1';
+  if (reason && !required) console.warn(`SKIPPED (not in CI; CI=true or SPIRE_REQUIRED=1 makes this a failure): ${reason}`);
   return {
     bins: found.bins,
-    skip: reason !== undefined && !ci,
+    skip: reason !== undefined && !required,
     reason,
     require() {
       if (!found.bins || reason) throw new Error(reason ?? 'SPIRE binaries missing');
