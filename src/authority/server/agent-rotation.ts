@@ -34,8 +34,9 @@ export class AgentRotation {
 
   constructor(private readonly d: AgentRotationDeps) {}
 
+  /** Checks at once (an SVID loaded from disk may already be past its rotation time), then every 5 s. */
   start(): void {
-    this.schedule(CHECK_INTERVAL_MS);
+    void this.tick().finally(() => this.schedule(CHECK_INTERVAL_MS));
   }
 
   stop(): void {
