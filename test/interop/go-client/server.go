@@ -328,7 +328,9 @@ func runCanon(args []string) error {
 		return stepErr("FetchX509Context", err)
 	}
 	svids := []canonSVID{}
+	order := []string{}
 	for _, s := range x.SVIDs {
+		order = append(order, s.ID.String())
 		cs := canonSVID{ID: s.ID.String(), Hint: s.Hint, ChainLength: len(s.Certificates), Intermediates: []string{}}
 		for i, c := range s.Certificates {
 			cs.Chain = append(cs.Chain, shapeOf(c))
@@ -406,6 +408,7 @@ func runCanon(args []string) error {
 	emit(map[string]any{
 		"ok":               true,
 		"x509Svids":        svids,
+		"x509SvidOrder":    order,
 		"x509Bundles":      x509BundleMap(x.Bundles),
 		"fetchX509Bundles": x509BundleMap(xb),
 		"jwtBundles":       jwtKeys,
