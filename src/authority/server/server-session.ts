@@ -19,6 +19,7 @@ import { findKeyForSVID, isSVIDExpired, leafInfo, loggableAgentId, type AgentSVI
 import { AgentRotation } from './agent-rotation.js';
 import { attestAgent, makeAgentCSR } from './attest-agent.js';
 import { BootstrapTrust, type BootstrapOptions } from './bootstrap.js';
+import { BOOTSTRAP_MAX_ELAPSED_MS, REBOOTSTRAP_MAX_ELAPSED_MS, retryBootstrap } from './bootstrap-retry.js';
 import { loadServiceConstructors, openServerChannel, rawUnary, serverTarget, type ServerChannel } from './clients.js';
 import { SessionError } from './session-errors.js';
 import type { AgentSVIDStatus, ServerClients, ServerSession } from './session.js';
@@ -35,6 +36,8 @@ export interface ServerSessionOptions extends BootstrapOptions {
   readonly rebootstrapDelayMs: number;
   /** 0 = half-life rule. */
   readonly availabilityTargetMs: number;
+  /** retry_bootstrap: keep retrying node attestation with backoff (spire-agent's limits). */
+  readonly retryBootstrap?: boolean;
 }
 
 export interface ServerSessionDeps {
@@ -75,6 +78,8 @@ class Session implements ServerSession {
   private readonly fatalListeners = new Set<(err: Error) => void>();
   private readonly retiring = new Set<() => void>();
   private closed = false;
+  /** rebootstrap_mode in effect (spire-agent turns "auto" off for non-re-attestable nodes). */
+  private mode: 'never' | 'auto' | 'always' = 'never';
 
   constructor(private readonly d: ServerSessionDeps) {
     this.o = d.options;
@@ -97,41 +102,13 @@ class Session implements ServerSession {
     let rebootstrapMode = o.rebootstrapMode;
     const stored = storage.svid();
     if (rebootstrapMode !== 'never' && stored.chain.length > 0 && !stored.reattestable) rebootstrapMode = this.refuseRebootstrap(rebootstrapMode);
-
-    let bundle = storage.bundle();
-    let insecure = false;
-    if (bundle.length === 0) {
-      const b = await this.bootstrap.fetch();
-      bundle = b.certs;
-      insecure = b.insecure;
-      if (insecure) this.log.warn('Insecure bootstrap enabled; skipping server certificate verification');
-    } else this.log.info({ trust_domain: o.trustDomain }, 'Bundle loaded');
-    this.bundle = bundle;
-
-    const keys = await this.km.getKeys();
-    const leaf = stored.chain[0];
-    const key = findKeyForSVID(keys, leaf);
-    const now = this.d.clock.now();
-    const expired = leaf !== undefined && isSVIDExpired(leafInfo(leaf).notAfter, now);
-    if (leaf && key && !expired) {
-      this.state = this.toState(stored.chain, key, stored.reattestable, now);
-      this.log.info({ spiffe_id: loggableAgentId(this.state.spiffeId) }, 'SVID loaded');
-    } else {
-      if (leaf && key) this.log.warn({ expiry: new Date(leafInfo(leaf).notAfter).toISOString() }, 'SVID key recovered, but SVID is expired. Generating new keypair');
-      else if (leaf && keys.length === 0) this.log.warn('SVID recovered, but no keys found. Generating new keypair');
-      else if (leaf) this.log.warn('SVID recovered, but no SVID key found. Generating new keypair');
-      else if (keys.length > 0) this.log.warn('Keys recovered, but no SVID found. Generating new keypair');
-      this.log.info('SVID is not found. Starting node attestation');
-      try {
-        await this.attest(key, insecure, signal);
-      } catch (err) {
-        throw await this.attestationFailure(err, leaf !== undefined && !stored.reattestable, rebootstrapMode);
-      }
-      await this.bootstrap.succeeded();
-      // succeeded() stores the bootstrap bundle; the server's bundle is the one to keep.
-      await storage.storeBundle(this.bundle);
-    }
-    if (rebootstrapMode !== 'never' && this.state && !this.state.reattestable) this.refuseRebootstrap(rebootstrapMode);
+    this.mode = rebootstrapMode;
+    const obtain = () => this.obtainSVID(signal);
+    if (o.retryBootstrap) {
+      const maxElapsedMs = rebootstrapMode === 'never' ? BOOTSTRAP_MAX_ELAPSED_MS : REBOOTSTRAP_MAX_ELAPSED_MS;
+      await retryBootstrap(obtain, { clock: this.d.clock, log: this.log, maxElapsedMs, signal });
+    } else await obtain();
+    if (this.mode !== 'never' && this.state && !this.state.reattestable) this.mode = this.refuseRebootstrap(this.mode);
     this.swapChannel();
     this.rotation = new AgentRotation({
       clock: this.d.clock,
@@ -144,6 +121,46 @@ class Session implements ServerSession {
       fatal: (err) => this.fatal(err),
     });
     this.rotation.start();
+  }
+
+  /** Bundle (cached, else bootstrap) and SVID (stored and valid with its key, else attest): spire-agent's Attest(). */
+  private async obtainSVID(signal: AbortSignal): Promise<void> {
+    const storage = this.storage as AgentStorage;
+    const bootstrap = this.bootstrap as BootstrapTrust;
+    const stored = storage.svid();
+    let bundle = storage.bundle();
+    let insecure = false;
+    if (bundle.length === 0) {
+      const b = await bootstrap.fetch();
+      bundle = b.certs;
+      insecure = b.insecure;
+      if (insecure) this.log.warn('Insecure bootstrap enabled; skipping server certificate verification');
+    } else this.log.info({ trust_domain: this.o.trustDomain }, 'Bundle loaded');
+    this.bundle = bundle;
+
+    const keys = await (this.km as KeyManager).getKeys();
+    const leaf = stored.chain[0];
+    const key = findKeyForSVID(keys, leaf);
+    const now = this.d.clock.now();
+    const expired = leaf !== undefined && isSVIDExpired(leafInfo(leaf).notAfter, now);
+    if (leaf && key && !expired) {
+      this.state = this.toState(stored.chain, key, stored.reattestable, now);
+      this.log.info({ spiffe_id: loggableAgentId(this.state.spiffeId) }, 'SVID loaded');
+      return;
+    }
+    if (leaf && key) this.log.warn({ expiry: new Date(leafInfo(leaf).notAfter).toISOString() }, 'SVID key recovered, but SVID is expired. Generating new keypair');
+    else if (leaf && keys.length === 0) this.log.warn('SVID recovered, but no keys found. Generating new keypair');
+    else if (leaf) this.log.warn('SVID recovered, but no SVID key found. Generating new keypair');
+    else if (keys.length > 0) this.log.warn('Keys recovered, but no SVID found. Generating new keypair');
+    this.log.info('SVID is not found. Starting node attestation');
+    try {
+      await this.attest(key, insecure, signal);
+    } catch (err) {
+      throw await this.attestationFailure(err, leaf !== undefined && !stored.reattestable, this.mode);
+    }
+    await bootstrap.succeeded();
+    // succeeded() stores the bootstrap bundle; the server's bundle is the one to keep.
+    await storage.storeBundle(this.bundle);
   }
 
   async close(): Promise<void> {
@@ -180,7 +197,34 @@ class Session implements ServerSession {
 
   /** A PermissionDenied from sync or signing: re-attest or stop, as spire-agent's manager does. */
   async handleServerError(err: unknown): Promise<void> {
+    if (isUnknownAuthorityError(err)) return this.onUnknownAuthority(err);
     await this.rotation?.handleServerError(err);
+  }
+
+  /**
+   * The server presented a chain our bundle cannot verify (spire-agent's manager): with
+   * rebootstrap_mode "never" the agent stops; otherwise, once rebootstrap_delay has passed since
+   * the first such failure, data_dir is marked for rebootstrap and the agent stops so the next
+   * start fetches the bootstrap bundle and attests again.
+   */
+  private async onUnknownAuthority(err: unknown): Promise<void> {
+    const detail = (err as { details?: string }).details ?? (err as Error).message;
+    const base = `session: the SPIRE server at ${this.target} presented a certificate chain the agent's trust bundle cannot verify (${detail})`;
+    if (this.mode === 'never') {
+      this.rotation?.stop();
+      this.fatal(new SessionError('server_unknown_authority', `${base}; failed to sync with SPIRE Server. Set rebootstrap_mode = "auto" to rebootstrap, or restore the server's CA`, { cause: err }));
+      return;
+    }
+    const bs = this.bootstrap as BootstrapTrust;
+    const waited = this.d.clock.now() - (await bs.startedAt());
+    if (waited < this.o.rebootstrapDelayMs) {
+      this.log.info({ time_left: `${Math.ceil((this.o.rebootstrapDelayMs - waited) / 1000)}s` }, "Trust bundle and server don't agree; ignoring for now");
+      return;
+    }
+    this.log.warn("Trust bundle and server don't agree; rebootstrapping");
+    this.rotation?.stop();
+    await bs.forceRebootstrap();
+    this.fatal(new SessionError('rebootstrap_required', `${base}; data_dir marked for rebootstrap: restart the agent to fetch the bootstrap bundle and attest again`, { cause: err }));
   }
 
   private current(): AgentSVIDState {

@@ -109,6 +109,27 @@ describe.skipIf(plan.skip)('session: node attestation with spire-server v1.13.3'
     }
   });
 
+  it('retry_bootstrap keeps attesting with backoff while the server is down, and succeeds once it is back', async () => {
+    const token = await server.generateToken();
+    await server.stop();
+    const { session, log } = sessionFor(server, { dataDir: await dir(), joinToken: token, retryBootstrap: true });
+    const started = session.start(new AbortController().signal);
+    await new Promise((r) => setTimeout(r, 7_000));
+    await server.restart();
+    await started;
+    try {
+      expect(log.has('Failed to retrieve attestation result')).toBe(true);
+      expect(session.agentSVID().spiffeId).toBe(server.agentIdForToken(token));
+    } finally {
+      await session.close();
+    }
+    // Without retry_bootstrap the first failure is final.
+    await server.stop();
+    const once = sessionFor(server, { dataDir: await dir(), joinToken: await Promise.resolve('unused-token') });
+    await expect(once.session.start(new AbortController().signal)).rejects.toThrow(/node attestation with join_token failed|No connection|ECONNREFUSED/);
+    await server.restart();
+  }, 120_000);
+
   it('memory KeyManager: a restart has no key for the stored SVID, and a used join token cannot attest again', async () => {
     const dataDir = await dir();
     const token = await server.generateToken();

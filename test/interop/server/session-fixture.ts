@@ -65,6 +65,9 @@ export interface SessionSetup {
   trustBundlePath?: string;
   insecureBootstrap?: boolean;
   keyManager?: 'disk' | 'memory';
+  retryBootstrap?: boolean;
+  rebootstrapMode?: 'never' | 'auto' | 'always';
+  rebootstrapDelayMs?: number;
 }
 
 export async function newDataDir(): Promise<string> {
@@ -93,9 +96,10 @@ export function sessionFor(server: SpireServer, s: SessionSetup, log = new Memor
     trustBundleUnixSocket: undefined,
     trustBundleFormat: 'pem',
     insecureBootstrap: s.insecureBootstrap ?? false,
-    rebootstrapMode: 'never',
-    rebootstrapDelayMs: 600_000,
+    rebootstrapMode: s.rebootstrapMode ?? 'never',
+    rebootstrapDelayMs: s.rebootstrapDelayMs ?? 600_000,
     availabilityTargetMs: 0,
+    retryBootstrap: s.retryBootstrap ?? false,
   };
   return { session: createServerSession({ options, plugins: pluginsFor(s), log, clock: systemClock, configFile: 'session-it' }), log };
 }
