@@ -23,7 +23,7 @@ import { BOOTSTRAP_MAX_ELAPSED_MS, REBOOTSTRAP_MAX_ELAPSED_MS, retryBootstrap } 
 import { loadServiceConstructors, openServerChannel, rawUnary, serverTarget, type ServerChannel } from './clients.js';
 import { SessionError } from './session-errors.js';
 import type { AgentSVIDStatus, ServerClients, ServerSession } from './session.js';
-import { insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf } from './tls.js';
+import { insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf, tlsFailureReason } from './tls.js';
 import { decodeBundleX509 } from './wire.js';
 
 /** The agent {} keys the session uses; ServerSettings plus trust_domain/data_dir fit it structurally. */
@@ -208,7 +208,7 @@ class Session implements ServerSession {
    * start fetches the bootstrap bundle and attests again.
    */
   private async onUnknownAuthority(err: unknown): Promise<void> {
-    const detail = (err as { details?: string }).details ?? (err as Error).message;
+    const detail = tlsFailureReason(err);
     const base = `session: the SPIRE server at ${this.target} presented a certificate chain the agent's trust bundle cannot verify (${detail})`;
     if (this.mode === 'never') {
       this.rotation?.stop();
@@ -313,7 +313,7 @@ class Session implements ServerSession {
     const e = err as Error & { code?: number; details?: string };
     if (isUnknownAuthorityError(err)) {
       const bs = this.bootstrap as BootstrapTrust;
-      const base = `client: the SPIRE server at ${this.target} presented a certificate chain the agent's trust bundle cannot verify (${e.details ?? e.message})`;
+      const base = `client: the SPIRE server at ${this.target} presented a certificate chain the agent's trust bundle cannot verify (${tlsFailureReason(err)})`;
       if (bs.isBootstrap || mode === 'never') {
         return new SessionError('server_unknown_authority', `${base}; check trust_bundle_path/trust_bundle_url points at this server's bundle (spire-server bundle show)`, { cause: err });
       }

@@ -86,3 +86,10 @@ export function isUnknownAuthorityError(err: unknown): boolean {
   const text = `${(err as { details?: string })?.details ?? ''} ${(err as Error)?.message ?? ''}`;
   return /unable to get local issuer certificate|self[- ]signed certificate|unable to verify the first certificate|certificate signature failure|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED_CERT/i.test(text);
 }
+
+/** The TLS reason inside grpc-js's "No connection established. Last error: ..." wrapping, for messages. */
+export function tlsFailureReason(err: unknown): string {
+  const text = (err as { details?: string })?.details ?? (err as Error)?.message ?? String(err);
+  const m = /Last error: (?:Error: )?([^.]+)/.exec(text.slice(text.lastIndexOf('Last error:')));
+  return m?.[1]?.trim() || text;
+}

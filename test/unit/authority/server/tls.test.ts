@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey } from 'node:crypto';
 import { loadServiceConstructors, openServerChannel } from '../../../../src/authority/server/clients.js';
-import { checkServerId, insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf } from '../../../../src/authority/server/tls.js';
+import { checkServerId, insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf, tlsFailureReason } from '../../../../src/authority/server/tls.js';
 import { loadProto } from '../../../../src/endpoints/proto.js';
 import { pemEncodeCertificates, pemEncodePrivateKey } from '../../../../src/svid/der.js';
 import { TestCA } from '../../../helpers/test-ca.js';
@@ -72,6 +72,7 @@ describe('server TLS (no hostname check, SPIFFE ID check)', () => {
     const err = await postStatus(serverCredentials([other.der()], SERVER_ID), good.port).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(isUnknownAuthorityError(err)).toBe(true);
+    expect(tlsFailureReason(err)).toBe('unable to verify the first certificate');
   });
 
   it('refuses a verified server whose ID is not the server ID', async () => {
