@@ -31,6 +31,8 @@ export class AgentRotation {
   private running: Promise<void> | undefined;
   private failures = 0;
   private stopped = false;
+  /** Set when the SVID chains to a tainted authority: rotate at the next check whatever its age. */
+  private tainted = false;
 
   constructor(private readonly d: AgentRotationDeps) {}
 
@@ -52,6 +54,12 @@ export class AgentRotation {
     return this.running;
   }
 
+  markTainted(): void {
+    if (this.tainted) return;
+    this.tainted = true;
+    this.d.log.info('Agent SVID is tainted by a root authority, forcing rotation');
+  }
+
   /** A refusal seen by another caller (entry sync, SVID signing). */
   async handleServerError(err: unknown): Promise<void> {
     const verdict = serverVerdict(err);
@@ -69,12 +77,13 @@ export class AgentRotation {
   private async rotateIfNeeded(): Promise<void> {
     const s = this.d.current();
     const now = this.d.clock.now();
-    if (!shouldRotateAgentSVID(now, s.notBefore, s.notAfter, this.d.availabilityTargetMs)) return;
+    if (!this.tainted && !shouldRotateAgentSVID(now, s.notBefore, s.notAfter, this.d.availabilityTargetMs)) return;
     const what = s.reattestable ? 'reattest agent' : 'rotate agent SVID';
     try {
       if (s.reattestable) await this.d.reattest(this.abort.signal);
       else await this.d.renew(this.abort.signal);
       this.failures = 0;
+      this.tainted = false;
     } catch (err) {
       if (this.stopped) return;
       this.failures++;

@@ -66,3 +66,13 @@ export function loggableAgentId(id: string): string {
   const m = /^(spiffe:\/\/[^/]+\/spire\/agent\/join_token\/)(.+)$/.exec(id);
   return m ? `${m[1]}<token sha256:${tokenFingerprint(m[2] as string)}>` : id;
 }
+
+/** Whether a certificate of `chain` was issued (and signed) by one of `authorities` (spire-agent's IsSignedByRoot). */
+export function chainsToAny(chain: readonly Uint8Array[], authorities: readonly Uint8Array[]): boolean {
+  const auths = authorities.map((a) => new X509Certificate(a));
+  for (const der of chain) {
+    const cert = new X509Certificate(der);
+    if (auths.some((a) => cert.checkIssued(a) && cert.verify(a.publicKey))) return true;
+  }
+  return false;
+}

@@ -15,7 +15,7 @@ import { nextAgentSVIDKeyId, type KeyManager, type ManagedKey } from '../../keym
 import { ensurePrivateDir } from '../../storage/atomic-file.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { AgentStorage } from './agent-storage.js';
-import { findKeyForSVID, isSVIDExpired, leafInfo, loggableAgentId, type AgentSVIDState } from './agent-svid.js';
+import { chainsToAny, findKeyForSVID, isSVIDExpired, leafInfo, loggableAgentId, type AgentSVIDState } from './agent-svid.js';
 import { AgentRotation } from './agent-rotation.js';
 import { attestAgent, makeAgentCSR } from './attest-agent.js';
 import { BootstrapTrust, type BootstrapOptions } from './bootstrap.js';
@@ -193,6 +193,11 @@ class Session implements ServerSession {
   onFatal(listener: (err: Error) => void): () => void {
     this.fatalListeners.add(listener);
     return () => this.fatalListeners.delete(listener);
+  }
+
+  notifyTaintedAuthorities(tainted: readonly Uint8Array[]): void {
+    if (tainted.length === 0 || !this.state || !this.rotation) return;
+    if (chainsToAny(this.state.chain, tainted)) this.rotation.markTainted();
   }
 
   /** A PermissionDenied from sync or signing: re-attest or stop, as spire-agent's manager does. */

@@ -63,4 +63,10 @@ export interface ServerSession {
    * the session re-attest, or delete the stored SVID and report through onFatal. Others are ignored.
    */
   handleServerError?(err: unknown): Promise<void>;
+  /**
+   * Optional, like handleServerError: the own trust domain's X.509 authorities the server marked
+   * tainted (types.Bundle x509_authorities[].tainted). If the agent SVID chains to one of them it is
+   * rotated at the next check, as spire-agent's rotator does.
+   */
+  notifyTaintedAuthorities?(tainted: readonly Uint8Array[]): void;
 }

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentStorage } from '../../../../src/authority/server/agent-storage.js';
-import { isSVIDExpired, loggableAgentId, shouldRotateAgentSVID } from '../../../../src/authority/server/agent-svid.js';
+import { chainsToAny, isSVIDExpired, loggableAgentId, shouldRotateAgentSVID } from '../../../../src/authority/server/agent-svid.js';
 import { BootstrapTrust, USE_BOOTSTRAP, USE_REBOOTSTRAP, parseTrustBundle } from '../../../../src/authority/server/bootstrap.js';
 import { serverVerdict } from '../../../../src/authority/server/server-errors.js';
 import { decodeBundleX509, permissionDeniedReasons } from '../../../../src/authority/server/wire.js';
@@ -71,6 +71,17 @@ describe('agent SVID rules', () => {
     expect(shouldRotateAgentSVID(24.1 * h, 0, 48 * h, 24 * h, () => 0)).toBe(true);
     // 30 h SVID, 24 h target: only 6 h grace, falls back to half-life.
     expect(shouldRotateAgentSVID(7 * h, 0, 30 * h, 24 * h, () => 0.5)).toBe(false);
+  });
+
+  it('finds an SVID chained to a tainted authority, directly or through an intermediate', async () => {
+    const root = await TestCA.create('example.org');
+    const other = await TestCA.create('example.org');
+    const inter = await root.createIntermediate();
+    const direct = await root.createX509SVID('spiffe://example.org/spire/agent/a');
+    const viaInter = await inter.createX509SVID('spiffe://example.org/spire/agent/b');
+    expect(chainsToAny(direct.chain, [root.der()])).toBe(true);
+    expect(chainsToAny(viaInter.chain, [root.der()])).toBe(true);
+    expect(chainsToAny(direct.chain, [other.der()])).toBe(false);
   });
 
   it('never logs a join token inside an agent ID', () => {
