@@ -4,6 +4,7 @@
  * must be able to act on (used token, wrong bundle).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeX509popCA, startSpireServer, type SpireServer, type X509popCA } from '../../helpers/spire/index.js';
@@ -80,6 +81,21 @@ describe.skipIf(plan.skip)('session: node attestation with spire-server v1.13.3'
       expect(me?.attestationType).toBe('x509pop');
       expect(me?.canReattest).toBe(true);
       expect(JSON.parse(await readFile(join(dataDir, 'agent-data.json'), 'utf8')).reattestable).toBe(true);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('x509pop with an RSA node key: RSA-PSS over the nonce digest verifies on the server', async () => {
+    const svid = await pop.ca.createX509SVID('spiffe://example.org/node/rsa', { keyType: 'rsa-2048', ttlMs: 3600_000 });
+    const d = await dir();
+    const node = { certificatePath: join(d, 'rsa.crt.pem'), privateKeyPath: join(d, 'rsa.key.pem') };
+    await writeFile(node.certificatePath, pemEncodeCertificates([svid.chain[0]!]));
+    await writeFile(node.privateKeyPath, `-----BEGIN PRIVATE KEY-----\n${Buffer.from(svid.privateKeyPkcs8).toString('base64')}\n-----END PRIVATE KEY-----\n`);
+    const { session } = sessionFor(server, { dataDir: d, x509pop: node });
+    await session.start(new AbortController().signal);
+    try {
+      expect(session.agentSVID().spiffeId).toBe(`spiffe://${server.trustDomain}/spire/agent/x509pop/${createHash('sha1').update(svid.chain[0]!).digest('hex')}`);
     } finally {
       await session.close();
     }
