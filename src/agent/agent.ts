@@ -86,6 +86,7 @@ export class Agent {
       jwtCacheMaxSize: a.jwtSvidCacheMaxSize,
       availabilityTargetMs: a.availabilityTargetMs,
       jwtCacheHitTimeoutMs: config.mode === 'server' ? config.server.jwtSvidCacheHitTimeoutMs : undefined,
+      prefetchX509: config.mode === 'server',
       clock,
       log: log.child({ [F.subsystem]: 'cache_manager' }),
     });

@@ -13,9 +13,10 @@ import { SpiffeAgentError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
-import { jwtStillFresh, rotationTime } from './rotation.js';
+import { JWTCache } from './jwt-cache.js';
+import { rotationTime } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
-import { jwtKeyId, signedByAny, taintedAuthorities, usableJwtKeyIds } from './taint.js';
+import { signedByAny, taintedAuthorities } from './taint.js';
 
 export interface X509Identity {
   readonly entry: RegistrationEntry;
@@ -48,6 +49,12 @@ export interface CacheManagerOptions {
    * cached one (later spire-agents' jwt_svid_cache_hit_timeout). Undefined: wait for the authority.
    */
   readonly jwtCacheHitTimeoutMs?: number;
+  /**
+   * Keep SVIDs for entries no workload has asked for yet, up to x509CacheMaxSize, and rotate them
+   * all, as spire-agent does with a server: a new workload is then served from the cache, even
+   * while the server is unreachable. Off for the embedded authority, which can always sign.
+   */
+  readonly prefetchX509?: boolean;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -81,7 +88,7 @@ export class CacheManager {
   private index: EntryIndex;
   private readonly svids = new Map<string, X509Identity>();
   private readonly inflight = new Map<string, Promise<X509Identity>>();
-  private readonly jwts = new Map<string, SignedJWTSVID>();
+  private readonly jwts: JWTCache;
   private readonly subs = new Set<SubState>();
   private cancelTimer: (() => void) | undefined;
   private timerAt = Infinity;
@@ -94,10 +101,18 @@ export class CacheManager {
   constructor(private readonly o: CacheManagerOptions) {
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
+    this.jwts = new JWTCache({
+      sign: (e, aud) => o.authority.signJWTSVID(e, aud),
+      maxSize: o.jwtCacheMaxSize,
+      hitTimeoutMs: o.jwtCacheHitTimeoutMs,
+      clock: o.clock,
+      log: o.log,
+    });
   }
 
   start(): void {
     this.unsubscribe = this.o.authority.onChange((snap) => this.onAuthorityChange(snap));
+    this.prefetch();
   }
 
   close(): void {
@@ -176,46 +191,8 @@ export class CacheManager {
     return { identities, ...this.bundlesFor(entries) };
   }
 
-  async jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
-    const key = `${entry.spiffeId}\u0000${[...new Set(audience)].sort().join('\u0000')}`;
-    const now = this.o.clock.now();
-    const hit = this.jwts.get(key);
-    if (hit && !entry.jwtSvidIncludeJti && jwtStillFresh(now, hit.issuedAt, hit.expiresAt)) {
-      this.jwts.delete(key);
-      this.jwts.set(key, hit);
-      return hit;
-    }
-    const usable = hit && now < hit.expiresAt && !entry.jwtSvidIncludeJti ? hit : undefined;
-    let svid: SignedJWTSVID;
-    try {
-      svid = await this.signJWTWithin(entry, audience, usable);
-    } catch (err) {
-      // As spire-agent: a failed renewal answers with the cached token while it is still valid.
-      if (!usable || this.o.clock.now() >= usable.expiresAt) throw err;
-      this.o.log.warn({ [F.spiffeId]: entry.spiffeId, [F.error]: (err as Error).message }, 'Unable to renew JWT; returning cached copy');
-      return usable;
-    }
-    if (svid === usable) return usable;
-    if (!entry.jwtSvidIncludeJti) {
-      this.jwts.delete(key);
-      this.jwts.set(key, svid);
-      while (this.jwts.size > Math.max(1, this.o.jwtCacheMaxSize)) this.jwts.delete(this.jwts.keys().next().value!);
-    }
-    return svid;
-  }
-
-  /** With a fallback and a hit timeout, a slow authority is raced against the timer; the late answer still fills the cache. */
-  private signJWTWithin(entry: RegistrationEntry, audience: readonly string[], fallback: SignedJWTSVID | undefined): Promise<SignedJWTSVID> {
-    const p = this.o.authority.signJWTSVID(entry, audience);
-    const limit = this.o.jwtCacheHitTimeoutMs;
-    if (!fallback || limit === undefined) return p;
-    return new Promise((resolve, reject) => {
-      const cancel = this.o.clock.setTimer(limit, () => resolve(fallback));
-      p.then(
-        (v) => (cancel(), resolve(v)),
-        (e) => (cancel(), reject(e)),
-      );
-    });
+  jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
+    return this.jwts.fetch(entry, audience);
   }
 
   private ensureX509(entry: RegistrationEntry, force = false): Promise<X509Identity> {
@@ -307,7 +284,7 @@ export class CacheManager {
     if (this.closed) return;
     const used = this.inUse();
     let next = Infinity;
-    for (const [id, s] of this.svids) if (used.has(id) && s.rotateAt < next) next = s.rotateAt;
+    for (const [id, s] of this.svids) if ((this.o.prefetchX509 || used.has(id)) && s.rotateAt < next) next = s.rotateAt;
     if (next === this.timerAt) return;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
@@ -330,7 +307,7 @@ export class CacheManager {
       // window together turns many wake-ups of every stream into one wave.
       const window = Math.min(ROTATION_BATCH_MAX_MS, (s.notAfter - s.notBefore) * ROTATION_BATCH_FRACTION);
       if (s.rotateAt > now + window) continue;
-      if (used.has(id)) due.push(s.entry);
+      if (this.o.prefetchX509 || used.has(id)) due.push(s.entry);
       else this.svids.delete(id);
     }
     if (due.length > 0) {
@@ -351,7 +328,20 @@ export class CacheManager {
       }
       this.notify(new Set(due.map((e) => e.id)));
     }
+    this.prefetch();
     this.armTimer();
+  }
+
+  /** Signs SVIDs for entries without one while there is room; a failure is retried on the next change or rotation. */
+  private prefetch(): void {
+    if (!this.o.prefetchX509 || this.closed) return;
+    let room = Math.max(1, this.o.x509CacheMaxSize) - this.svids.size - this.inflight.size;
+    for (const e of this.index.entries) {
+      if (room <= 0) break;
+      if (this.svids.has(e.id) || this.inflight.has(e.id)) continue;
+      room--;
+      this.ensureX509(e).catch((err: Error) => this.o.log.debug({ [F.entryId]: e.id, [F.error]: err.message }, 'Could not prefetch an X.509-SVID; will retry'));
+    }
   }
 
   private onAuthorityChange(snap: AuthoritySnapshot): void {
@@ -359,19 +349,10 @@ export class CacheManager {
     this.index = new EntryIndex(snap.entries);
     const live = new Set(snap.entries.map((e) => e.id));
     for (const id of [...this.svids.keys()]) if (!live.has(id)) this.svids.delete(id);
-    this.forgetJWTs(snap);
+    this.jwts.forget(snap);
     if (this.markTainted(snap)) void this.rotateDue();
+    else this.prefetch();
     this.notify();
-  }
-
-  /** Keeps cached JWT-SVIDs whose identity is still served and whose key is still untainted in the bundle. */
-  private forgetJWTs(snap: AuthoritySnapshot): void {
-    const ids = new Set(snap.entries.map((e) => e.spiffeId));
-    const kids = usableJwtKeyIds(snap.bundle);
-    for (const [key, svid] of [...this.jwts]) {
-      const kid = jwtKeyId(svid.token);
-      if (!ids.has(key.split('\u0000')[0]!) || (kid !== undefined && !kids.has(kid))) this.jwts.delete(key);
-    }
   }
 
   /** Newly tainted authorities make every SVID they signed due now. Returns whether any was. */
