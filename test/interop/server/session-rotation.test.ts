@@ -76,6 +76,26 @@ describe.skipIf(plan.skip)('session: agent SVID rotation, eviction and ban (spir
     }
   }, 60_000);
 
+  it('x509pop: a stored SVID that expired while the agent was down is replaced by attesting again', async () => {
+    const node = await pop.issueNode('expired');
+    const d = await dir();
+    const first = sessionFor(server, { dataDir: d, x509pop: node });
+    await first.session.start(new AbortController().signal);
+    const notAfter = first.session.agentSVID().notAfter;
+    await first.session.close();
+    await sleep(Math.max(0, notAfter - Date.now()) + 1_500);
+    const again = sessionFor(server, { dataDir: d, x509pop: node });
+    await again.session.start(new AbortController().signal);
+    try {
+      expect(again.log.has('SVID key recovered, but SVID is expired')).toBe(true);
+      expect(again.log.has('Node attestation was successful')).toBe(true);
+      expect(again.session.agentSVID().notAfter).toBeGreaterThan(Date.now());
+      await expect(agentOnlyCall(again.session)).resolves.toBeInstanceOf(Uint8Array);
+    } finally {
+      await again.session.close();
+    }
+  }, 60_000);
+
   it('evicted x509pop agent re-attests when the server refuses it; evicted join_token agent deletes its SVID and reports fatal', async () => {
     const node = await pop.issueNode('evict');
     const a = sessionFor(server, { dataDir: await dir(), x509pop: node });
