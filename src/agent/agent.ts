@@ -42,6 +42,8 @@ export interface AgentDeps {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Lets the admin socket's Logger API change the log level; without it that service is not served. */
   readonly logLevel?: LevelControl;
+  /** Told when the authority can no longer serve (banned, evicted without re-attestation): the caller should stop the agent. */
+  readonly onFatal?: (err: Error) => void;
   /** Server mode: builds the session with the SPIRE server (tests inject a fake one). */
   readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
 }
@@ -78,6 +80,10 @@ export class Agent {
       cachedX509Count: () => this.cache?.cachedX509Count ?? 0,
     });
     this.authority = authority;
+    authority.onFatal?.((err) => {
+      this.ready = false;
+      this.d.onFatal?.(err);
+    });
     await authority.start(signal);
     this.cache = new CacheManager({
       authority,

@@ -46,6 +46,11 @@ export interface Authority {
   reload?(): Promise<void>;
   /** What Debug GetInfo, /ready and grpc.health report; cheap, no I/O. */
   status(): AuthorityStatus;
+  /**
+   * The authority can no longer serve (the server banned or evicted the agent and it cannot
+   * attest again, or trust is broken for good): the agent stops with this error, as spire-agent exits.
+   */
+  onFatal?(listener: (err: Error) => void): () => void;
 }
 
 export interface AgentSVIDInfo {

@@ -65,6 +65,8 @@ const ROTATION_BATCH_MAX_MS = 1_000;
 const ROTATION_BATCH_FRACTION = 0.02;
 /** After a failed renewal, when to try again (spire-agent's SVID sync also runs every few seconds). */
 const SIGN_RETRY_MS = 5_000;
+const TAINT_BATCH_SIZE = 100;
+const TAINT_BATCH_INTERVAL_MS = 5_000;
 
 export interface Subscription {
   readonly selectors: readonly Selector[];
@@ -350,8 +352,8 @@ export class CacheManager {
     const live = new Set(snap.entries.map((e) => e.id));
     for (const id of [...this.svids.keys()]) if (!live.has(id)) this.svids.delete(id);
     this.jwts.forget(snap);
-    if (this.markTainted(snap)) void this.rotateDue();
-    else this.prefetch();
+    if (this.markTainted(snap)) this.armTimer();
+    this.prefetch();
     this.notify();
   }
 
@@ -362,15 +364,17 @@ export class CacheManager {
     for (const d of fresh) this.processedTainted.add(Buffer.from(d).toString('base64'));
     const authorities = taintedAuthorities({ ...snap.bundle, taintedX509Authorities: fresh });
     const now = this.o.clock.now();
-    let any = false;
+    let n = 0;
     for (const [id, s] of this.svids) {
-      if (s.rotateAt > now && signedByAny(s.chain, authorities)) {
-        this.svids.set(id, { ...s, rotateAt: now });
-        any = true;
-      }
+      if (!signedByAny(s.chain, authorities)) continue;
+      // As spire-agent: batches of 100 every 5 s, the first after 5 s, so the agent's own SVID
+      // (checked every 5 s) moves off the tainted authority first and the server is not flooded.
+      const at = now + TAINT_BATCH_INTERVAL_MS * (1 + Math.floor(n / TAINT_BATCH_SIZE));
+      if (s.rotateAt > at) this.svids.set(id, { ...s, rotateAt: at });
+      n++;
     }
-    if (any) this.o.log.info({ [F.count]: fresh.length }, 'X.509 authority tainted; re-signing the SVIDs it signed');
-    return any;
+    if (n > 0) this.o.log.info({ [F.count]: n }, 'X.509 authority tainted; re-signing the SVIDs it signed');
+    return n > 0;
   }
 
   /** Tells subscribers something changed; with `entryIds`, only those using one of them. */

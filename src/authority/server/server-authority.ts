@@ -43,6 +43,7 @@ export interface ServerAuthorityOptions {
 export class ServerAuthority implements Authority {
   private readonly entries = new Map<string, SyncedEntry>();
   private readonly listeners = new Set<(snap: AuthoritySnapshot) => void>();
+  private readonly fatalListeners = new Set<(err: Error) => void>();
   private readonly backoff: Backoff;
   private readonly batcher: X509Batcher;
   private snap: AuthoritySnapshot | undefined;
@@ -65,7 +66,9 @@ export class ServerAuthority implements Authority {
   async start(signal: AbortSignal): Promise<void> {
     if (this.closed) throw new ServerAuthorityError('closed', 'server-authority: closed');
     await this.o.session.start(signal);
-    this.unsubscribeFatal = this.o.session.onFatal(() => void this.close());
+    this.unsubscribeFatal = this.o.session.onFatal((err) => {
+      for (const l of [...this.fatalListeners]) l(err);
+    });
     const initial = new Backoff(DEFAULT_SYNC_MS, syncBackoffMaxMs(DEFAULT_SYNC_MS), this.o.random);
     for (;;) {
       signal.throwIfAborted();
@@ -110,6 +113,11 @@ export class ServerAuthority implements Authority {
   onChange(listener: (snap: AuthoritySnapshot) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onFatal(listener: (err: Error) => void): () => void {
+    this.fatalListeners.add(listener);
+    return () => this.fatalListeners.delete(listener);
   }
 
   status(): AuthorityStatus {
@@ -195,6 +203,8 @@ export class ServerAuthority implements Authority {
       await this.o.session.updateBundle(own.x509Authorities).catch((err: Error) => log(this.o.log, err));
       this.ownBundleKey = ownKey;
     }
+    // The agent's own SVID must leave a tainted authority too, before the server revokes it.
+    if ((own.taintedX509Authorities ?? []).length > 0) this.o.session.notifyTaintedAuthorities?.(own.taintedX509Authorities ?? []);
     const entries: RegistrationEntry[] = [];
     for (const e of this.entries.values()) if (!e.storeSvid) entries.push(e.entry);
     entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
