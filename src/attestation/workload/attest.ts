@@ -4,7 +4,7 @@
  * all fail does attestation fail. Concurrent attestations are bounded so a busy
  * node cannot make the agent open thousands of /proc files at once.
  */
-import type { Selector } from '../../authority/types.js';
+import type { Selector } from '../../domain/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
