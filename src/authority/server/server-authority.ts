@@ -23,6 +23,8 @@ import { X509Batcher } from './x509-batcher.js';
 
 /** spire-agent retries the first sync and clamps to this while it has no SVIDs cached. */
 const DEFAULT_SYNC_MS = 5_000;
+/** How soon to sync after another call showed the server is back. */
+const RECOVERY_SYNC_MS = 500;
 
 export interface ServerAuthorityOptions {
   readonly trustDomain: string;
@@ -230,7 +232,15 @@ export class ServerAuthority implements Authority {
     this.callState = next;
     this.reachable = next !== 'unreachable';
     if (next === 'ok') {
-      if (prev === 'unreachable') this.o.log.info({ failures: this.failures }, 'SPIRE server reachable again; synchronizing');
+      if (prev === 'unreachable') {
+        this.o.log.info({ failures: this.failures }, 'SPIRE server reachable again; synchronizing');
+        // The sync loop may be deep in its backoff; a call that got through (an SVID renewal, a
+        // JWT-SVID) shows the server is back, so entries and bundles catch up now, not minutes later.
+        if (this.snap && !this.syncing) {
+          this.backoff.reset();
+          this.arm(RECOVERY_SYNC_MS);
+        }
+      }
       this.failures = 0;
       return;
     }
