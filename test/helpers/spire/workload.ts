@@ -4,8 +4,8 @@
  * workload receives instead of sleeping (entries take 5-10 s to travel server cache → agent sync).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, copyFile, mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { GO_CLIENT_BUILT } from './binaries.js';
 import { run, sleep, waitFor } from './proc.js';
 
@@ -54,6 +54,14 @@ export function goClient(): Promise<string> {
     return p;
   })();
   return clientCopy;
+}
+
+/** Removes the copy made by goClient() (call once, in afterAll). */
+export async function removeGoClientCopy(): Promise<void> {
+  if (!clientCopy) return;
+  const p = await clientCopy.catch(() => undefined);
+  clientCopy = undefined;
+  if (p) await rm(dirname(p), { recursive: true, force: true });
 }
 
 function env(ep: Endpoint): NodeJS.ProcessEnv {

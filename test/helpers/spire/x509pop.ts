@@ -4,7 +4,7 @@
  * spiffe://<td>/spire/agent/x509pop/<sha1 of the leaf DER>.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestCA } from '../test-ca.js';
 import type { X509popFiles } from './agents.js';
@@ -21,6 +21,8 @@ export interface X509popCA {
   caBundlePath: string;
   /** Issues a node identity; with viaIntermediate the leaf is signed by an intermediate sent in intermediates_path. */
   issueNode(name: string, opts?: { viaIntermediate?: boolean }): Promise<X509popNode>;
+  /** Removes the dir of certificates and keys. */
+  destroy(): Promise<void>;
 }
 
 export interface X509popNode extends X509popFiles {
@@ -39,6 +41,7 @@ export async function makeX509popCA(trustDomain = 'example.org'): Promise<X509po
     ca,
     dir,
     caBundlePath,
+    destroy: () => rm(dir, { recursive: true, force: true }),
     async issueNode(name, opts = {}) {
       let signer = ca;
       if (opts.viaIntermediate) signer = intermediate ??= await ca.createIntermediate();

@@ -32,7 +32,7 @@ const AGENT_TTL_S = 60;
 
 beforeAll(async () => {
   bins = plan.require();
-  popCA = await makeX509popCA();
+  popCA = cleanup.add(await makeX509popCA());
   server = cleanup.add(
     await startSpireServer({
       bins,

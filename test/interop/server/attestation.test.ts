@@ -30,7 +30,7 @@ const cleanup = new Cleanup();
 
 beforeAll(async () => {
   bins = plan.require();
-  popCA = await makeX509popCA();
+  popCA = cleanup.add(await makeX509popCA());
   server = cleanup.add(
     await startSpireServer({ bins, nodeAttestors: { joinToken: true, x509pop: { caBundlePath: popCA.caBundlePath } }, cacheReloadInterval: '1s' }),
   );

@@ -5,7 +5,7 @@
  * compared path by path. Any difference must be listed, with its reason, in README.md's table
  * "Differences from spire-agent"; the allow-list is read from that table, so the two cannot drift.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -142,9 +142,21 @@ describe.skipIf(plan.skip)(`differential: ${PAIR[0]} vs ${PAIR[1]} on one spire-
     ['uid 1003 (no entry: refused)', UID_NONE],
   ])('%s: both agents serve the same thing, or the difference is in the README', async (_label, uid) => {
     const [ref, ours] = await Promise.all(agents.map((a) => canon(a, uid)));
+    if (process.env.DIFF_DUMP) writeFileSync(`${process.env.DIFF_DUMP}-${uid}.json`, JSON.stringify({ [PAIR[0]]: ref, [PAIR[1]]: ours }, null, 2));
     if (uid !== UID_NONE) {
       expect(ref.ok, `reference ${PAIR[0]} failed: ${JSON.stringify(ref)}`).toBe(true);
       expect(ref.x509Svids.length).toBeGreaterThan(0);
+      expect(ref.jwtSvids.every((j: { validated: boolean }) => j.validated), JSON.stringify(ref.jwtSvids)).toBe(true);
+    } else {
+      expect(ref).toEqual({ ok: false, step: 'FetchX509Context', code: 'PermissionDenied' });
+    }
+    if (uid === UID_A) {
+      // The comparison covers what it claims to: federated bundle, DNS SANs, hints, both SVIDs, 3 audience sets.
+      expect(Object.keys(ref.x509Bundles).sort()).toEqual(['spiffe://example.org', FEDERATED]);
+      expect(ref.x509Svids.map((s: { id: string }) => s.id)).toEqual([id('/diff/a-main'), id('/diff/a-short')]);
+      expect(ref.x509Svids[0].chain[0].dnsSans).toEqual(['a.example.org', 'a.internal']);
+      expect(ref.x509Svids[0].hint).toBe('main');
+      expect(new Set(ref.jwtSvids.map((j: { requestedAudience: string }) => j.requestedAudience)).size).toBe(3);
     }
     const allow = readAllowList();
     const unexplained = diff(ref, ours).filter((d) => !allow.some((r) => r.re.test(d.path)));

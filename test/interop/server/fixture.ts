@@ -3,13 +3,15 @@
  * reference spire-agent half proves the harness and the test logic), entries keyed to Unix uids,
  * and a cleanup list run in afterAll.
  */
-import { AGENT_KINDS, planServerSuite, type AgentKind, type EntryInput } from '../../helpers/spire/index.js';
+import { AGENT_KINDS, planServerSuite, removeGoClientCopy, type AgentKind, type EntryInput } from '../../helpers/spire/index.js';
 
 export const plan = planServerSuite();
 export const TD = 'example.org';
 
 /** SERVER_SUITE_AGENTS=spire-agent (or spiffe-agent) runs one half; default both. */
-export const KINDS: AgentKind[] = (process.env.SERVER_SUITE_AGENTS?.split(',').filter(Boolean) as AgentKind[] | undefined) ?? AGENT_KINDS;
+const selected = (process.env.SERVER_SUITE_AGENTS ?? '').split(',').filter(Boolean) as AgentKind[];
+for (const k of selected) if (!AGENT_KINDS.includes(k)) throw new Error(`SERVER_SUITE_AGENTS: unknown agent "${k}" (use ${AGENT_KINDS.join(' or ')})`);
+export const KINDS: AgentKind[] = selected.length ? selected : AGENT_KINDS;
 
 export function id(path: string): string {
   return `spiffe://${TD}${path.startsWith('/') ? path : `/${path}`}`;
@@ -37,6 +39,7 @@ export class Cleanup {
         console.warn(`cleanup: ${e instanceof Error ? e.message : e}`);
       }
     }
+    await removeGoClientCopy();
   }
 }
 
