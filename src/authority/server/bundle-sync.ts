@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { TrustBundle } from '../../domain/types.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
+import { ServerAuthorityError } from './authority-errors.js';
 import { bundleFromProto, type BundleMessage } from './convert.js';
 import { unary } from './rpc.js';
 
@@ -18,18 +19,16 @@ export interface FetchedBundles {
   readonly federated: ReadonlyMap<string, TrustBundle>;
 }
 
-export class BundleSyncError extends Error {}
-
 export async function fetchBundles(client: grpc.Client, ownTrustDomain: string, federatedTDs: readonly string[], log: Logger): Promise<FetchedBundles> {
   const ownMsg = await unary<BundleMessage>(client, 'GetBundle', {});
   let own: TrustBundle;
   try {
     own = bundleFromProto(ownMsg);
   } catch (err) {
-    throw new BundleSyncError(`malformed bundle from the SPIRE server: ${(err as Error).message}`);
+    throw new ServerAuthorityError('bundle_malformed', `server-authority: malformed bundle from the SPIRE server: ${(err as Error).message}`);
   }
   if (own.trustDomain !== ownTrustDomain) {
-    throw new BundleSyncError(`the SPIRE server sent the bundle of ${own.trustDomain}, but this agent is in ${ownTrustDomain}; check trust_domain`);
+    throw new ServerAuthorityError('bundle_wrong_trust_domain', `server-authority: the SPIRE server sent the bundle of ${own.trustDomain}, but this agent is in ${ownTrustDomain}; check trust_domain`);
   }
   const federated = new Map<string, TrustBundle>();
   const todo = federatedTDs.filter((td) => td !== ownTrustDomain);

@@ -7,6 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
+import { ServerAuthorityError } from './authority-errors.js';
 import { ENTRY_OUTPUT_MASK, entryFromProto, type EntryMessage, type SyncedEntry } from './convert.js';
 import { BidiReader, unary } from './rpc.js';
 
@@ -28,8 +29,6 @@ export interface SyncStats {
   readonly stale: number;
   readonly dropped: number;
 }
-
-export class EntrySyncError extends Error {}
 
 function stale(cached: SyncedEntry, revision: number, createdAt: number): boolean {
   if (cached.entry.revisionNumber !== revision) return true;
@@ -88,7 +87,7 @@ export async function syncAuthorizedEntries(client: grpc.Client, cached: Map<str
       onRevisions(revisions);
       while (resp.more) {
         resp = await stream.next();
-        if ((resp.entries ?? []).length > 0) throw new EntrySyncError('unexpected entry in response receiving entry revisions');
+        if ((resp.entries ?? []).length > 0) throw new ServerAuthorityError('sync_protocol', 'server-authority: unexpected entry in response receiving entry revisions; are the server and agent versions compatible?');
         onRevisions(resp.entry_revisions ?? []);
       }
       // Sorted, as the server looks them up in order; one page per request, as spire-agent asks.
@@ -97,7 +96,7 @@ export async function syncAuthorizedEntries(client: grpc.Client, cached: Map<str
         stream.send({ ids: needFull.slice(i, i + pageSize) });
         for (;;) {
           resp = await stream.next();
-          if ((resp.entry_revisions ?? []).length > 0) throw new EntrySyncError('unexpected entry revisions in response while requesting entries');
+          if ((resp.entry_revisions ?? []).length > 0) throw new ServerAuthorityError('sync_protocol', 'server-authority: unexpected entry revisions in response while requesting entries; are the server and agent versions compatible?');
           addEntries(cached, resp.entries ?? [], seen, log, stats);
           if (!resp.more) break;
         }

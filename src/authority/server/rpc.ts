@@ -3,6 +3,7 @@
  * clients are generic). Every call carries spire-agent's 30 s budget as a deadline.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ServerAuthorityError } from './authority-errors.js';
 
 export const RPC_TIMEOUT_MS = 30_000;
 
@@ -11,7 +12,7 @@ type BidiFn = (opts: grpc.CallOptions) => grpc.ClientDuplexStream<unknown, unkno
 
 export function unary<T>(client: grpc.Client, method: string, request: unknown, timeoutMs = RPC_TIMEOUT_MS, signal?: AbortSignal): Promise<T> {
   const fn = (client as unknown as Record<string, UnaryFn | undefined>)[method];
-  if (typeof fn !== 'function') return Promise.reject(new Error(`${method} is not a method of this client (proto not loaded?)`));
+  if (typeof fn !== 'function') return Promise.reject(new ServerAuthorityError('rpc_missing', `server-authority: ${method} is not a method of this client; is proto/ installed with the agent?`));
   return new Promise<T>((resolve, reject) => {
     const call = fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
       signal?.removeEventListener('abort', onAbort);
@@ -32,7 +33,7 @@ export class BidiReader<Req, Res> {
 
   constructor(client: grpc.Client, method: string, timeoutMs = RPC_TIMEOUT_MS) {
     const fn = (client as unknown as Record<string, BidiFn | undefined>)[method];
-    if (typeof fn !== 'function') throw new Error(`${method} is not a method of this client (proto not loaded?)`);
+    if (typeof fn !== 'function') throw new ServerAuthorityError('rpc_missing', `server-authority: ${method} is not a method of this client; is proto/ installed with the agent?`);
     this.call = fn.call(client, { deadline: Date.now() + timeoutMs }) as grpc.ClientDuplexStream<Req, Res>;
     this.call.on('data', (m: Res) => {
       if (this.waiting) {
@@ -48,7 +49,7 @@ export class BidiReader<Req, Res> {
       w?.reject(this.failure);
     };
     this.call.on('error', fail);
-    this.call.on('end', () => fail(new Error('stream ended by the server before the sync finished')));
+    this.call.on('end', () => fail(new ServerAuthorityError('stream_ended', 'server-authority: the server ended the stream before the sync finished')));
   }
 
   send(m: Req): void {

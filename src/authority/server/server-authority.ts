@@ -257,6 +257,8 @@ export class ServerAuthority implements Authority {
 }
 
 function isTransportError(err: unknown): boolean {
+  // Our own typed errors (a protocol surprise, a malformed bundle) mean the server answered.
+  if (err instanceof ServerAuthorityError) return false;
   const code = (err as Partial<grpc.ServiceError>).code;
   return code === undefined || code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.CANCELLED || code === grpc.status.UNKNOWN;
 }
