@@ -58,7 +58,7 @@ class FlakyAuthority implements Authority {
   }
 }
 
-function setup(entries: RegistrationEntry[], opts: { x509Max?: number; prefetch?: boolean } = {}) {
+function setup(entries: RegistrationEntry[], opts: { x509Max?: number; prefetch?: boolean; hitTimeoutMs?: number } = {}) {
   const clock = new FakeClock();
   const authority = new FlakyAuthority(clock, entries);
   const cache = new CacheManager({
@@ -68,6 +68,7 @@ function setup(entries: RegistrationEntry[], opts: { x509Max?: number; prefetch?
     jwtCacheMaxSize: 1000,
     availabilityTargetMs: 0,
     prefetchX509: opts.prefetch ?? true,
+    jwtCacheHitTimeoutMs: opts.hitTimeoutMs,
     clock,
     log: nullLogger,
   });
@@ -137,6 +138,19 @@ describe('cache manager with a server', () => {
     expect((await cache.jwtFor(e, ['aud'])).token).toBe(first.token);
     clock.advance(9_000);
     await expect(cache.jwtFor(e, ['aud'])).rejects.toThrow('server unreachable');
+  });
+
+  it('with jwt_svid_cache_hit_timeout, answers from the cache when the server is slower than the timeout', async () => {
+    const e = makeEntry('a', ['unix:uid:1']);
+    const { cache, authority, clock } = setup([e], { prefetch: false, hitTimeoutMs: 5_000 });
+    const first = await cache.jwtFor(e, ['aud']);
+    clock.advance(12_000);
+    // A server that never answers.
+    authority.signJWTSVID = () => new Promise(() => {});
+    const pending = cache.jwtFor(e, ['aud']);
+    await settle();
+    clock.advance(5_000);
+    expect((await pending).token).toBe(first.token);
   });
 
   it('re-signs SVIDs of a newly tainted authority in batches of 100 every 5 s, the first after 5 s', async () => {
