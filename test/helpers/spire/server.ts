@@ -34,7 +34,8 @@ export interface EntryInput {
   spiffe_id: string;
   parent_id: string;
   selectors: { type: string; value: string }[];
-  id?: string;
+  /** a chosen entry ID (`entry create -entryID`); the server makes one otherwise */
+  entry_id?: string;
   x509_svid_ttl?: number;
   jwt_svid_ttl?: number;
   hint?: string;
@@ -46,6 +47,7 @@ export interface EntryInput {
 }
 
 export interface ServerEntry extends EntryInput {
+  /** the entry ID as `entry show`/`entry create -output json` report it */
   id: string;
   revision_number?: string | number;
 }
