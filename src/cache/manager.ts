@@ -98,6 +98,7 @@ export class CacheManager {
   private closed = false;
   /** Signing has been failing (authority unreachable): logged once when it starts and once when it ends. */
   private signingFailing = false;
+  private rotationFailing = false;
   private processedTainted = new Set<string>();
 
   constructor(private readonly o: CacheManagerOptions) {
@@ -314,11 +315,13 @@ export class CacheManager {
     }
     if (due.length > 0) {
       const results = await Promise.allSettled(due.map((e) => this.ensureX509(e, true)));
-      results.forEach((r, i) => {
-        if (r.status === 'rejected') {
-          this.o.log.warn({ [F.entryId]: due[i]!.id, [F.error]: (r.reason as Error).message }, 'X.509-SVID rotation failed; will retry');
-        }
-      });
+      // One warning per wave of failures, not one per SVID every retry through a long outage.
+      const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: due[i]!.id, err: r.reason as Error }] : []));
+      if (failed.length > 0) {
+        const level = this.rotationFailing ? 'debug' : 'warn';
+        this.o.log[level]({ [F.entryIds]: failed.map((f) => f.id), [F.error]: failed[0]!.err.message }, 'X.509-SVID rotation failed; will retry');
+      }
+      this.rotationFailing = failed.length > 0;
       if (results.some((r) => r.status === 'rejected')) {
         // Retry failed rotations soon without spinning.
         this.cancelTimer?.();
