@@ -7,6 +7,7 @@ import type { AuthoritySnapshot, RegistrationEntry, SignedJWTSVID } from '../aut
 import type { Clock } from '../clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
+import { cacheLimit } from './limits.js';
 import { jwtStillFresh } from './rotation.js';
 import { jwtKeyId, usableJwtKeyIds } from './taint.js';
 
@@ -64,7 +65,7 @@ export class JWTCache {
   private touch(key: string, svid: SignedJWTSVID): void {
     this.jwts.delete(key);
     this.jwts.set(key, svid);
-    while (this.jwts.size > Math.max(1, this.o.maxSize)) this.jwts.delete(this.jwts.keys().next().value!);
+    while (this.jwts.size > cacheLimit(this.o.maxSize)) this.jwts.delete(this.jwts.keys().next().value!);
   }
 
   /** A slow authority is raced against the hit timeout; its late answer is dropped (the next call asks again). */

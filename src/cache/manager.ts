@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
 import { JWTCache } from './jwt-cache.js';
+import { cacheLimit } from './limits.js';
 import { rotationTime } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
 import { signedByAny, taintedAuthorities } from './taint.js';
@@ -274,7 +275,7 @@ export class CacheManager {
 
   /** Drops least-recently-used SVIDs nobody subscribes to, down to the configured size. */
   private evict(): void {
-    const max = Math.max(1, this.o.x509CacheMaxSize);
+    const max = cacheLimit(this.o.x509CacheMaxSize);
     if (this.svids.size <= max) return;
     const used = this.inUse();
     for (const id of this.svids.keys()) {
@@ -340,7 +341,7 @@ export class CacheManager {
   /** Signs SVIDs for entries without one while there is room; a failure is retried on the next change or rotation. */
   private prefetch(): void {
     if (!this.o.prefetchX509 || this.closed) return;
-    let room = Math.max(1, this.o.x509CacheMaxSize) - this.svids.size - this.inflight.size;
+    let room = cacheLimit(this.o.x509CacheMaxSize) - this.svids.size - this.inflight.size;
     for (const e of this.index.entries) {
       if (room <= 0) break;
       if (this.svids.has(e.id) || this.inflight.has(e.id)) continue;
