@@ -89,6 +89,13 @@ describe('cache manager with a server', () => {
     expect(authority.x509Signed).toBe(3);
   });
 
+  it('reads a cache size of 0 as spire-agent does: its default of 1000', async () => {
+    const entries = Array.from({ length: 5 }, (_, i) => makeEntry(`e${i}`, [`unix:uid:${i}`]));
+    const { cache } = setup(entries, { x509Max: 0 });
+    await settle();
+    expect(cache.cachedX509Count).toBe(5);
+  });
+
   it('does not prefetch for the embedded authority', async () => {
     const { cache } = setup([makeEntry('a', ['unix:uid:1'])], { prefetch: false });
     await settle();
