@@ -2,6 +2,7 @@
  * A real spire-server v1.13.3 on 127.0.0.1 at a free port, sqlite3 datastore and keys in a temp
  * dir, driven only through its own CLI over its private socket, as an operator would.
  */
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SpireBinaries } from './binaries.js';
@@ -206,7 +207,8 @@ ${na.joinToken ? '    NodeAttestor "join_token" { plugin_data {} }\n' : ''}${
     // under gRPC's 4 MiB message limit.
     for (let i = 0; i < entries.length; i += 500) {
       const chunk = entries.slice(i, i + 500);
-      const file = join(this.dir, `entries-${Date.now()}-${i}.json`);
+      // Unique per call: tests on one server create entries concurrently.
+      const file = join(this.dir, `entries-${randomUUID()}.json`);
       await writeFile(file, JSON.stringify({ entries: chunk }));
       const j = await this.cliJson<{ results: { status: { code?: number; message?: string }; entry?: ServerEntry }[] }>(['entry', 'create', '-data', file], {
         timeoutMs: 120_000,

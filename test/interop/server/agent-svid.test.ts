@@ -77,7 +77,8 @@ async function agentRecord(agentId: string) {
 }
 
 describe.skipIf(plan.skip).each(KINDS)('agent SVID lifecycle: %s', (kind) => {
-  it(`renewal at half-life of a ${AGENT_TTL_S}s agent SVID (join_token: RenewAgent; x509pop: re-attestation), no gap for workloads`, async () => {
+  // Independent agents, mostly waiting on the server's clock: run them side by side.
+  it.concurrent(`renewal at half-life of a ${AGENT_TTL_S}s agent SVID (join_token: RenewAgent; x509pop: re-attestation), no gap for workloads`, async () => {
     const agents = await Promise.all([startWith(kind, 'join_token', 'renew'), startWith(kind, 'x509pop', 'renew')]);
     await Promise.all(
       agents.map(async ({ agent, agentId, parent, t }) => {
@@ -110,7 +111,7 @@ describe.skipIf(plan.skip).each(KINDS)('agent SVID lifecycle: %s', (kind) => {
     );
   }, 300_000);
 
-  it('evicted, join_token (cannot re-attest): removes its SVID from data_dir and exits', async () => {
+  it.concurrent('evicted, join_token (cannot re-attest): removes its SVID from data_dir and exits', async () => {
     const { agent, agentId } = await startWith(kind, 'join_token', 'evict');
     await server.evictAgent(agentId);
     const log = await agent.waitExit(60_000);
@@ -121,7 +122,7 @@ describe.skipIf(plan.skip).each(KINDS)('agent SVID lifecycle: %s', (kind) => {
     await agent.destroy();
   });
 
-  it('evicted, x509pop (re-attestable): attests again and keeps serving', async () => {
+  it.concurrent('evicted, x509pop (re-attestable): attests again and keeps serving', async () => {
     const { agent, agentId, t } = await startWith(kind, 'x509pop', 'evict');
     const before = (await agentRecord(agentId))!;
     await server.evictAgent(agentId);
@@ -139,7 +140,7 @@ describe.skipIf(plan.skip).each(KINDS)('agent SVID lifecycle: %s', (kind) => {
     await agent.destroy();
   });
 
-  it('banned: removes its SVID and exits; started again it is refused', async () => {
+  it.concurrent('banned: removes its SVID and exits; started again it is refused', async () => {
     const { agent, agentId } = await startWith(kind, 'x509pop', 'ban');
     await server.banAgent(agentId);
     const log = await agent.waitExit(60_000);
