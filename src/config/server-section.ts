@@ -64,6 +64,8 @@ export function readServerSettings(r: ObjectReader, sync: Sync): ServerKeys {
 
 /** The relations spire-agent enforces between its server keys, with its wording where users know it. */
 function checkServerKeys(a: ServerKeys['settings'], add: (key: string, msg: string) => void): void {
+  // A zero interval would make the sync loop spin; spire-agent has no use for one either.
+  if (a.syncIntervalMs <= 0) add('experimental.sync_interval', 'sync_interval must be longer than 0s');
   if (a.joinToken !== undefined && a.joinTokenFile !== undefined) {
     add('join_token_file', 'only one of join_token or join_token_file can be specified, not both');
   }

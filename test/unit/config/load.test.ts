@@ -84,6 +84,13 @@ describe('defaults', () => {
     expect('embeddedAuthority' in c).toBe(false);
   });
 
+  it('refuses a sync_interval of 0 in server mode, which would make the sync loop spin', async () => {
+    const text = 'agent {\n trust_domain = "example.org"\n server_address = "srv"\n insecure_bootstrap = true\n experimental {\n sync_interval = "0s"\n }\n}\n';
+    await expect(parseConfigText(text, 'a.conf', { expandEnv: false })).rejects.toMatchObject({
+      problems: [expect.objectContaining({ key: 'agent.experimental.sync_interval', message: 'sync_interval must be longer than 0s' })],
+    });
+  });
+
   it('accepts a trust_domain written as a spiffe:// URI, as spire-agent does', async () => {
     const c = await parseConfigText('agent {\n trust_domain = "spiffe://example.org"\n}\n', 'a.conf', { expandEnv: false });
     expect(c.agent.trustDomain).toBe('example.org');
