@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,7 +60,10 @@ export function findSpire(): SpireLookup {
     return { reason: `SPIRE ${version} could not be built by scripts/spire.sh; last lines of ${log}:\n${tail}` };
   }
   if (process.env.SPIRE_NO_BUILD === '1') {
-    return { reason: `SPIRE ${version} is not built and SPIRE_NO_BUILD=1; run: bash scripts/spire.sh` };
+    // Where scripts/spire.sh keeps its binaries; look there without starting a build.
+    const cache = process.env.SPIRE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'spiffe-agent', `spire-${version}`);
+    const found = fromDir(join(cache, 'bin'), version);
+    return found.bins ? found : { reason: `SPIRE ${version} is not built and SPIRE_NO_BUILD=1; run: bash scripts/spire.sh` };
   }
   const r = spawnSync('bash', [SPIRE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 45 * 60_000 });
   if (r.status !== 0) {
