@@ -113,3 +113,12 @@ describe('entries file reload', () => {
     expect(maxDelay, `reload took ${took.toFixed(0)} ms, one-go parse ${blocking.toFixed(0)} ms`).toBeLessThan(Math.max(100, blocking / 2));
   }, 120_000);
 });
+
+describe('entries file nesting', () => {
+  it('refuses a 5,000-deep document with an EntriesFileError naming the file and line (it used to overflow the stack)', () => {
+    const text = `{\n  "entries": [\n    ${'['.repeat(5000)}${']'.repeat(5000)}\n  ]\n}`;
+    expect(() => parseEntriesFile('/etc/spire/entries.json', text, TD)).toThrow(
+      expect.objectContaining({ code: 'entries_file', problems: [{ path: '', line: 3, message: 'nested deeper than 64 levels; flatten the document' }] }),
+    );
+  });
+});
