@@ -10,7 +10,7 @@ import { SpiffeAgentError } from '../../../src/errors.js';
 
 export { fc };
 
-export function settings(numRuns: number, budgetMs = 8_000): fc.Parameters<unknown> {
+export function settings(numRuns: number, budgetMs = 5_000): fc.Parameters<unknown> {
   const runs = process.env['FUZZ_RUNS'];
   const seed = process.env['FUZZ_SEED'];
   return {
