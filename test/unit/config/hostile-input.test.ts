@@ -75,3 +75,24 @@ describe('hostile config files', () => {
     expect(err.message).toContain(`config file ${big} is larger than the limit of 4 MiB`);
   });
 });
+
+describe('many unknown keys', () => {
+  async function timed(text: string): Promise<number> {
+    const t0 = performance.now();
+    await parseConfigText(text, '/c/agent.json', { expandEnv: false }).catch(() => undefined);
+    return performance.now() - t0;
+  }
+
+  it('are reported about as fast as the same keys are parsed (spelling hints are bounded)', async () => {
+    const keys = Array.from({ length: 10_000 }, (_, i) => [`unknown_setting_number_${i}_x`, 1]);
+    const unknown = JSON.stringify({ agent: { trust_domain: 'example.org', ...Object.fromEntries(keys) } });
+    // The same keys where nobody checks them: inside a plugin's plugin_data.
+    const carried = JSON.stringify({ agent: { trust_domain: 'example.org' }, plugins: { KeyManager: { memory: { plugin_data: Object.fromEntries(keys) } } } });
+    await timed(carried);
+    const ratio = (await timed(unknown)) / (await timed(carried));
+    // Each unknown key was compared with every known key by Levenshtein distance: ~40 times the parse.
+    expect(ratio).toBeLessThan(10);
+    const err = await failure(parseConfigText(unknown, '/c/agent.json', { expandEnv: false }));
+    expect(err.problems).toHaveLength(10_000);
+  }, 120_000);
+});
