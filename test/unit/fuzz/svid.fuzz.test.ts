@@ -93,6 +93,22 @@ describe('fuzz: X.509', () => {
     );
   });
 
+  it('PEM decoding finds the same blocks as the regular expression it replaced', () => {
+    const OLD_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
+    const reference = (s: string): string[][] => [...s.matchAll(OLD_RE)].map((m) => [m[1]!, m[2]!, m[3]!]);
+    const token = fc.constantFrom('-----BEGIN CERTIFICATE-----\n', '-----BEGIN X-----\r\n', '-----END CERTIFICATE-----', '-----END X-----', '-----END ', '-----BEGIN ', '-----', '-', 'AAAA', 'QQ==', '\n', ' ', ':', 'x', 'CERTIFICATE');
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 30 }).map((t) => t.join('')), (text) => {
+        const expected = reference(text);
+        const decoded = onlyTypedErrors(() => pemDecode(text), EncodingError);
+        const valid = expected.every(([b, body, e]) => b === e && !body!.includes(':') && /^[A-Za-z0-9+/]*={0,2}$/.test(body!.replace(/\s+/g, '')));
+        if (valid) expect(decoded?.map((d) => Buffer.from(d).toString('base64'))).toEqual(expected.map(([, body]) => Buffer.from(body!.replace(/\s+/g, ''), 'base64').toString('base64')));
+        else expect(decoded).toBeUndefined();
+      }),
+      settings(3000),
+    );
+  });
+
   it('bundles from DER, PEM and JSON give a bundle or BundleError, and round-trip', () => {
     const bundle = ca.bundle();
     expect(X509Bundle.fromPem(TD, bundle.toPem()).equals(bundle)).toBe(true);
