@@ -25,29 +25,30 @@ function entriesText(count: number, selectorsEach = 2): string {
 }
 
 /**
- * Best of three, to keep one descheduling on a busy box from deciding the result; one run when
- * that alone took seconds (the quadratic parser), so a regression fails in minutes, not hours.
+ * CPU time, not wall time: on a shared box the wall clock mostly measures waiting for a core.
+ * Best of `runs`; a run that alone took seconds (the quadratic parser) is not repeated, so a
+ * regression fails in minutes, not hours.
  */
-function timeParse(text: string): number {
+function timeParse(text: string, runs = 3): number {
   let best = Infinity;
   let spent = 0;
-  for (let k = 0; k < 3 && spent < 3000; k++) {
-    const t0 = performance.now();
+  for (let k = 0; k < runs && spent < 3000; k++) {
+    const c0 = process.cpuUsage();
     parseEntriesFile('entries.json', text, TD);
-    const took = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const took = (c.user + c.system) / 1000;
     best = Math.min(best, took);
     spent += took;
   }
   return best;
 }
 
-/** time(large) / time(small), each measured after a warm-up run of both (JIT, heap sizing). */
+/** time(large) / time(small), measured after a warm-up run of both (JIT, heap sizing). */
 function scalingRatio(small: string, large: string): number {
-  timeParse(small);
-  timeParse(large);
-  const s = timeParse(small);
-  const l = timeParse(large);
-  return l / Math.max(s, timeParse(small));
+  timeParse(small, 1);
+  timeParse(large, 1);
+  // The small input is cheap, so take more samples of it: noise only ever adds time.
+  return timeParse(large, 5) / timeParse(small, 9);
 }
 
 describe('entries file parsing scales linearly', () => {
@@ -61,8 +62,8 @@ describe('entries file parsing scales linearly', () => {
 
   it('takes about 8 times as long for one entry with 8 times as many selectors', () => {
     // Larger than the 16,000 selectors of the report (49 s with the old parser): small sizes are mostly noise.
-    const small = entriesText(1, 4000);
-    const large = entriesText(1, 32000);
+    const small = entriesText(1, 8000);
+    const large = entriesText(1, 64000);
     const ratio = scalingRatio(small, large);
     expect(ratio).toBeLessThan(24);
   }, 120_000);
@@ -109,8 +110,11 @@ describe('entries file reload', () => {
     const path = join(d.path, 'entries.json');
     const text = entriesText(30_000);
     await writeFile(path, text);
-    // How long the loop would stall if the file were parsed in one go.
-    const blocking = timeParse(text);
+    // How long the loop would stall if the file were parsed in one go (wall time, like the delay).
+    parseEntriesFile('entries.json', text, TD);
+    const t1 = performance.now();
+    parseEntriesFile('entries.json', text, TD);
+    const blocking = performance.now() - t1;
 
     const src = new EntriesSource({ file: path, trustDomain: TD, clock: new FakeClock(), log: new RecordingLogger(), onChange: () => {} });
     cleanups.push(async () => src.close());
@@ -124,7 +128,7 @@ describe('entries file reload', () => {
     expect(src.entries()).toHaveLength(30_000);
     const maxDelay = delay.max / 1e6;
     // Slices are ~5 ms; garbage collection and a busy box add pauses we do not control.
-    expect(maxDelay, `reload took ${took.toFixed(0)} ms, one-go parse ${blocking.toFixed(0)} ms`).toBeLessThan(Math.max(100, blocking / 2));
+    expect(maxDelay, `reload took ${took.toFixed(0)} ms, one-go parse ${blocking.toFixed(0)} ms`).toBeLessThan(Math.max(150, blocking / 2));
   }, 120_000);
 });
 
