@@ -111,14 +111,15 @@ export function parseStatus(text: string, pid: number): ProcStatus {
   const ids = (key: string): number[] => {
     const v = fields.get(key);
     if (v === undefined) throw new ProcError('proc_malformed', `proc: /proc/${pid}/status has no ${key} line`);
-    return list(key, v, 2);
+    return list(key, v, 1);
   };
   const uids = ids('Uid');
   const gids = ids('Gid');
   const groups = list('Groups', fields.get('Groups') ?? '', 0);
   return {
-    uid: uids[1]!,
-    gid: gids[1]!,
+    // One column (some fixture and sandbox kernels): the real id is the effective one.
+    uid: uids[1] ?? uids[0]!,
+    gid: gids[1] ?? gids[0]!,
     realUid: uids[0]!,
     realGid: gids[0]!,
     groups,
