@@ -132,7 +132,10 @@ export class Agent {
     const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
-      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
+      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog), {
+        clock,
+        fdLimit: () => libc.fdLimit(),
+      });
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
     await listener.listen();

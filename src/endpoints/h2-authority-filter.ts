@@ -175,9 +175,7 @@ function frameOf(type: number, flags: number, streamId: number, payload: Buffer)
  * ordinary connection (and the caller is still identified on `client`, before this).
  */
 export function interposeAuthorityFilter(client: Socket, libc: Libc, log: Logger): Socket {
-  const [a, b] = libc.socketpair();
-  const toServer = new Socket({ fd: a, readable: true, writable: true });
-  const serverSide = new Socket({ fd: b, readable: true, writable: true });
+  const [toServer, serverSide] = socketPairOf(libc);
   const rewriter = new AuthorityRewriter();
   let logged = false;
   client.on('data', (chunk: Buffer) => {
@@ -208,4 +206,19 @@ export function interposeAuthorityFilter(client: Socket, libc: Libc, log: Logger
   toServer.on('error', () => {});
   serverSide.on('error', () => {});
   return serverSide;
+}
+
+/** Both ends of a socketpair as Sockets; on any failure neither fd is left open. */
+function socketPairOf(libc: Libc): [Socket, Socket] {
+  const [a, b] = libc.socketpair();
+  let first: Socket | undefined;
+  try {
+    first = new Socket({ fd: a, readable: true, writable: true });
+    return [first, new Socket({ fd: b, readable: true, writable: true })];
+  } catch (err) {
+    if (first) first.destroy();
+    else libc.close(a);
+    libc.close(b);
+    throw err;
+  }
 }

@@ -13,6 +13,8 @@ import type { Caller, PeerTracker } from '../proc/peer-tracker.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
+import { systemClock, type Clock } from '../clock.js';
+import { ConnectionGuard, RefusalLog, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -24,6 +26,8 @@ export class UdsListener {
   private nextId = 1;
   /** Inode of the socket file we bound, so shutdown never deletes a successor's socket. */
   private boundIno: number | undefined;
+  private readonly refusals: RefusalLog;
+  private readonly fdLimit: () => number;
 
   constructor(
     private readonly path: string,
@@ -34,7 +38,11 @@ export class UdsListener {
     private readonly mode = 0o777,
     /** Puts a filter between the client and gRPC (see h2-authority-filter.ts); identity is read first. */
     private readonly wrap: (socket: Socket) => Socket = (s) => s,
-  ) {}
+    opts: { clock?: Clock; fdLimit?: () => number } = {},
+  ) {
+    this.refusals = new RefusalLog(log, opts.clock ?? systemClock);
+    this.fdLimit = opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER);
+  }
 
   /** The caller behind a gRPC call, or undefined if the connection is unknown or gone. */
   callerOf(call: { getPeer(): string }): Caller | undefined {
@@ -49,12 +57,14 @@ export class UdsListener {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
     await removeStaleSocket(this.path);
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const server = createServer({ allowHalfOpen: false }, (socket) => void this.accept(socket));
+    const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     this.net = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.path, () => {
+      server.listen({ path: this.path, backlog: listenBacklog() }, () => {
         server.off('error', reject);
+        // accept(2) failing (EMFILE once libuv's reserve fd is gone too) refuses a connection; it must not crash the agent.
+        server.on('error', (err) => this.refusals.refused(err));
         resolve();
       });
     });
@@ -62,31 +72,35 @@ export class UdsListener {
     this.boundIno = (await stat(this.path)).ino;
   }
 
-  private async accept(socket: Socket): Promise<void> {
-    socket.on('error', () => {});
-    let caller: Caller;
-    try {
-      caller = await this.tracker.track(socket);
-    } catch (err) {
-      this.log.warn({ [F.error]: (err as Error).message }, 'Connection refused: caller could not be identified');
-      socket.destroy();
-      return;
-    }
+  /**
+   * Never throws and never rejects: every failure refuses this one connection. The guard
+   * is attached before anything else, so whatever the connection comes to hold is freed
+   * on any path, including a caller that hangs up or exits while it is being identified.
+   */
+  private accept(socket: Socket): void {
+    const guard = new ConnectionGuard(socket);
+    this.identifyAndServe(socket, guard).catch((err: unknown) => {
+      guard.release();
+      this.refusals.refused(err);
+    });
+  }
+
+  private async identifyAndServe(socket: Socket, guard: ConnectionGuard): Promise<void> {
+    checkFdHeadroom(socket, this.fdLimit());
+    const caller = await this.tracker.track(socket);
+    guard.own(() => caller.close());
+    if (guard.closed || !this.injector) return guard.release();
     const id = `${PEER_PREFIX}${this.nextId++}`;
     const served = this.wrap(socket);
+    guard.own(() => served.destroy());
     Object.defineProperty(served, 'remoteAddress', { value: id, configurable: true });
     Object.defineProperty(served, 'remotePort', { value: undefined, configurable: true });
     this.callers.set(id, caller);
     this.sockets.add(socket);
-    socket.once('close', () => {
+    guard.own(() => {
       this.callers.delete(id);
       this.sockets.delete(socket);
-      caller.close();
     });
-    if (!this.injector) {
-      socket.destroy();
-      return;
-    }
     this.injector.injectConnection(served);
   }
 
