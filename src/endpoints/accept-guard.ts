@@ -126,3 +126,45 @@ export function checkFdHeadroom(socket: Socket, limit: number, reserve = FD_RESE
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd === 'number' && fd >= limit - reserve) throw new FdExhaustedError(`endpoints: accept (fd ${fd} of ${limit})`, 24);
 }
+
+/**
+ * Runs connection set-up (socketpair, HTTP/2 session) in small batches, each on its own
+ * turn of the event loop. Between batches libuv drains the listen queue, so a burst of
+ * thousands of connections is accepted (and identified: SO_PEERCRED and the pidfd are
+ * taken at accept) while the costly part waits its turn, instead of the kernel's backlog
+ * overflowing and later clients getting EAGAIN.
+ */
+export class SetupPacer {
+  private readonly queue: (() => void)[] = [];
+  private scheduled = false;
+
+  constructor(private readonly batch = 16) {}
+
+  run(fn: () => void): void {
+    this.queue.push(fn);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  private drain(): void {
+    for (const fn of this.queue.splice(0, this.batch)) runQuietly(fn);
+    if (this.queue.length > 0) setImmediate(() => this.drain());
+    else this.scheduled = false;
+  }
+}
+
+/** `fn()`, re-read at most once per `ms`: the fd limit, asked on every accept, rarely changes. */
+export function cachedFor<T>(clock: Clock, ms: number, fn: () => T): () => T {
+  let at = -Infinity;
+  let value: T;
+  return () => {
+    const now = clock.now();
+    if (now - at >= ms || now < at) {
+      value = fn();
+      at = now;
+    }
+    return value;
+  };
+}

@@ -14,7 +14,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
 import { systemClock, type Clock } from '../clock.js';
-import { ConnectionGuard, RefusalLog, checkFdHeadroom, listenBacklog } from './accept-guard.js';
+import { ConnectionGuard, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -28,6 +28,7 @@ export class UdsListener {
   private boundIno: number | undefined;
   private readonly refusals: RefusalLog;
   private readonly fdLimit: () => number;
+  private readonly pacer = new SetupPacer();
 
   constructor(
     private readonly path: string,
@@ -40,8 +41,9 @@ export class UdsListener {
     private readonly wrap: (socket: Socket) => Socket = (s) => s,
     opts: { clock?: Clock; fdLimit?: () => number } = {},
   ) {
-    this.refusals = new RefusalLog(log, opts.clock ?? systemClock);
-    this.fdLimit = opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER);
+    const clock = opts.clock ?? systemClock;
+    this.refusals = new RefusalLog(log, clock);
+    this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
   }
 
   /** The caller behind a gRPC call, or undefined if the connection is unknown or gone. */
@@ -57,7 +59,9 @@ export class UdsListener {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
     await removeStaleSocket(this.path);
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
+    // Paused until set up (see SetupPacer): in a burst, reads of connections still waiting
+    // their turn would otherwise crowd accept(2) out of the event loop.
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => this.accept(socket));
     this.net = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -89,6 +93,17 @@ export class UdsListener {
     checkFdHeadroom(socket, this.fdLimit());
     const caller = await this.tracker.track(socket);
     guard.own(() => caller.close());
+    this.pacer.run(() => {
+      try {
+        this.serve(socket, guard, caller);
+      } catch (err) {
+        guard.release();
+        this.refusals.refused(err);
+      }
+    });
+  }
+
+  private serve(socket: Socket, guard: ConnectionGuard, caller: Caller): void {
     if (guard.closed || !this.injector) return guard.release();
     const id = `${PEER_PREFIX}${this.nextId++}`;
     const served = this.wrap(socket);
@@ -102,6 +117,7 @@ export class UdsListener {
       this.sockets.delete(socket);
     });
     this.injector.injectConnection(served);
+    socket.resume();
   }
 
   async close(graceMs = 2000): Promise<void> {
