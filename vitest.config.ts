@@ -17,6 +17,7 @@ const NEEDS_ROOT = [
   'test/integration/containers.test.ts',
   'test/integration/admin.test.ts',
   'test/integration/attack-accept.test.ts',
+  'test/integration/attack-h2.test.ts',
   'test/unit/attestation/unix/unix.test.ts',
   'test/unit/proc/peer-tracker.test.ts',
 ];

@@ -13,7 +13,7 @@ import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
-import { interposeAuthorityFilter } from '../endpoints/h2-authority-filter.js';
+import { authorityFilter } from '../endpoints/h2-authority-filter.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
@@ -132,7 +132,7 @@ export class Agent {
     const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
-      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog), {
+      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, authorityFilter({ libc, log: endpointsLog, clock }), {
         clock,
         fdLimit: () => libc.fdLimit(),
       });

@@ -132,13 +132,27 @@ async function h2(kind) {
     }
   });
   s.on('error', () => {});
-  const gone = new Promise((r) => s.once('close', () => ((closed = true), r())));
+  let closedMs;
+  const gone = new Promise((r) => s.once('close', () => ((closed = true), (closedMs = Math.round(performance.now() - t0)), r())));
+  // The server may stop reading (flow control, or it gave up without closing): stop then too.
+  const deadline = t0 + Number(process.env.ATTACK_SECONDS ?? 20) * 1000;
+  let stalled = false;
   const send = (buf) =>
     new Promise((resolve) => {
-      if (closed || s.destroyed) return resolve(false);
+      if (closed || s.destroyed || performance.now() > deadline) return resolve(false);
       sent += buf.length;
-      if (s.write(buf)) resolve(true);
-      else s.once('drain', () => resolve(true));
+      if (s.write(buf)) return resolve(true);
+      const t = setTimeout(() => {
+        stalled = true;
+        closed = true;
+        resolve(false);
+      }, Math.max(0, deadline - performance.now()));
+      const done = (ok) => () => {
+        clearTimeout(t);
+        resolve(ok);
+      };
+      s.once('drain', done(true));
+      s.once('close', done(false));
     });
   await send(Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0))]));
   const limitBytes = 64 * 1024 * 1024;
@@ -169,15 +183,18 @@ async function h2(kind) {
   } else {
     throw new Error(`unknown h2 attack ${kind}`);
   }
-  await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
-  console.log(JSON.stringify({ goaway: goaway ?? false, errorCode: errorCode ?? null, closed, sent, ms: Math.round(performance.now() - t0) }));
+  await Promise.race([gone, new Promise((r) => setTimeout(r, stalled ? 0 : 10_000))]);
+  console.log(JSON.stringify({ goaway: goaway ?? false, errorCode: errorCode ?? null, closed: closedMs !== undefined, closedMs: closedMs ?? null, stalled, sent, ms: Math.round(performance.now() - t0) }));
   s.destroy();
 }
 
 if (mode === 'connect-close') await connectClose(Number(a), Number(b ?? 50));
 else if (mode === 'hold') await hold(Number(a));
 else if (mode === 'burst') await burst(Number(a));
-else if (mode === 'h2') await h2(a);
+else if (mode === 'h2') {
+  await h2(a);
+  process.exit(0);
+}
 else {
   console.error(`attacker: unknown mode ${mode}`);
   process.exit(2);
