@@ -5,6 +5,8 @@
  *
  *   attacker.mjs connect-close <socket> <count> <concurrency>
  *       connects and closes at once, `count` times, `concurrency` in flight
+ *   attacker.mjs churn <socket> <per second> <seconds>
+ *       connects and closes at once at a steady rate; prints JSON { done, failed, errors }
  *   attacker.mjs hold <socket> <count>
  *       opens `count` connections, prints "held <ok> <failed>", keeps them until killed
  *   attacker.mjs burst <socket> <count>
@@ -61,6 +63,31 @@ async function connectClose(count, concurrency) {
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   console.log(JSON.stringify({ done, failed }));
+}
+
+async function churn(perSecond, seconds) {
+  const errors = {};
+  let done = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const inflight = new Set();
+  while (performance.now() < end) {
+    const due = Math.floor(((performance.now() - t0) / 1000) * perSecond);
+    for (; done < due; done++) {
+      const p = connect().then(({ s, err }) => {
+        if (err) {
+          failed++;
+          errors[err.code] = (errors[err.code] ?? 0) + 1;
+        } else s.destroy();
+      });
+      inflight.add(p);
+      p.then(() => inflight.delete(p));
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await Promise.all(inflight);
+  console.log(JSON.stringify({ done, failed, errors }));
 }
 
 async function hold(count) {
@@ -190,6 +217,7 @@ async function h2(kind) {
 
 if (mode === 'connect-close') await connectClose(Number(a), Number(b ?? 50));
 else if (mode === 'hold') await hold(Number(a));
+else if (mode === 'churn') await churn(Number(a), Number(b));
 else if (mode === 'burst') await burst(Number(a));
 else if (mode === 'h2') {
   await h2(a);
