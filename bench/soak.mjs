@@ -15,7 +15,8 @@
  * - entries-file reloads every SOAK_RELOAD_EVERY_S seconds (default 15).
  *
  * The baseline is taken after a warm-up that runs every kind of load once, so the JIT and
- * the heap's first growth are not counted as leaks. Run as root after `npm run build`:
+ * the heap's first growth are not counted as leaks. SOAK_TOLERANCE (default 0.1) is the growth
+ * allowed at the end. Run as root after `npm run build`:
  *   SOAK_SECONDS=600 node bench/soak.mjs
  */
 import { spawn } from 'node:child_process';
@@ -29,6 +30,8 @@ const CHURN_RATE = Number(process.env.SOAK_CHURN_RATE ?? 200);
 const ABUSE_EVERY_S = Number(process.env.SOAK_ABUSE_EVERY_S ?? 5);
 const RELOAD_EVERY_S = Number(process.env.SOAK_RELOAD_EVERY_S ?? 15);
 const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 60);
+/** Allowed growth over the baseline at the end; the issue asks for 10 %. */
+const TOLERANCE = Number(process.env.SOAK_TOLERANCE ?? 0.1);
 const UIDS = [1801, 1802, 1803, 1804];
 const ATTACKER = { uid: 65534, gid: 65534 };
 const ATTACK = join(REPO, 'test/helpers/attacker.mjs');
@@ -88,7 +91,8 @@ const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
 /** Everything a phase of load did, for the summary. */
 function newTally() {
-  return { fetchOk: 0, fetchFailed: 0, fetchErrors: [], deliveredPids: [], churn: 0, churnRefused: 0, exiting: 0, exitingRefused: 0, abuse: 0, abuseGoaway: 0, abuseNotClosed: 0, reloads: 0 };
+  const abuse = Object.fromEntries(KINDS.map((k) => [k, { runs: 0, goaway: 0, closed: 0, throttled: 0, open: 0 }]));
+  return { fetchOk: 0, fetchFailed: 0, fetchErrors: [], deliveredPids: [], churn: 0, churnRefused: 0, exiting: 0, exitingRefused: 0, abuse, reloads: 0 };
 }
 
 async function load(agent, seconds, t) {
@@ -119,11 +123,18 @@ async function load(agent, seconds, t) {
   const abuse = (async () => {
     for (let i = 0; Date.now() + ABUSE_EVERY_S * 1000 <= end; i++) {
       const started = Date.now();
-      const r = await run(process.execPath, [ATTACK, 'h2', agent.socketPath, KINDS[i % KINDS.length]], ATTACKER, { ATTACK_SECONDS: String(ABUSE_EVERY_S) });
-      t.abuse++;
+      const kind = KINDS[i % KINDS.length];
+      const r = await run(process.execPath, [ATTACK, 'h2', agent.socketPath, kind], ATTACKER, { ATTACK_SECONDS: String(ABUSE_EVERY_S) });
       const j = JSON.parse(r.out || '{}');
-      if (j.goaway) t.abuseGoaway++;
-      if (!j.closed) t.abuseNotClosed++;
+      const a = t.abuse[kind];
+      a.runs++;
+      if (j.goaway) a.goaway++;
+      // Closed by the agent; or throttled: the agent stopped reading (backpressure from a busy
+      // gRPC server) before the attack reached a limit, so it cost nothing but a blocked writer;
+      // or open: the agent kept reading and never closed it, which fails the soak.
+      if (j.closed) a.closed++;
+      else if (j.stalled) a.throttled++;
+      else a.open++;
       await sleep(Math.max(0, started + ABUSE_EVERY_S * 1000 - Date.now()));
     }
   })();
@@ -199,8 +210,8 @@ try {
   const elapsed = (Date.now() - t0) / 1000;
 
   const alive = agent.alive();
-  const fdLimit = Math.max(Math.floor(base.fds * 1.1), base.fds + 2);
-  const rssLimit = Math.floor(base.rss * 1.1);
+  const fdLimit = Math.max(Math.floor(base.fds * (1 + TOLERANCE)), base.fds + 2);
+  const rssLimit = Math.floor(base.rss * (1 + TOLERANCE));
   const end = alive ? await settle(pid, fdLimit, rssLimit) : { fds: NaN, rss: NaN };
   const final = alive ? await run(process.execPath, [AGENT_MAIN, 'api', 'fetch', 'x509', '-socketPath', agent.socketPath, '-timeout', '30s'], { uid: UIDS[0], gid: UIDS[0] }) : { code: -1 };
   if (final.code === 0) t.deliveredPids.push(final.pid);
@@ -210,19 +221,20 @@ try {
 
   if (!alive) failures.push('the agent died');
   if (final.code !== 0) failures.push('the agent does not serve after the soak');
-  if (end.fds > fdLimit) failures.push(`fds ${end.fds} > ${fdLimit} (baseline ${base.fds} + 10 %)`);
-  if (end.rss > rssLimit) failures.push(`RSS ${(end.rss / 1024).toFixed(1)} MiB > ${(rssLimit / 1024).toFixed(1)} MiB (baseline + 10 %)`);
+  if (end.fds > fdLimit) failures.push(`fds ${end.fds} > ${fdLimit} (baseline ${base.fds} + ${TOLERANCE * 100} %)`);
+  if (end.rss > rssLimit) failures.push(`RSS ${(end.rss / 1024).toFixed(1)} MiB > ${(rssLimit / 1024).toFixed(1)} MiB (baseline + ${TOLERANCE * 100} %)`);
   if (refused > 0) failures.push(`${refused} connections refused`);
   if (t.fetchFailed > 0) failures.push(`${t.fetchFailed} fetches failed: ${t.fetchErrors.join(' | ')}`);
   if (unaudited.length > 0) failures.push(`${unaudited.length} deliveries without an audit record (pids ${unaudited.slice(0, 5).join(', ')})`);
-  if (t.abuseNotClosed > 0) failures.push(`${t.abuseNotClosed} abusive HTTP/2 connections were not closed by the agent`);
+  const open = Object.values(t.abuse).reduce((n, a) => n + a.open, 0);
+  if (open > 0) failures.push(`${open} abusive HTTP/2 connections were read from and left open by the agent`);
 
   summary = [
     `soak: ${elapsed.toFixed(0)} s`,
     `  fetches            ${t.fetchOk} ok, ${t.fetchFailed} failed (${(t.fetchOk / elapsed).toFixed(2)}/s), all audited: ${unaudited.length === 0}`,
     `  connect-and-close  ${t.churn} (${(t.churn / elapsed).toFixed(0)}/s), refused ${t.churnRefused}`,
     `  exiting processes  ${t.exiting} (${(t.exiting / elapsed).toFixed(0)}/s), refused ${t.exitingRefused}`,
-    `  HTTP/2 abuse       ${t.abuse} connections, GOAWAY ${t.abuseGoaway}, not closed ${t.abuseNotClosed}`,
+    ...Object.entries(t.abuse).map(([k, a]) => `  h2 ${k.padEnd(15)} ${a.runs} connections: GOAWAY ${a.goaway}, closed ${a.closed}, throttled ${a.throttled}, left open ${a.open}`),
     `  entries reloads    ${t.reloads}`,
     `  fds                baseline ${base.fds}, peak ${peak.fds}, end ${end.fds} (limit ${fdLimit})`,
     `  RSS MiB            baseline ${(base.rss / 1024).toFixed(1)}, peak ${(peak.rss / 1024).toFixed(1)}, end ${(end.rss / 1024).toFixed(1)} (limit ${(rssLimit / 1024).toFixed(1)})`,

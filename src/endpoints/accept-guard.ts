@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
+import { SpiffeAgentError } from '../errors.js';
 import { FdExhaustedError } from '../proc/errors.js';
 
 export class ConnectionGuard {
@@ -90,7 +91,8 @@ export class RefusalLog {
       // A caller that hung up before it was identified is harmless and costs nothing now.
       this.log.debug(fields, `Connection closed before its caller was identified${more}`);
     } else {
-      this.log.warn(fields, `Connection refused: caller could not be identified${more}`);
+      const what = err instanceof SpiffeAgentError && /^(peertracker|proc):/.test(err.message) ? 'caller could not be identified' : 'connection could not be set up';
+      this.log.warn(fields, `Connection refused: ${what}${more}`);
     }
   }
 }

@@ -104,7 +104,8 @@ export class UdsListener {
   }
 
   private serve(socket: Socket, guard: ConnectionGuard, caller: Caller): void {
-    if (guard.closed || !this.injector) return guard.release();
+    // The listener may have been closed while this connection waited for its turn.
+    if (guard.closed || !this.injector || !this.net) return guard.release();
     const id = `${PEER_PREFIX}${this.nextId++}`;
     const served = this.wrap(socket);
     guard.own(() => served.destroy());
