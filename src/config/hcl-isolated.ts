@@ -21,22 +21,30 @@ process.stdin.on('end', async () => {
 });
 `;
 
-export function parseHclIsolated(name: string, text: string): Promise<unknown> {
+/** A parse takes well under a second; a parser stuck on some input must not stall start-up for good. */
+const PARSE_TIMEOUT_MS = 30_000;
+
+export function parseHclIsolated(name: string, text: string, timeoutMs = PARSE_TIMEOUT_MS): Promise<unknown> {
   const module = import.meta.resolve('@cdktf/hcl2json');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD_SOURCE, JSON.stringify({ name, module })], {
       stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
     });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-4096)));
     child.once('error', reject);
-    child.once('close', (code) => {
+    // EPIPE when the child dies before reading its input: 'close' reports it; unhandled, it would crash the agent.
+    child.stdin.on('error', () => {});
+    child.once('close', (code, signal) => {
       let m: { ok: boolean; value?: unknown; message?: string };
       try {
         m = JSON.parse(out) as typeof m;
       } catch {
+        if (signal === 'SIGKILL') return reject(new Error(`the HCL parser did not finish within ${timeoutMs / 1000} s`));
         reject(new Error(`HCL parser process exited with code ${code}: ${err.trim().slice(0, 500)}`));
         return;
       }

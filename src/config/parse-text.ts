@@ -7,6 +7,7 @@
 import { parseHclIsolated as parseHcl2 } from './hcl-isolated.js';
 import { scan } from './scan.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { JSONParseError, MAX_JSON_DEPTH, parseJSON } from '../parse/json.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
@@ -67,7 +68,30 @@ export function rewriteHcl1(src: string): Hcl1Rewrite {
 const HCL_NAME = 'agentconf';
 const HCL_ERROR = new RegExp(`${HCL_NAME}:(\\d+),\\d+(?:-[\\d,]+)?: (.*?)(?=\\s*${HCL_NAME}:\\d|\\]?$)`, 'gs');
 
+/**
+ * HCL nesting the parser and everything after it can take: hcl2json turns each block into an array
+ * holding an object, so this keeps the JSON it returns within MAX_JSON_DEPTH.
+ */
+export const MAX_HCL_DEPTH = MAX_JSON_DEPTH / 2 - 1;
+
+/** Brackets, braces and parentheses outside strings and comments; the first line deeper than `max`. */
+function tooDeepLine(src: string, max: number): number | undefined {
+  let depth = 0;
+  for (const t of scan(src)) {
+    if (t.kind !== 'punct') continue;
+    if (t.text === '{' || t.text === '[' || t.text === '(') {
+      if (++depth > max) return t.line;
+    } else if (t.text === '}' || t.text === ']' || t.text === ')') depth = Math.max(0, depth - 1);
+  }
+  return undefined;
+}
+
 export async function parseHclText(src: string, file: string): Promise<Record<string, unknown>> {
+  // Checked before the parser runs: its Go and JS sides recurse, and so does our validation.
+  const deep = tooDeepLine(src, MAX_HCL_DEPTH);
+  if (deep !== undefined) {
+    throw new ConfigError([{ file, line: deep, key: '', message: `nested deeper than ${MAX_HCL_DEPTH} levels; flatten the configuration` }], 'config_syntax');
+  }
   const rw = rewriteHcl1(src);
   try {
     return (await parseHcl2(HCL_NAME, rw.text)) as Record<string, unknown>;
@@ -85,15 +109,13 @@ export async function parseHclText(src: string, file: string): Promise<Record<st
 export function parseJsonText(src: string, file: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(src);
+    // Our parser rather than JSON.parse: nesting is bounded (deep values would overflow the stack of
+    // whatever walks them later) and errors carry a line.
+    value = parseJSON(src).value;
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    const pos = /position (\d+)/.exec(msg);
-    const lineCol = /line (\d+)/.exec(msg);
-    const line = lineCol ? Number(lineCol[1]) : pos ? src.slice(0, Number(pos[1])).split('\n').length : undefined;
-    throw new ConfigError([{ file, ...(line === undefined ? {} : { line }), key: '', message: `syntax error: ${msg}` }], 'config_syntax', {
-      cause: err,
-    });
+    if (!(err instanceof JSONParseError)) throw err;
+    const message = err.reason === 'too_deep' ? `nested deeper than ${MAX_JSON_DEPTH} levels; flatten the configuration` : `syntax error: ${err.message.replace(/^json: line \d+, /, '')}`;
+    throw new ConfigError([{ file, line: err.line, key: '', message }], 'config_syntax', { cause: err });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError([{ file, line: 1, key: '', message: 'syntax error: expected a JSON object at the top level' }], 'config_syntax');
