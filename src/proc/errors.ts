@@ -5,3 +5,6 @@ export class PeerError extends SpiffeAgentError {}
 
 /** Reading /proc failed (process gone, permission, malformed file). */
 export class ProcError extends SpiffeAgentError {}
+
+/** A libc call failed; the message names the errno. */
+export class SyscallError extends SpiffeAgentError {}
