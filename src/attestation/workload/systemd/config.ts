@@ -4,7 +4,7 @@
  */
 import { PluginDataReader } from '../../../config/plugin-data.js';
 import type { PluginConfig } from '../../../config/types.js';
-import { DEFAULT_SYSTEM_BUS_ADDRESS, parseAddress } from './dbus/address.js';
+import { DEFAULT_SYSTEM_BUS_ADDRESS, parseAddress } from '../../../dbus/address.js';
 
 export interface SystemdAttestorConfig {
   /** A D-Bus address: plugin_data, else DBUS_SYSTEM_BUS_ADDRESS, else the well-known socket. */

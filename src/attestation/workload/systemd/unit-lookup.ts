@@ -2,8 +2,8 @@
  * The two questions we ask systemd, as its D-Bus API documents them (org.freedesktop.systemd1(5)):
  * Manager.GetUnitByPID(u pid) → o unit, then Properties.Get on that unit for Id and FragmentPath.
  */
-import type { DBusConnection } from './dbus/connection.js';
-import type { Variant } from './dbus/wire.js';
+import type { DBusConnection } from '../../../dbus/connection.js';
+import type { Variant } from '../../../dbus/wire.js';
 
 const SYSTEMD = 'org.freedesktop.systemd1';
 const MANAGER_PATH = '/org/freedesktop/systemd1';

@@ -2,7 +2,7 @@
  * Errors of the minimal D-Bus client. The systemd attestor wraps them into its own
  * "systemd: ..." errors; these keep the D-Bus detail (error name, address) for the cause chain.
  */
-import { SpiffeAgentError } from '../../../../errors.js';
+import { SpiffeAgentError } from '../errors.js';
 
 export type DBusErrorCode =
   | 'dbus_address_invalid'
