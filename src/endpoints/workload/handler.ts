@@ -226,7 +226,7 @@ export class WorkloadHandler {
     if (!req.svid) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'svid must be specified');
     const entries = this.d.cache.match(a.selectors);
     const view = this.d.cache.bundlesFor(entries);
-    const result = await validateForCaller(req.svid, audience, view, this.d.allowedForeignJwtClaims);
+    const result = await validateForCaller(req.svid, audience, view, this.d.allowedForeignJwtClaims, new Date(this.d.clock.now()));
     this.d.audit.record({
       method: 'ValidateJWTSVID',
       caller: this.auditCaller(a),
