@@ -3,7 +3,7 @@
  * plus our extensions (log_selectors, reattest_interval, and sync_interval / use_sync_authorized_entries
  * also accepted outside `experimental`). Keys spire-agent knows that we do not act on are accepted and ignored.
  */
-import { parseGoDuration } from '../cli/flags.js';
+import { parseGoDuration } from '../duration.js';
 import { AGENT_DEFAULTS, MIN_AVAILABILITY_TARGET } from './defaults.js';
 import type { ObjectReader } from './reader.js';
 import { parseTrustDomainName } from './trust-domain.js';
