@@ -7,7 +7,7 @@
  * `unix:path` selector under another name, so it is shown exactly when that selector
  * would be: otherwise redacting the selector would hide nothing.
  */
-import type { Selector } from '../authority/types.js';
+import type { Selector } from '../domain/types.js';
 import type { Logger } from './logger.js';
 import { F } from './names.js';
 

@@ -5,7 +5,7 @@
  * attestor said so, or as a possibly transient failure otherwise. Concurrent attestations are bounded so a busy
  * node cannot make the agent open thousands of /proc files at once.
  */
-import type { Selector } from '../../authority/types.js';
+import type { Selector } from '../../domain/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { ProcError } from '../../proc/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
