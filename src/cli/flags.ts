@@ -17,7 +17,13 @@ export interface FlagSpec {
 
 export type FlagValues = Record<string, string | boolean | number | string[] | undefined>;
 
-export class UsageError extends SpiffeAgentError {
+declare module '../errors.js' {
+  interface ErrorCodes {
+    cli: 'usage';
+  }
+}
+
+export class UsageError extends SpiffeAgentError<'usage'> {
   constructor(message: string) {
     super('usage', message);
   }

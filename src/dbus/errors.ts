@@ -4,6 +4,12 @@
  */
 import { SpiffeAgentError } from '../errors.js';
 
+declare module '../errors.js' {
+  interface ErrorCodes {
+    dbus: DBusErrorCode;
+  }
+}
+
 export type DBusErrorCode =
   | 'dbus_address_invalid'
   | 'dbus_connect_failed'
@@ -14,9 +20,7 @@ export type DBusErrorCode =
   | 'dbus_aborted'
   | 'dbus_remote_error';
 
-export class DBusError extends SpiffeAgentError {
-  declare readonly code: DBusErrorCode;
-
+export class DBusError extends SpiffeAgentError<DBusErrorCode> {
   constructor(code: DBusErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }

@@ -13,6 +13,7 @@
  */
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
+import { SpiffeAgentError } from '../errors.js';
 import type { Libc } from '../proc/libc.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
@@ -48,7 +49,11 @@ const TABLE_SIZE = 4_096;
 const VALID_AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%[\]]*$/;
 export const UDS_AUTHORITY = 'localhost';
 
-export class H2ProtocolError extends Error {}
+export class H2ProtocolError extends SpiffeAgentError<'h2_protocol'> {
+  constructor(message: string) {
+    super('h2_protocol', message);
+  }
+}
 
 interface PendingBlock {
   streamId: number;

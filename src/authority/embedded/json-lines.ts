@@ -3,18 +3,20 @@
  * ("entries[2].selectors[0].type"), so validation errors can point into the file.
  * Also reports duplicate object keys, which JSON.parse silently collapses.
  */
+import { SpiffeAgentError } from '../../errors.js';
+
 export interface ParsedJSON {
   value: unknown;
   lines: Map<string, number>;
   duplicates: string[];
 }
 
-export class JSONSyntaxError extends Error {
+export class JSONSyntaxError extends SpiffeAgentError<'json_syntax'> {
   constructor(
     message: string,
     readonly line: number,
   ) {
-    super(message);
+    super('json_syntax', message);
   }
 }
 
