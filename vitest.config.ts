@@ -16,6 +16,8 @@ const NEEDS_ROOT = [
   'test/integration/sds.test.ts',
   'test/integration/containers.test.ts',
   'test/integration/admin.test.ts',
+  'test/integration/socket-dir.test.ts',
+  'test/integration/admin-hardening.test.ts',
   'test/unit/attestation/unix/unix.test.ts',
   'test/unit/proc/peer-tracker.test.ts',
 ];

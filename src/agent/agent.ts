@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
+import { OpenStreams } from '../endpoints/open-streams.js';
 import { interposeAuthorityFilter } from '../endpoints/h2-authority-filter.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
@@ -23,7 +24,8 @@ import { PeerTracker } from '../proc/peer-tracker.js';
 import { ProcReader } from '../proc/proc-reader.js';
 import { AuditLog } from '../telemetry/audit.js';
 import type { LevelControl, Logger } from '../telemetry/logger.js';
-import { checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
+import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
+import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { DelegateAuth } from '../endpoints/admin/delegate-auth.js';
 import { DelegatedIdentityHandler } from '../endpoints/admin/delegated-identity.js';
 import { DebugHandler } from '../endpoints/admin/debug.js';
@@ -42,6 +44,8 @@ export interface AgentDeps {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Lets the admin socket's Logger API change the log level; without it that service is not served. */
   readonly logLevel?: LevelControl;
+  /** Where audit records go: a logger `logLevel` does not silence (createControlledLogger). Defaults to `log`. */
+  readonly auditLog?: Logger;
 }
 
 export class Agent {
@@ -52,6 +56,8 @@ export class Agent {
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private ready = false;
+  /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
+  private readonly streams = new OpenStreams();
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -97,7 +103,7 @@ export class Agent {
     const libc = this.d.libc ?? loadLibc();
     const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
     let listener: UdsListener | undefined;
-    const audit = new AuditLog(log, a.logSelectors);
+    const audit = new AuditLog(this.d.auditLog ?? log, a.logSelectors);
     const callerOf = (call: { getPeer(): string }) => listener?.callerOf(call);
     const workload = a.disableWorkloadApi
       ? undefined
@@ -129,14 +135,17 @@ export class Agent {
             disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
           },
         });
-    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'));
+    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'), this.streams);
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
-    await listener.listen();
+    const publicDir = await listener.listen();
     if (a.adminSocketPath !== undefined) {
+      // The placement rule again, on the directories as they really are, before the admin socket exists.
+      const adminDir = await prepareSocketDir(a.adminSocketPath, { euid: process.geteuid?.() ?? 0, log: endpointsLog, what: 'admin' });
+      checkAdminSocketDirs(publicDir, adminDir, a.adminSocketPath);
       let admin: UdsListener | undefined;
       const adminLog = endpointsLog.child({ [F.subsystem]: 'admin_api' });
       const adminAttestor = new CallAttestor({ attestation: this.attestation, callerOf: (call) => admin?.callerOf(call), proc, audit });
@@ -155,8 +164,9 @@ export class Agent {
           log: adminLog,
         }),
         debug: new DebugHandler({ cache, clock, startedAt }),
-        logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, adminLog) : undefined,
-      });
+        // Level changes are written where audit records are, so they stay visible at any level.
+        logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, (this.d.auditLog ?? log).child({ [F.subsystem]: 'admin_api' })) : undefined,
+      }, this.streams);
       admin = udsListener(a.adminSocketPath, adminServer, 0o770);
       this.adminListener = admin;
       await admin.listen();
@@ -182,10 +192,19 @@ export class Agent {
     return this.ready;
   }
 
+  /**
+   * Bounded by shutdown_grace_period (plus what the components below take to stop): open
+   * streams end at once with UNAVAILABLE, unary calls in flight get the grace period, and
+   * whatever connection is left after it is closed.
+   */
   async close(): Promise<void> {
     this.ready = false;
-    await this.listener?.close();
-    await this.adminListener?.close();
+    const grace = this.d.config.agent.shutdownGracePeriodMs;
+    // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
+    const ended = this.streams.endAll();
+    const listeners = Promise.all([this.listener?.close(grace), this.adminListener?.close(grace)]);
+    if (ended > 0) this.d.log.info({ [F.count]: ended, grace_period_ms: grace }, 'Shutting down: open streams ended, connections get the grace period');
+    await listeners;
     await this.health?.close();
     this.cache?.close();
     await this.attestation?.close();

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** spiffe-agent's command dispatcher: spire-agent's verbs, each in its own module, loaded on demand. */
+import { constants } from 'node:os';
 import type { CliIO, Command } from './flags.js';
 
 type Loader = () => Promise<{ run: Command }>;
@@ -42,12 +43,28 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   return mod.run(argv.slice(found[0].length), io);
 }
 
+/**
+ * The first SIGINT or SIGTERM asks for a graceful stop (bounded by shutdown_grace_period for
+ * `run`); an operator who signals again wants out now, whatever is still open.
+ */
+function stopOnSignals(controller: AbortController): void {
+  let signalled = false;
+  const stop = (sig: NodeJS.Signals): void => {
+    if (signalled) {
+      process.stderr.write(`spiffe-agent: ${sig} received again; exiting without waiting for shutdown to finish\n`);
+      process.exit(128 + (constants.signals[sig] ?? 15));
+    }
+    signalled = true;
+    controller.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
 const isEntry = process.argv[1] && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href;
 if (isEntry) {
   const controller = new AbortController();
-  const stop = (): void => controller.abort();
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  stopOnSignals(controller);
   const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal });
   process.exitCode = code;
   // Long-running commands end by themselves; one-shot commands should not wait on idle handles.

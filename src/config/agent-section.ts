@@ -1,6 +1,6 @@
 /**
  * The `agent { ... }` block: every key spire-agent knows (doc/spire_agent.md, cmd/spire-agent/cli/run)
- * plus our extensions (log_selectors, reattest_interval, and sync_interval / use_sync_authorized_entries
+ * plus our extensions (log_selectors, reattest_interval, shutdown_grace_period, and sync_interval / use_sync_authorized_entries
  * also accepted outside `experimental`). Keys spire-agent knows that we do not act on are accepted and ignored.
  */
 import { parseGoDuration } from '../duration.js';
@@ -77,6 +77,7 @@ export function readAgentSection(r: ObjectReader): AgentSection {
     allowUnauthenticatedVerifiers: r.bool('allow_unauthenticated_verifiers', false),
     allowedForeignJwtClaims: r.stringList('allowed_foreign_jwt_claims', []),
     reattestIntervalMs: r.duration('reattest_interval', AGENT_DEFAULTS.reattest_interval),
+    shutdownGracePeriodMs: r.duration('shutdown_grace_period', AGENT_DEFAULTS.shutdown_grace_period),
     serverAddress: r.optionalString('server_address'),
     serverPort: r.int('server_port', AGENT_DEFAULTS.server_port, { min: 1, max: 65535 }),
     joinToken: r.optionalString('join_token'),

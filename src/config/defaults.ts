@@ -29,6 +29,7 @@ export const AGENT_DEFAULTS = Object.freeze({
   /** 0 = rotate at half-life, spire-agent's behaviour when availability_target is unset. */
   availability_target: '0s',
   reattest_interval: '30s',
+  shutdown_grace_period: '5s',
   sync_interval: '5s',
   use_sync_authorized_entries: true,
   server_port: 8081,

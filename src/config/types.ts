@@ -27,6 +27,8 @@ export interface AgentSection {
   allowedForeignJwtClaims: readonly string[];
   /** Live re-attestation interval for open streams (spiffe-agent extension; 0 = off). */
   reattestIntervalMs: number;
+  /** How long SIGTERM lets open connections finish before they are closed (spiffe-agent extension). */
+  shutdownGracePeriodMs: number;
   // --- talking to a SPIRE server (issue 3); parsed now, used later ---
   serverAddress: string | undefined;
   serverPort: number;

@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { healthService, type ServingStatus } from './health.js';
 import { loadProto } from './proto.js';
+import type { OpenStreams } from './open-streams.js';
 import type { SdsHandler } from './sds/handler.js';
 import type { WorkloadHandler } from './workload/handler.js';
 
@@ -15,22 +16,24 @@ export interface PublicServices {
   readonly sds?: SdsHandler | undefined;
 }
 
-export function buildGrpcServer(services: PublicServices, status: () => ServingStatus): grpc.Server {
+/** `streams`, when given, tracks streaming calls so shutdown can end them (see open-streams.ts). */
+export function buildGrpcServer(services: PublicServices, status: () => ServingStatus, streams?: OpenStreams): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_concurrent_streams': 1000,
     'grpc.keepalive_permit_without_calls': 1,
   });
+  const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => server.addService(def, streams ? streams.track(def, impl) : impl);
   if (services.workload) {
     const wl = loadProto('spiffe/workload/workload.proto') as unknown as Record<string, ServiceHolder>;
-    server.addService(wl.SpiffeWorkloadAPI!.service, services.workload.service());
+    add(wl.SpiffeWorkloadAPI!.service, services.workload.service());
   }
   if (services.sds) {
     const sds = loadProto('envoy/service/secret/v3/sds.proto') as unknown as {
       envoy: { service: { secret: { v3: Record<string, ServiceHolder> } } };
     };
-    server.addService(sds.envoy.service.secret.v3.SecretDiscoveryService!.service, services.sds.service());
+    add(sds.envoy.service.secret.v3.SecretDiscoveryService!.service, services.sds.service());
   }
   const health = loadProto('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: Record<string, ServiceHolder> } } };
-  server.addService(health.grpc.health.v1.Health!.service, healthService(status));
+  add(health.grpc.health.v1.Health!.service, healthService(status));
   return server;
 }

@@ -17,7 +17,7 @@ export type StatusErrorCode = `grpc_${Lowercase<keyof typeof grpc.status>}`;
 
 declare module '../errors.js' {
   interface ErrorCodes {
-    endpoints: StatusErrorCode | 'socket_path_taken' | 'admin_socket_path_invalid' | 'h2_protocol';
+    endpoints: StatusErrorCode | 'socket_path_taken' | 'admin_socket_path_invalid' | 'h2_protocol' | 'socket_dir_unsafe' | 'socket_bind_failed';
   }
 }
 
@@ -113,6 +113,8 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   socket_path_taken: INTERNAL,
   admin_socket_path_invalid: INTERNAL,
   h2_protocol: INTERNAL,
+  socket_dir_unsafe: INTERNAL,
+  socket_bind_failed: INTERNAL,
   body_too_large: INTERNAL,
   // SDK (runs in workloads)
   workloadapi_address: INTERNAL,

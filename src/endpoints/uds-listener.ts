@@ -5,14 +5,15 @@
  * call by an opaque id written into the socket's remoteAddress (which a Unix
  * socket otherwise leaves undefined); nothing the client sends can set it.
  */
-import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Caller, PeerTracker } from '../proc/peer-tracker.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
+import { prepareSocketDir, withSocketMode } from './socket-dir.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -21,6 +22,9 @@ export class UdsListener {
   private injector: grpc.ConnectionInjector | undefined;
   private readonly callers = new Map<string, Caller>();
   private readonly sockets = new Set<Socket>();
+  /** Every accepted connection, identified or not (`sockets` holds the identified ones). */
+  private readonly open = new Set<Socket>();
+  private boundPath: string | undefined;
   private nextId = 1;
   /** Inode of the socket file we bound, so shutdown never deletes a successor's socket. */
   private boundIno: number | undefined;
@@ -45,21 +49,44 @@ export class UdsListener {
     return this.sockets.size;
   }
 
-  async listen(): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
-    await removeStaleSocket(this.path);
+  /**
+   * Checks (and creates) the socket's directory, then binds the socket with its final mode
+   * in the resolved directory. Returns that directory, so callers can check placement on
+   * the path the socket really has.
+   */
+  async listen(): Promise<string> {
+    const euid = process.geteuid?.() ?? 0;
+    const realDir = await prepareSocketDir(this.path, { euid, log: this.log, what: this.mode === 0o777 ? 'Workload API' : 'admin' });
+    const bound = join(realDir, basename(this.path));
+    await removeStaleSocket(bound);
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const server = createServer({ allowHalfOpen: false }, (socket) => void this.accept(socket));
+    const server = createServer({ allowHalfOpen: false }, (socket) => {
+      // Every connection from the moment it is accepted, so shutdown can end even those never identified.
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
+      void this.accept(socket);
+    });
     this.net = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(bound, euid, err)));
+      withSocketMode(this.mode, () =>
+        server.listen(bound, () => {
+          server.off('error', reject);
+          resolve();
+        }),
+      );
     });
-    await chmod(this.path, this.mode);
-    this.boundIno = (await stat(this.path)).ino;
+    const st = await lstat(bound);
+    if (!st.isSocket() || st.uid !== euid || (st.mode & 0o777) !== this.mode) {
+      server.close();
+      throw new SpiffeAgentError(
+        'socket_path_taken',
+        `endpoints: ${bound} changed right after it was bound (owner uid ${st.uid}, mode 0${(st.mode & 0o777).toString(8)}); something else is managing this directory — give the agent a directory of its own`,
+      );
+    }
+    this.boundPath = bound;
+    this.boundIno = st.ino;
+    return realDir;
   }
 
   private async accept(socket: Socket): Promise<void> {
@@ -90,29 +117,55 @@ export class UdsListener {
     this.injector.injectConnection(served);
   }
 
+  /**
+   * Stops accepting and removes the socket at once, so clients fail fast instead of
+   * queueing, then lets HTTP/2 sessions close gracefully (GOAWAY) for up to `graceMs`
+   * and destroys whatever is still open. Never waits longer than `graceMs` (plus a tick),
+   * whatever clients do: net.Server#close's own callback would wait for every connection.
+   */
   async close(graceMs = 2000): Promise<void> {
+    const deadline = Date.now() + graceMs;
     const server = this.net;
     this.net = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    server?.close();
+    await this.removeOwnSocket();
     this.injector?.drain(graceMs);
-    const deadline = Date.now() + graceMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.open) s.destroy();
     for (const s of this.sockets) s.destroy();
     this.injector?.destroy();
-    const ino = await stat(this.path).then((st) => st.ino, () => undefined);
-    if (ino !== undefined && ino === this.boundIno) await rm(this.path, { force: true });
   }
+
+  /** Only the socket this listener bound: a successor may already have bound its own there. */
+  private async removeOwnSocket(): Promise<void> {
+    if (this.boundPath === undefined) return;
+    const ino = await lstat(this.boundPath).then((st) => st.ino, () => undefined);
+    if (ino !== undefined && ino === this.boundIno) await rm(this.boundPath, { force: true });
+  }
+}
+
+/** A bind failure in words an operator can act on (the directory checks have already passed). */
+function bindError(path: string, euid: number, err: NodeJS.ErrnoException): SpiffeAgentError {
+  const hint =
+    err.code === 'EACCES'
+      ? `its directory is not writable by the agent (uid ${euid}); run the agent as the directory's owner, remove the directory so the agent creates it, or choose another socket path`
+      : err.code === 'EADDRINUSE'
+        ? 'something was created there while the agent was binding; check what else manages this directory'
+        : 'choose another socket path';
+  return new SpiffeAgentError('socket_bind_failed', `endpoints: cannot bind ${path}: ${err.message}; ${hint}`, { cause: err });
 }
 
 async function removeStaleSocket(path: string): Promise<void> {
   let st;
   try {
-    st = await stat(path);
+    st = await lstat(path);
   } catch {
     return;
   }
   if (!st.isSocket()) {
-    throw new SpiffeAgentError('socket_path_taken', `endpoints: ${path} exists and is not a socket; refusing to remove it`);
+    throw new SpiffeAgentError('socket_path_taken', `endpoints: ${path} exists and is not a socket; refusing to remove it — remove it yourself or choose another socket path`);
   }
-  await rm(path, { force: true });
+  await rm(path, { force: true }).catch((err: Error) => {
+    throw new SpiffeAgentError('socket_path_taken', `endpoints: cannot remove the stale socket ${path}: ${err.message}; remove it, or run the agent as the user that created it`, { cause: err });
+  });
 }

@@ -74,20 +74,28 @@ export function createLogger(opts: LoggerOptions): Logger {
   return createControlledLogger(opts).log;
 }
 
-export function createControlledLogger(opts: LoggerOptions): { log: Logger; level: LevelControl } {
+/**
+ * `log` follows `level`, which the admin Logger API can change at run time. `audit` writes to
+ * the same place but is not affected by it, and writes at info and above whatever the level:
+ * whoever can reach the Logger API must not be able to switch the audit trail off.
+ */
+export function createControlledLogger(opts: LoggerOptions): { log: Logger; level: LevelControl; audit: Logger } {
   const out: NodeJS.WritableStream = opts.file
     ? createWriteStream(opts.file, { flags: 'a', mode: 0o640 })
     : (opts.destination ?? process.stderr);
   const dest: DestinationStream = opts.format === 'json' ? (out as unknown as DestinationStream) : textStream(out);
-  const p: PinoLogger = pino(
-    {
-      level: opts.level,
-      base: undefined,
-      redact: { paths: REDACT, censor: '[redacted]' },
-      formatters: opts.format === 'json' ? { level: (label) => ({ level: label === 'warn' ? 'warning' : label }) } : {},
-    },
-    dest,
-  );
+  const make = (level: LogLevel): PinoLogger =>
+    pino(
+      {
+        level,
+        base: undefined,
+        redact: { paths: REDACT, censor: '[redacted]' },
+        formatters: opts.format === 'json' ? { level: (label) => ({ level: label === 'warn' ? 'warning' : label }) } : {},
+      },
+      dest,
+    );
+  const p = make(opts.level);
+  const auditRoot = make(opts.level === 'trace' || opts.level === 'debug' ? opts.level : 'info');
   // pino children read the root's level unless given their own, so one assignment covers all.
   const level: LevelControl = {
     launch: opts.level,
@@ -99,7 +107,7 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
       p.level = opts.level;
     },
   };
-  return { log: wrap(p), level };
+  return { log: wrap(p), level, audit: wrap(auditRoot) };
 }
 
 function wrap(p: PinoLogger): Logger {

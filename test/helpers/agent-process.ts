@@ -37,6 +37,10 @@ export interface AgentStartOptions {
   dir?: string;
   /** Extra environment for the daemon (e.g. libfaketime's LD_PRELOAD). */
   env?: Record<string, string>;
+  /** Workload API socket; `<dir>/public/api.sock` unless set. */
+  socketPath?: string;
+  /** The daemon's umask (set by a shell before it execs node); the inherited one unless set. */
+  umask?: number;
 }
 
 export class AgentProcess {
@@ -61,7 +65,7 @@ export class AgentProcess {
     const dir = o.dir ?? (await mkdtemp('/tmp/spiffe-agent-it-'));
     await chmod(dir, 0o755);
     await mkdir(join(dir, 'data'), { recursive: true, mode: 0o700 });
-    const socketPath = join(dir, 'public', 'api.sock');
+    const socketPath = o.socketPath ?? join(dir, 'public', 'api.sock');
     const entriesPath = join(dir, 'entries.json');
     await writeFile(entriesPath, JSON.stringify({ entries: o.entries }, null, 2));
     const conf = join(dir, 'agent.conf');
@@ -88,10 +92,12 @@ plugins {
 }
 `,
     );
-    const proc = spawn(process.execPath, [AGENT_MAIN, 'run', '-config', conf], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(o.env ? { env: { ...process.env, ...o.env } } : {}),
-    });
+    const argv = [process.execPath, AGENT_MAIN, 'run', '-config', conf];
+    const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) };
+    const proc =
+      o.umask === undefined
+        ? spawn(argv[0]!, argv.slice(1), spawnOpts)
+        : spawn('/bin/sh', ['-c', `umask ${o.umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', ...argv], spawnOpts);
     const agent = new AgentProcess(dir, socketPath, entriesPath, proc);
     await agent.waitReady(20_000);
     return agent;

@@ -4,7 +4,7 @@ import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import type { AgentConfig } from '../../config/types.js';
 import { SpiffeAgentError } from '../../errors.js';
-import { createControlledLogger } from '../../telemetry/logger.js';
+import { createControlledLogger, type Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { formatUsage, parseFlags, UsageError, type CliIO, type Command, type FlagSpec } from '../flags.js';
 
@@ -65,8 +65,8 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   }
   const a = config.agent;
-  const { log, level } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
-  const agent = new Agent({ config, log, logLevel: level, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
+  const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
+  const agent = new Agent({ config, log, logLevel: level, auditLog: audit, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
   const onHup = (): void => {
     log.info('Received SIGHUP; reloading registration entries');
     agent.reload().catch((err: Error) => log.error({ [F.error]: err.message }, 'Reload failed; keeping the previous entries'));
@@ -84,6 +84,31 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   } finally {
     process.off('SIGHUP', onHup);
-    await agent.close();
+    await closeWithin(agent, a.shutdownGracePeriodMs + CLOSE_MARGIN_MS, log);
   }
 };
+
+/** Beyond the grace period, what stopping the cache, attestors and authority may take. */
+const CLOSE_MARGIN_MS = 5000;
+
+/**
+ * Shutdown must finish even if some component hangs on close; the process exits soon
+ * after `run` returns (src/cli/main.ts), whatever handles are left.
+ */
+async function closeWithin(agent: Agent, limitMs: number, log: Logger): Promise<void> {
+  let cancel: (() => void) | undefined;
+  const expired = new Promise<'expired'>((resolve) => {
+    cancel = systemClock.setTimer(limitMs, () => resolve('expired'));
+  });
+  const closed = agent.close().then(
+    () => 'closed' as const,
+    (err: Error) => {
+      log.error({ [F.error]: err.message }, 'Shutdown failed');
+      return 'closed' as const;
+    },
+  );
+  if ((await Promise.race([closed, expired])) === 'expired') {
+    log.warn({ limit_ms: limitMs }, 'Shutdown did not finish in time; exiting anyway');
+  }
+  cancel?.();
+}

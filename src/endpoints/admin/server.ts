@@ -1,6 +1,7 @@
 /** Assembles the gRPC services served on the admin socket. */
 import * as grpc from '@grpc/grpc-js';
 import { loadProto } from '../proto.js';
+import type { OpenStreams } from '../open-streams.js';
 import type { DebugHandler } from './debug.js';
 import type { DelegatedIdentityHandler } from './delegated-identity.js';
 import type { LoggerHandler } from './logger-service.js';
@@ -16,19 +17,21 @@ export interface AdminServices {
   readonly logger?: LoggerHandler | undefined;
 }
 
-export function buildAdminServer(services: AdminServices): grpc.Server {
+/** `streams`, when given, tracks streaming calls so shutdown can end them (see open-streams.ts). */
+export function buildAdminServer(services: AdminServices, streams?: OpenStreams): grpc.Server {
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1000, 'grpc.keepalive_permit_without_calls': 1 });
+  const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => server.addService(def, streams ? streams.track(def, impl) : impl);
   const di = loadProto('spire/api/agent/delegatedidentity/v1/delegatedidentity.proto') as unknown as {
     spire: { api: { agent: { delegatedidentity: { v1: Record<string, ServiceHolder> } } } };
   };
-  server.addService(di.spire.api.agent.delegatedidentity.v1.DelegatedIdentity!.service, services.delegatedIdentity.service());
+  add(di.spire.api.agent.delegatedidentity.v1.DelegatedIdentity!.service, services.delegatedIdentity.service());
   const debug = loadProto('spire/api/agent/debug/v1/debug.proto') as unknown as { spire: { agent: { debug: { v1: Record<string, ServiceHolder> } } } };
-  server.addService(debug.spire.agent.debug.v1.Debug!.service, services.debug.service());
+  add(debug.spire.agent.debug.v1.Debug!.service, services.debug.service());
   if (services.logger) {
     const lg = loadProto('spire/api/agent/logger/v1/logger.proto') as unknown as {
       spire: { api: { agent: { logger: { v1: Record<string, ServiceHolder> } } } };
     };
-    server.addService(lg.spire.api.agent.logger.v1.Logger!.service, services.logger.service());
+    add(lg.spire.api.agent.logger.v1.Logger!.service, services.logger.service());
   }
   return server;
 }

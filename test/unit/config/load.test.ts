@@ -25,6 +25,7 @@ describe('defaults', () => {
       rebootstrapMode: 'never',
       rebootstrapDelayMs: 600_000,
       reattestIntervalMs: 30_000,
+      shutdownGracePeriodMs: 5000,
       availabilityTargetMs: 0,
       serverAddress: undefined,
       sdsDefaultSvidName: 'default',

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createControlledLogger, createLogger, type LogFormat, type LogLevel } from '../../../src/telemetry/logger.js';
+import { AuditLog } from '../../../src/telemetry/audit.js';
 
 function sink(): { stream: Writable; lines: () => string[] } {
   let text = '';
@@ -172,5 +173,31 @@ describe('LevelControl', () => {
     expect(level.launch).toBe('info');
     child.info('shown-again');
     expect(s.lines().map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['shown', 'shown-again']);
+  });
+});
+
+describe('logger: audit records and the run-time level', () => {
+  it('keeps writing audit records however the Logger API level is set, while other lines follow it', () => {
+    const s = sink();
+    const { log, level, audit } = createControlledLogger({ level: 'info', format: 'text', destination: s.stream });
+    const records = new AuditLog(audit, ['unix:uid']);
+    const decision = (pid: number): void =>
+      records.record({ method: 'FetchX509SVID', caller: { pid, uid: 1000, gid: 1000 }, decision: 'granted', spiffeIds: ['spiffe://example.org/a'] });
+    for (const l of ['error', 'fatal'] as const) {
+      level.set(l);
+      log.info('ordinary line');
+      log.warn('ordinary warning');
+      decision(l === 'error' ? 101 : 102);
+    }
+    const lines = s.lines();
+    expect(lines.filter((x) => x.includes('ordinary'))).toEqual([]);
+    expect(lines.filter((x) => x.includes('msg="Workload API decision"')).map((x) => /pid=(\d+)/.exec(x)?.[1])).toEqual(['101', '102']);
+  });
+
+  it('writes audit records even when the agent was started at log level error', () => {
+    const s = sink();
+    const { audit } = createControlledLogger({ level: 'error', format: 'json', destination: s.stream });
+    new AuditLog(audit, []).record({ method: 'FetchJWTSVID', caller: { pid: 7, uid: 0, gid: 0 }, decision: 'granted' });
+    expect(s.lines().map((l) => JSON.parse(l) as { msg: string; audit: boolean })).toMatchObject([{ msg: 'Workload API decision', audit: true }]);
   });
 });
