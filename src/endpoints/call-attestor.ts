@@ -21,7 +21,7 @@ export interface CallAttestorDeps {
   /** Only `attest` is used; tests pass a fake with just that. */
   readonly attestation: Pick<WorkloadAttestation, 'attest'>;
   readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
-  readonly proc: ProcReader;
+  readonly proc: Pick<ProcReader, 'exePath'>;
   readonly audit: AuditLog;
 }
 

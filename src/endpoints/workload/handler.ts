@@ -26,7 +26,7 @@ export interface WorkloadHandlerDeps {
   readonly cache: Pick<CacheManager, 'match' | 'bundlesFor' | 'jwtFor' | 'subscribe'>;
   readonly attestation: Pick<WorkloadAttestation, 'attest'>;
   readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
-  readonly proc: ProcReader;
+  readonly proc: Pick<ProcReader, 'exePath'>;
   readonly audit: AuditLog;
   readonly log: Logger;
   readonly allowUnauthenticatedVerifiers: boolean;
