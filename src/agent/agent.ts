@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { WorkloadAttestation } from '../attestation/workload/attest.js';
 import { createWorkloadAttestors } from '../attestation/workload/catalog.js';
-import { EmbeddedAuthority } from '../authority/embedded/index.js';
+import { createAuthority, type AuthorityFactoryDeps } from '../authority/factory.js';
 import type { Authority } from '../authority/types.js';
 import { CacheManager } from '../cache/manager.js';
 import type { Clock } from '../clock.js';
@@ -46,6 +46,10 @@ export interface AgentDeps {
   readonly logLevel?: LevelControl;
   /** Where audit records go: a logger `logLevel` does not silence (createControlledLogger). Defaults to `log`. */
   readonly auditLog?: Logger;
+  /** Told when the authority can no longer serve (banned, evicted without re-attestation): the caller should stop the agent. */
+  readonly onFatal?: (err: Error) => void;
+  /** Server mode: builds the session with the SPIRE server (tests inject a fake one). */
+  readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
 }
 
 export class Agent {
@@ -67,27 +71,25 @@ export class Agent {
     const startedAt = clock.now();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
-    this.health = new HealthHttpListener(config.healthChecks, () => this.ready);
+    this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
     await this.health.listen();
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
     const attestors = createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
-    if (a.serverAddress) {
-      throw new SpiffeAgentError(
-        'server_not_supported',
-        `agent: server_address is set in ${config.source}, but this build serves only from the embedded authority; remove server_address to use it`,
-      );
-    }
-    const authority: Authority = new EmbeddedAuthority({
-      trustDomain: a.trustDomain,
-      dataDir: a.dataDir,
-      config: config.embeddedAuthority,
+    const authority = createAuthority({
+      config,
+      log,
       clock,
-      log: log.child({ [F.subsystem]: 'embedded_authority' }),
+      createServerSession: this.d.createServerSession,
+      cachedX509Count: () => this.cache?.cachedX509Count ?? 0,
     });
     this.authority = authority;
+    authority.onFatal?.((err) => {
+      this.ready = false;
+      this.d.onFatal?.(err);
+    });
     await authority.start(signal);
     this.cache = new CacheManager({
       authority,
@@ -95,6 +97,8 @@ export class Agent {
       x509CacheMaxSize: a.x509SvidCacheMaxSize,
       jwtCacheMaxSize: a.jwtSvidCacheMaxSize,
       availabilityTargetMs: a.availabilityTargetMs,
+      jwtCacheHitTimeoutMs: config.mode === 'server' ? config.server.jwtSvidCacheHitTimeoutMs : undefined,
+      prefetchX509: config.mode === 'server',
       clock,
       log: log.child({ [F.subsystem]: 'cache_manager' }),
     });
@@ -135,7 +139,7 @@ export class Agent {
             disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
           },
         });
-    const server = buildGrpcServer({ workload, sds }, () => (this.ready ? 'SERVING' : 'NOT_SERVING'), this.streams);
+    const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams);
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
@@ -163,7 +167,7 @@ export class Agent {
           audit,
           log: adminLog,
         }),
-        debug: new DebugHandler({ cache, clock, startedAt }),
+        debug: new DebugHandler({ cache, clock, startedAt, status: () => authority.status() }),
         // Level changes are written where audit records are, so they stay visible at any level.
         logger: this.d.logLevel ? new LoggerHandler(this.d.logLevel, (this.d.auditLog ?? log).child({ [F.subsystem]: 'admin_api' })) : undefined,
       }, this.streams);
@@ -188,8 +192,9 @@ export class Agent {
     await this.authority?.reload?.();
   }
 
+  /** Listening, and the authority has something to serve (it stays ready through server outages, as spire-agent does). */
   get isReady(): boolean {
-    return this.ready;
+    return this.ready && (this.authority?.status().ready ?? false);
   }
 
   /**

@@ -6,6 +6,6 @@ export {};
 
 declare module '../errors.js' {
   interface ErrorCodes {
-    agent: 'no_workload_attestor' | 'server_not_supported';
+    agent: 'no_workload_attestor';
   }
 }

@@ -1,51 +1,12 @@
 /**
  * Where SVIDs come from. The embedded CA (./embedded) and the SPIRE server client
- * (./server, issue 3) both implement Authority; the cache manager only sees this.
+ * (./server) both implement Authority; the cache manager only sees this, and the agent
+ * picks one with ./factory.ts.
  */
-import type { JsonWebKey } from '../svid/jwk.js';
+import type { RegistrationEntry, TrustBundle } from '../domain/types.js';
 
-export interface Selector {
-  readonly type: string;
-  readonly value: string;
-}
-
-export interface RegistrationEntry {
-  readonly id: string;
-  readonly spiffeId: string;
-  readonly parentId: string;
-  readonly selectors: readonly Selector[];
-  /** Seconds; 0 means the authority's default. */
-  readonly x509SvidTtl: number;
-  readonly jwtSvidTtl: number;
-  readonly dnsNames: readonly string[];
-  readonly hint: string;
-  /** Trust domain names (no scheme). */
-  readonly federatesWith: readonly string[];
-  readonly admin: boolean;
-  readonly downstream: boolean;
-  /** Unix seconds. */
-  readonly createdAt: number;
-  readonly revisionNumber: number;
-  readonly jwtSvidIncludeJti: boolean;
-}
-
-export interface JWTAuthority {
-  readonly keyId: string;
-  /** Public key as a JWK (no private members). */
-  readonly publicKey: JsonWebKey;
-  /** Unix seconds, 0 = unknown. */
-  readonly expiresAt: number;
-}
-
-export interface TrustBundle {
-  /** Bare name, e.g. "example.org". */
-  readonly trustDomain: string;
-  /** DER certificates of the X.509 authorities. */
-  readonly x509Authorities: readonly Uint8Array[];
-  readonly jwtAuthorities: readonly JWTAuthority[];
-  readonly sequenceNumber: number;
-  readonly refreshHintSeconds: number;
-}
+// The domain values live in src/domain (below telemetry and the cache); re-exported so existing imports keep working.
+export type { JWTAuthority, RegistrationEntry, Selector, TrustBundle } from '../domain/types.js';
 
 export interface AuthoritySnapshot {
   readonly bundle: TrustBundle;
@@ -83,4 +44,32 @@ export interface Authority {
   signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID>;
   /** Re-read whatever the authority reads from disk (SIGHUP). */
   reload?(): Promise<void>;
+  /** What Debug GetInfo, /ready and grpc.health report; cheap, no I/O. */
+  status(): AuthorityStatus;
+  /**
+   * The authority can no longer serve (the server banned or evicted the agent and it cannot
+   * attest again, or trust is broken for good): the agent stops with this error, as spire-agent exits.
+   */
+  onFatal?(listener: (err: Error) => void): () => void;
+}
+
+export interface AgentSVIDInfo {
+  /** e.g. spiffe://example.org/spire/agent/join_token/<token> */
+  readonly spiffeId: string;
+  /** DER certificates, leaf first. */
+  readonly chain: readonly Uint8Array[];
+  /** Epoch ms. */
+  readonly notAfter: number;
+}
+
+export interface AuthorityStatus {
+  readonly mode: 'embedded' | 'server';
+  /** A snapshot exists to serve from (after a first successful start; stays true through server outages). */
+  readonly ready: boolean;
+  /** The agent's own SVID; undefined for the embedded authority, which has none. */
+  readonly agentSVID: AgentSVIDInfo | undefined;
+  /** Epoch ms of the last successful entry/bundle sync with the server; 0 if never (always 0 when embedded). */
+  readonly lastSyncSuccess: number;
+  /** Whether the last call to the server succeeded; undefined when there is no server. */
+  readonly serverReachable: boolean | undefined;
 }

@@ -20,7 +20,7 @@ export interface JWTCacheOptions {
 }
 
 export class JWTCache {
-  private readonly tokens = new Map<string, { svid: SignedJWTSVID; bytes: number }>();
+  private readonly tokens = new Map<string, { svid: SignedJWTSVID; spiffeId: string; bytes: number }>();
   private total = 0;
   private readonly maxCount: number;
   private readonly maxBytes: number;
@@ -59,12 +59,21 @@ export class JWTCache {
     return hit.svid;
   }
 
-  set(key: string, svid: SignedJWTSVID): void {
+  /** The token under `key` however old, refreshed in LRU order (the caller judges it). */
+  peek(key: string): SignedJWTSVID | undefined {
+    const hit = this.tokens.get(key);
+    if (!hit) return undefined;
+    this.tokens.delete(key);
+    this.tokens.set(key, hit);
+    return hit.svid;
+  }
+
+  set(key: string, svid: SignedJWTSVID, spiffeId = ''): void {
     this.delete(key);
     const bytes = svid.token.length * 2 + key.length * 2 + ENTRY_OVERHEAD_BYTES;
     // A token bigger than the whole budget would only evict everything else.
     if (bytes > this.maxBytes) return;
-    this.tokens.set(key, { svid, bytes });
+    this.tokens.set(key, { svid, spiffeId, bytes });
     this.total += bytes;
     for (const [k, v] of this.tokens) {
       if (this.tokens.size <= this.maxCount && this.total <= this.maxBytes) break;
@@ -78,6 +87,11 @@ export class JWTCache {
     if (!old) return;
     this.tokens.delete(key);
     this.total -= old.bytes;
+  }
+
+  /** Drops every token `keep` refuses (an identity no longer served, a signing key withdrawn). */
+  retain(keep: (spiffeId: string, svid: SignedJWTSVID) => boolean): void {
+    for (const [k, v] of [...this.tokens]) if (!keep(v.spiffeId, v.svid)) this.delete(k);
   }
 
   clear(): void {

@@ -13,9 +13,11 @@ import { SpiffeAgentError, type ErrorCodes } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
-import { JWTCache } from './jwt-cache.js';
+import { JWTSVIDs } from './jwt-svids.js';
+import { cacheLimit } from './limits.js';
 import { rotationTime, x509StillFresh } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
+import { signedByAny, taintedAuthorities } from './taint.js';
 
 export interface X509Identity {
   readonly entry: RegistrationEntry;
@@ -45,6 +47,17 @@ export interface CacheManagerOptions {
   /** Byte budget of the JWT-SVID cache; JWT_CACHE_MAX_BYTES unless set. */
   readonly jwtCacheMaxBytes?: number;
   readonly availabilityTargetMs: number;
+  /**
+   * With a still-valid cached JWT-SVID, wait this long for the authority before answering with the
+   * cached one (later spire-agents' jwt_svid_cache_hit_timeout). Undefined: wait for the authority.
+   */
+  readonly jwtCacheHitTimeoutMs?: number;
+  /**
+   * Keep SVIDs for entries no workload has asked for yet, up to x509CacheMaxSize, and rotate them
+   * all, as spire-agent does with a server: a new workload is then served from the cache, even
+   * while the server is unreachable. Off for the embedded authority, which can always sign.
+   */
+  readonly prefetchX509?: boolean;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -59,6 +72,10 @@ export class CacheError extends SpiffeAgentError<ErrorCodes['cache']> {}
 
 const ROTATION_BATCH_MAX_MS = 1_000;
 const ROTATION_BATCH_FRACTION = 0.02;
+/** After a failed renewal, when to try again (spire-agent's SVID sync also runs every few seconds). */
+const SIGN_RETRY_MS = 5_000;
+const TAINT_BATCH_SIZE = 100;
+const TAINT_BATCH_INTERVAL_MS = 5_000;
 
 export interface Subscription {
   readonly selectors: readonly Selector[];
@@ -82,21 +99,33 @@ export class CacheManager {
   private index: EntryIndex;
   private readonly svids = new Map<string, X509Identity>();
   private readonly inflight = new Map<string, Promise<X509Identity>>();
-  private readonly jwts: JWTCache;
+  private readonly jwts: JWTSVIDs;
   private readonly subs = new Set<SubState>();
   private cancelTimer: (() => void) | undefined;
   private timerAt = Infinity;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
+  /** Signing has been failing (authority unreachable): logged once when it starts and once when it ends. */
+  private signingFailing = false;
+  private rotationFailing = false;
+  private processedTainted = new Set<string>();
 
   constructor(private readonly o: CacheManagerOptions) {
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
-    this.jwts = new JWTCache({ maxCount: o.jwtCacheMaxSize, maxBytes: o.jwtCacheMaxBytes });
+    this.jwts = new JWTSVIDs({
+      sign: (e, aud) => o.authority.signJWTSVID(e, aud),
+      maxCount: o.jwtCacheMaxSize,
+      maxBytes: o.jwtCacheMaxBytes,
+      hitTimeoutMs: o.jwtCacheHitTimeoutMs,
+      clock: o.clock,
+      log: o.log,
+    });
   }
 
   start(): void {
     this.unsubscribe = this.o.authority.onChange((snap) => this.onAuthorityChange(snap));
+    this.prefetch();
   }
 
   close(): void {
@@ -179,15 +208,8 @@ export class CacheManager {
     return { identities, ...this.bundlesFor(entries) };
   }
 
-  async jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
-    // jwt_svid_include_jti asks for a fresh token every time.
-    if (entry.jwtSvidIncludeJti) return this.o.authority.signJWTSVID(entry, audience);
-    const key = JWTCache.key(entry.spiffeId, audience);
-    const hit = this.jwts.get(key, this.o.clock.now());
-    if (hit) return hit;
-    const svid = await this.o.authority.signJWTSVID(entry, audience);
-    this.jwts.set(key, svid);
-    return svid;
+  jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
+    return this.jwts.fetch(entry, audience);
   }
 
   private ensureX509(entry: RegistrationEntry, force = false): Promise<X509Identity> {
@@ -201,7 +223,27 @@ export class CacheManager {
     }
     const pending = this.inflight.get(entry.id);
     if (pending) return pending;
-    const p = this.signX509(entry).finally(() => this.inflight.delete(entry.id));
+    const p = this.signX509(entry)
+      .then((identity) => {
+        if (this.signingFailing) this.o.log.info({ [F.spiffeId]: entry.spiffeId }, 'X.509-SVID signing works again');
+        this.signingFailing = false;
+        return identity;
+      })
+      .catch((err: unknown) => {
+        if (!cached || cached.entry.spiffeId !== entry.spiffeId || this.closed) throw err;
+        // Retry in a while rather than at once: the SVID stays due, and an immediate timer would spin.
+        const now = this.o.clock.now();
+        const retry = { ...cached, rotateAt: now + SIGN_RETRY_MS };
+        if (this.svids.get(entry.id) === cached) this.svids.set(entry.id, retry);
+        // The authority is unreachable: an SVID that is due for rotation but still valid keeps serving.
+        if (now >= cached.notAfter) throw err;
+        if (!this.signingFailing) {
+          this.o.log.warn({ [F.spiffeId]: entry.spiffeId, [F.error]: (err as Error).message }, 'Could not renew X.509-SVIDs; serving the cached ones until they can be renewed');
+        }
+        this.signingFailing = true;
+        return retry;
+      })
+      .finally(() => this.inflight.delete(entry.id));
     this.inflight.set(entry.id, p);
     return p;
   }
@@ -246,7 +288,7 @@ export class CacheManager {
 
   /** Drops least-recently-used SVIDs nobody subscribes to, down to the configured size. */
   private evict(): void {
-    const max = Math.max(1, this.o.x509CacheMaxSize);
+    const max = cacheLimit(this.o.x509CacheMaxSize);
     if (this.svids.size <= max) return;
     const used = this.inUse();
     for (const id of this.svids.keys()) {
@@ -259,7 +301,7 @@ export class CacheManager {
     if (this.closed) return;
     const used = this.inUse();
     let next = Infinity;
-    for (const [id, s] of this.svids) if (used.has(id) && s.rotateAt < next) next = s.rotateAt;
+    for (const [id, s] of this.svids) if ((this.o.prefetchX509 || used.has(id)) && s.rotateAt < next) next = s.rotateAt;
     if (next === this.timerAt) return;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
@@ -283,16 +325,18 @@ export class CacheManager {
       // window together turns many wake-ups of every stream into one wave.
       const window = Math.min(ROTATION_BATCH_MAX_MS, (s.notAfter - s.notBefore) * ROTATION_BATCH_FRACTION);
       if (s.rotateAt > now + window && now >= s.notBefore) continue;
-      if (used.has(id)) due.push(s.entry);
+      if (this.o.prefetchX509 || used.has(id)) due.push(s.entry);
       else this.svids.delete(id);
     }
     if (due.length > 0) {
       const results = await Promise.allSettled(due.map((e) => this.ensureX509(e, true)));
-      results.forEach((r, i) => {
-        if (r.status === 'rejected') {
-          this.o.log.warn({ [F.entryId]: due[i]!.id, [F.error]: (r.reason as Error).message }, 'X.509-SVID rotation failed; will retry');
-        }
-      });
+      // One warning per wave of failures, not one per SVID every retry through a long outage.
+      const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: due[i]!.id, err: r.reason as Error }] : []));
+      if (failed.length > 0) {
+        const level = this.rotationFailing ? 'debug' : 'warn';
+        this.o.log[level]({ [F.entryIds]: failed.map((f) => f.id), [F.error]: failed[0]!.err.message }, 'X.509-SVID rotation failed; will retry');
+      }
+      this.rotationFailing = failed.length > 0;
       if (results.some((r) => r.status === 'rejected')) {
         // Retry failed rotations soon without spinning.
         this.cancelTimer?.();
@@ -304,7 +348,20 @@ export class CacheManager {
       }
       this.notify(new Set(due.map((e) => e.id)));
     }
+    this.prefetch();
     this.armTimer();
+  }
+
+  /** Signs SVIDs for entries without one while there is room; a failure is retried on the next change or rotation. */
+  private prefetch(): void {
+    if (!this.o.prefetchX509 || this.closed) return;
+    let room = cacheLimit(this.o.x509CacheMaxSize) - this.svids.size - this.inflight.size;
+    for (const e of this.index.entries) {
+      if (room <= 0) break;
+      if (this.svids.has(e.id) || this.inflight.has(e.id)) continue;
+      room--;
+      this.ensureX509(e).catch((err: Error) => this.o.log.debug({ [F.entryId]: e.id, [F.error]: err.message }, 'Could not prefetch an X.509-SVID; will retry'));
+    }
   }
 
   private onAuthorityChange(snap: AuthoritySnapshot): void {
@@ -312,8 +369,30 @@ export class CacheManager {
     this.index = new EntryIndex(snap.entries);
     const live = new Set(snap.entries.map((e) => e.id));
     for (const id of [...this.svids.keys()]) if (!live.has(id)) this.svids.delete(id);
-    this.jwts.clear();
+    this.jwts.forget(snap);
+    if (this.markTainted(snap)) this.armTimer();
+    this.prefetch();
     this.notify();
+  }
+
+  /** Newly tainted authorities make every SVID they signed due now. Returns whether any was. */
+  private markTainted(snap: AuthoritySnapshot): boolean {
+    const fresh = (snap.bundle.taintedX509Authorities ?? []).filter((d) => !this.processedTainted.has(Buffer.from(d).toString('base64')));
+    if (fresh.length === 0) return false;
+    for (const d of fresh) this.processedTainted.add(Buffer.from(d).toString('base64'));
+    const authorities = taintedAuthorities({ ...snap.bundle, taintedX509Authorities: fresh });
+    const now = this.o.clock.now();
+    let n = 0;
+    for (const [id, s] of this.svids) {
+      if (!signedByAny(s.chain, authorities)) continue;
+      // As spire-agent: batches of 100 every 5 s, the first after 5 s, so the agent's own SVID
+      // (checked every 5 s) moves off the tainted authority first and the server is not flooded.
+      const at = now + TAINT_BATCH_INTERVAL_MS * (1 + Math.floor(n / TAINT_BATCH_SIZE));
+      if (s.rotateAt > at) this.svids.set(id, { ...s, rotateAt: at });
+      n++;
+    }
+    if (n > 0) this.o.log.info({ [F.count]: n }, 'X.509 authority tainted; re-signing the SVIDs it signed');
+    return n > 0;
   }
 
   /** Tells subscribers something changed; with `entryIds`, only those using one of them. */

@@ -2,18 +2,24 @@
  * The `agent { ... }` block: every key spire-agent knows (doc/spire_agent.md, cmd/spire-agent/cli/run)
  * plus our extensions (log_selectors, reattest_interval, shutdown_grace_period, and sync_interval / use_sync_authorized_entries
  * also accepted outside `experimental`). Keys spire-agent knows that we do not act on are accepted and ignored.
+ * The keys that only mean something with a SPIRE server are read by ./server-section.ts.
  */
 import { parseGoDuration } from '../duration.js';
 import { AGENT_DEFAULTS, MIN_AVAILABILITY_TARGET } from './defaults.js';
 import type { ObjectReader } from './reader.js';
 import { parseTrustDomainName } from './trust-domain.js';
+import { readServerSettings, type ServerKeys } from './server-section.js';
 import type { AgentSection, KeyType, LogLevel } from './types.js';
 
 export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-4096'];
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 
 function readExperimental(r: ObjectReader | undefined) {
-  const out = { syncIntervalMs: undefined as number | undefined, useSyncAuthorizedEntries: undefined as boolean | undefined };
+  const out = {
+    syncIntervalMs: undefined as number | undefined,
+    useSyncAuthorizedEntries: undefined as boolean | undefined,
+    jwtSvidCacheHitTimeoutMs: undefined as number | undefined,
+  };
   if (!r) return out;
   out.syncIntervalMs = r.optionalDuration('sync_interval');
   out.useSyncAuthorizedEntries = r.optionalBool('use_sync_authorized_entries');
@@ -21,6 +27,7 @@ function readExperimental(r: ObjectReader | undefined) {
   if (hit !== undefined && (hit < 5_000 || hit >= 30_000)) {
     r.problems.add(r.key('jwt_svid_cache_hit_timeout'), 'must be at least 5s and less than 30s');
   }
+  out.jwtSvidCacheHitTimeoutMs = hit;
   r.optionalString('named_pipe_name');
   r.optionalString('admin_named_pipe_name');
   r.bool('require_pq_kem', false);
@@ -38,7 +45,13 @@ function readExperimental(r: ObjectReader | undefined) {
   return out;
 }
 
-export function readAgentSection(r: ObjectReader): AgentSection {
+export interface AgentSectionResult {
+  readonly agent: AgentSection;
+  /** The server-only keys, read and checked against each other; load.ts decides whether the mode allows them. */
+  readonly server: ServerKeys;
+}
+
+export function readAgentSection(r: ObjectReader): AgentSectionResult {
   const problems = r.problems;
   let trustDomain = '';
   const tdText = r.optionalString('trust_domain');
@@ -78,20 +91,6 @@ export function readAgentSection(r: ObjectReader): AgentSection {
     allowedForeignJwtClaims: r.stringList('allowed_foreign_jwt_claims', []),
     reattestIntervalMs: r.duration('reattest_interval', AGENT_DEFAULTS.reattest_interval),
     shutdownGracePeriodMs: r.duration('shutdown_grace_period', AGENT_DEFAULTS.shutdown_grace_period),
-    serverAddress: r.optionalString('server_address'),
-    serverPort: r.int('server_port', AGENT_DEFAULTS.server_port, { min: 1, max: 65535 }),
-    joinToken: r.optionalString('join_token'),
-    joinTokenFile: r.optionalString('join_token_file'),
-    trustBundlePath: r.optionalString('trust_bundle_path'),
-    trustBundleUrl: r.optionalString('trust_bundle_url'),
-    trustBundleUnixSocket: r.optionalString('trust_bundle_unix_socket'),
-    trustBundleFormat: r.enum('trust_bundle_format', ['pem', 'spiffe'] as const, AGENT_DEFAULTS.trust_bundle_format as 'pem'),
-    insecureBootstrap: r.bool('insecure_bootstrap', false),
-    rebootstrapMode: r.enum('rebootstrap_mode', ['never', 'auto', 'always'] as const, AGENT_DEFAULTS.rebootstrap_mode as 'never'),
-    rebootstrapDelayMs: r.duration('rebootstrap_delay', AGENT_DEFAULTS.rebootstrap_delay),
-    syncIntervalMs: syncTop ?? exp.syncIntervalMs ?? parseGoDuration(AGENT_DEFAULTS.sync_interval)!,
-    useSyncAuthorizedEntries: useSyncTop ?? exp.useSyncAuthorizedEntries ?? AGENT_DEFAULTS.use_sync_authorized_entries,
-    retryBootstrap: r.bool('retry_bootstrap', AGENT_DEFAULTS.retry_bootstrap),
     disableSpiffeCsi: r.bool('disable_spiffe_csi', false),
     sdsDefaultSvidName: sds?.string('default_svid_name', D.default_svid_name) ?? D.default_svid_name,
     sdsDefaultBundleName: sds?.string('default_bundle_name', D.default_bundle_name) ?? D.default_bundle_name,
@@ -100,9 +99,13 @@ export function readAgentSection(r: ObjectReader): AgentSection {
     authorizedDelegates: r.stringList('authorized_delegates', []),
     disableWorkloadApi: r.bool('disable_workload_api', false),
     disableSdsApi: r.bool('disable_sds_api', false),
-    trustBundleSpiffeWorkloadApi: r.optionalString('trust_bundle_spiffe_workload_api'),
   };
   sds?.finish();
+  const server = readServerSettings(r, {
+    syncIntervalMs: syncTop ?? exp.syncIntervalMs ?? parseGoDuration(AGENT_DEFAULTS.sync_interval)!,
+    useSyncAuthorizedEntries: useSyncTop ?? exp.useSyncAuthorizedEntries ?? AGENT_DEFAULTS.use_sync_authorized_entries,
+    jwtSvidCacheHitTimeoutMs: exp.jwtSvidCacheHitTimeoutMs,
+  });
   // Accepted for spire-agent compatibility; Go profiling has no meaning here.
   r.bool('log_source_location', false);
   r.bool('profiling_enabled', false);
@@ -111,25 +114,20 @@ export function readAgentSection(r: ObjectReader): AgentSection {
   r.stringList('profiling_names', []);
   r.finish();
   crossCheck(section, r);
-  return Object.freeze({
+  const agent = Object.freeze({
     ...section,
     logSelectors: Object.freeze(section.logSelectors),
     allowedForeignJwtClaims: Object.freeze(section.allowedForeignJwtClaims),
     authorizedDelegates: Object.freeze(section.authorizedDelegates ?? []),
   });
+  return { agent, server };
 }
 
 /** The relations between keys that spire-agent enforces, with its wording where users know it. */
 function crossCheck(a: AgentSection, r: ObjectReader): void {
   const add = (key: string, msg: string) => r.problems.add(r.key(key), msg);
-  if (a.joinToken !== undefined && a.joinTokenFile !== undefined) {
-    add('join_token_file', 'only one of join_token or join_token_file can be specified, not both');
-  }
   if (a.availabilityTargetMs !== 0 && a.availabilityTargetMs < parseGoDuration(MIN_AVAILABILITY_TARGET)!) {
     add('availability_target', `availability_target must be at least ${MIN_AVAILABILITY_TARGET}`);
-  }
-  if (a.rebootstrapMode !== 'never' && a.insecureBootstrap) {
-    add('rebootstrap_mode', 'insecure_bootstrap option can not be used with rebootstrapping');
   }
   if (a.adminSocketPath !== undefined && !a.disableWorkloadApi) {
     const dir = a.socketPath.slice(0, a.socketPath.lastIndexOf('/') + 1);
@@ -141,39 +139,5 @@ function crossCheck(a: AgentSection, r: ObjectReader): void {
     if (a.trustDomain && !d.startsWith(`spiffe://${a.trustDomain}/`)) {
       add('authorized_delegates', `${JSON.stringify(d)} is not a SPIFFE ID in trust domain "${a.trustDomain}"`);
     }
-  }
-  checkTrustBundleSources(a, add);
-}
-
-function checkTrustBundleSources(a: AgentSection, add: (key: string, msg: string) => void): void {
-  const wl = a.trustBundleSpiffeWorkloadApi;
-  if (wl !== undefined) {
-    if (a.insecureBootstrap) add('trust_bundle_spiffe_workload_api', 'only one of insecure_bootstrap or trust_bundle_spiffe_workload_api can be specified, not both');
-    if (a.trustBundleUrl !== undefined) add('trust_bundle_spiffe_workload_api', 'only one of trust_bundle_url or trust_bundle_spiffe_workload_api can be specified, not both');
-    if (a.trustBundlePath !== undefined) add('trust_bundle_spiffe_workload_api', 'only one of trust_bundle_path or trust_bundle_spiffe_workload_api can be specified, not both');
-    if (a.trustBundleUnixSocket !== undefined) add('trust_bundle_unix_socket', 'trust_bundle_unix_socket can not be used with trust_bundle_spiffe_workload_api');
-  }
-  const set = [a.insecureBootstrap, a.trustBundleUrl !== undefined, a.trustBundlePath !== undefined].filter(Boolean).length;
-  if (set > 1) add('insecure_bootstrap', 'only one of insecure_bootstrap, trust_bundle_url, or trust_bundle_path can be specified');
-  // Without server_address we serve from the embedded authority and need no bootstrap bundle.
-  if (a.serverAddress !== undefined && set === 0 && wl === undefined) {
-    add('trust_bundle_path', 'trust_bundle_path, trust_bundle_url, or trust_bundle_spiffe_workload_api must be configured unless insecure_bootstrap is set');
-  }
-  if (a.trustBundleUnixSocket !== undefined && a.trustBundleUrl === undefined) {
-    add('trust_bundle_unix_socket', 'if trust_bundle_unix_socket is specified, so must be trust_bundle_url');
-  }
-  if (a.trustBundleUrl !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(a.trustBundleUrl);
-    } catch {
-      add('trust_bundle_url', `unable to parse trust bundle URL ${JSON.stringify(a.trustBundleUrl)}`);
-    }
-    if (url && a.trustBundleUnixSocket !== undefined) {
-      if (url.protocol !== 'http:') add('trust_bundle_url', 'trust bundle URL must start with http:// when used with trust bundle unix socket');
-      for (const k of url.searchParams.keys()) {
-        if (k.startsWith('spiffe-') || k.startsWith('spire-')) add('trust_bundle_url', `trust_bundle_url query params can not start with ${k.startsWith('spiffe-') ? 'spiffe-' : 'spire-'}`);
-      }
-    } else if (url && url.protocol !== 'https:') add('trust_bundle_url', 'trust bundle URL must start with https://');
   }
 }

@@ -66,8 +66,21 @@ export async function parseConfigText(text: string, file: string, opts: LoadOpti
   } else if (!agentReader && !top.has('agent')) {
     problems.add('agent', 'agent section must be configured');
   }
-  const agent = readAgentSection(agentReader ?? new ObjectReader({}, 'agent', new ProblemList(file)));
-  const embeddedAuthority = readEmbeddedAuthority(section('embedded_authority'));
+  const { agent, server } = readAgentSection(agentReader ?? new ObjectReader({}, 'agent', new ProblemList(file)));
+  const serverAddress = server.settings.serverAddress;
+  const embeddedReader = section('embedded_authority');
+  // Read the block in either mode so its own problems are reported too.
+  const embeddedAuthority = readEmbeddedAuthority(embeddedReader);
+  if (serverAddress !== undefined) {
+    for (const [key, message] of server.problems) problems.add(key, message);
+    if (embeddedReader) {
+      problems.add('embedded_authority', 'embedded_authority applies only without agent.server_address; remove the block to join the SPIRE server, or remove server_address to serve from the embedded authority');
+    }
+  } else {
+    for (const key of server.present) {
+      problems.add(`agent.${key}`, `${key} applies only when agent.server_address is set; set server_address to join a SPIRE server, or remove ${key} to serve from the embedded authority`);
+    }
+  }
   const healthChecks = readHealthChecks(section('health_checks'));
   // Telemetry sinks are not implemented yet; the block is accepted so spire-agent configs load unchanged.
   top.raw('telemetry');
@@ -76,13 +89,11 @@ export async function parseConfigText(text: string, file: string, opts: LoadOpti
   top.finish();
 
   if (problems.items.length > 0) throw new ConfigError(sortProblems(problems.items));
-  return Object.freeze({
-    source: resolve(opts.cwd ?? process.cwd(), file),
-    agent,
-    plugins: Object.freeze(plugins),
-    embeddedAuthority,
-    healthChecks,
-  });
+  const base = { source: resolve(opts.cwd ?? process.cwd(), file), agent, plugins: Object.freeze(plugins), healthChecks };
+  if (serverAddress !== undefined) {
+    return Object.freeze({ ...base, mode: 'server', server: Object.freeze({ ...server.settings, serverAddress }) } satisfies AgentConfig);
+  }
+  return Object.freeze({ ...base, mode: 'embedded', embeddedAuthority } satisfies AgentConfig);
 }
 
 function sortProblems<T extends { file: string; line?: number }>(items: T[]): T[] {

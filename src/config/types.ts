@@ -29,21 +29,6 @@ export interface AgentSection {
   reattestIntervalMs: number;
   /** How long SIGTERM lets open connections finish before they are closed (spiffe-agent extension). */
   shutdownGracePeriodMs: number;
-  // --- talking to a SPIRE server (issue 3); parsed now, used later ---
-  serverAddress: string | undefined;
-  serverPort: number;
-  joinToken: string | undefined;
-  joinTokenFile: string | undefined;
-  trustBundlePath: string | undefined;
-  trustBundleUrl: string | undefined;
-  trustBundleUnixSocket: string | undefined;
-  trustBundleFormat: 'pem' | 'spiffe';
-  insecureBootstrap: boolean;
-  rebootstrapMode: 'never' | 'auto' | 'always';
-  rebootstrapDelayMs: number;
-  syncIntervalMs: number;
-  useSyncAuthorizedEntries: boolean;
-  retryBootstrap: boolean;
   disableSpiffeCsi: boolean;
   sdsDefaultSvidName: string;
   sdsDefaultBundleName: string;
@@ -54,7 +39,36 @@ export interface AgentSection {
   authorizedDelegates?: readonly string[];
   disableWorkloadApi?: boolean;
   disableSdsApi?: boolean;
-  trustBundleSpiffeWorkloadApi?: string | undefined;
+}
+
+/**
+ * How to reach and trust a SPIRE server: the `agent {}` keys that exist only in server mode
+ * (server_address set). Field names are the camelCase of spire-agent's keys.
+ */
+export interface ServerSettings {
+  serverAddress: string;
+  serverPort: number;
+  joinToken: string | undefined;
+  joinTokenFile: string | undefined;
+  trustBundlePath: string | undefined;
+  trustBundleUrl: string | undefined;
+  trustBundleUnixSocket: string | undefined;
+  trustBundleFormat: 'pem' | 'spiffe';
+  /** Accepted as spire-agent v1.15 defines it; v1.13.3 has no such key. */
+  trustBundleSpiffeWorkloadApi: string | undefined;
+  insecureBootstrap: boolean;
+  rebootstrapMode: 'never' | 'auto' | 'always';
+  rebootstrapDelayMs: number;
+  retryBootstrap: boolean;
+  /** experimental.sync_interval: entry/bundle sync period (spire-agent: 5s). */
+  syncIntervalMs: number;
+  /** experimental.use_sync_authorized_entries (v1.13.3 default true); false = GetAuthorizedEntries. */
+  useSyncAuthorizedEntries: boolean;
+  /**
+   * experimental.jwt_svid_cache_hit_timeout as later spire-agents define it: how long to wait for the
+   * server before answering with a still-valid cached JWT-SVID. Undefined = the 30 s RPC budget (v1.13.3).
+   */
+  jwtSvidCacheHitTimeoutMs: number | undefined;
 }
 
 export interface PluginConfig {
@@ -93,11 +107,24 @@ export interface HealthChecksConfig {
   readyPath: string;
 }
 
-export interface AgentConfig {
+interface AgentConfigBase {
   /** Absolute path of the file it came from ('<flags>' when built from flags only). */
   source: string;
   agent: AgentSection;
   plugins: readonly PluginConfig[];
-  embeddedAuthority: EmbeddedAuthorityConfig;
   healthChecks: HealthChecksConfig;
 }
+
+/** No server_address: SVIDs come from the embedded CA; server keys are refused. */
+export interface EmbeddedModeConfig extends AgentConfigBase {
+  mode: 'embedded';
+  embeddedAuthority: EmbeddedAuthorityConfig;
+}
+
+/** server_address set: the agent joins a SPIRE server; an embedded_authority block is refused. */
+export interface ServerModeConfig extends AgentConfigBase {
+  mode: 'server';
+  server: ServerSettings;
+}
+
+export type AgentConfig = EmbeddedModeConfig | ServerModeConfig;

@@ -5,6 +5,7 @@ import { F } from '../../telemetry/names.js';
 import type {
   Authority,
   AuthoritySnapshot,
+  AuthorityStatus,
   RegistrationEntry,
   SignedJWTSVID,
   SignedX509SVID,
@@ -90,6 +91,11 @@ export class EmbeddedAuthority implements Authority {
   snapshot(): AuthoritySnapshot {
     if (!this.snap) throw new EmbeddedAuthorityError('not_started', 'embedded-authority: not started; await start() first');
     return this.snap;
+  }
+
+  /** No server and no agent SVID: ready once the CA and entries are loaded, until closed. */
+  status(): AuthorityStatus {
+    return { mode: 'embedded', ready: this.started && !this.closed, agentSVID: undefined, lastSyncSuccess: 0, serverReachable: undefined };
   }
 
   onChange(listener: (snap: AuthoritySnapshot) => void): () => void {

@@ -48,7 +48,7 @@ export interface ServerSession {
   /**
    * The authority calls this when a sync brings a new bundle of the agent's own trust domain
    * (DER X.509 authorities), so the session verifies the server against it and stores it as
-   * spire-agent does (bundle.der in data_dir).
+   * spire-agent does (the "bundle" of data_dir/agent-data.json).
    */
   updateBundle(x509Authorities: readonly Uint8Array[]): Promise<void>;
   /**
@@ -57,4 +57,16 @@ export interface ServerSession {
    * re-attest or stop; the listener is told so the agent can shut down with a clear error.
    */
   onFatal(listener: (err: Error) => void): () => void;
+  /**
+   * Optional (added after the first cut, so other implementations need not have it): the authority
+   * passes any error from a server call here; a PermissionDenied with spire-agent's reasons makes
+   * the session re-attest, or delete the stored SVID and report through onFatal. Others are ignored.
+   */
+  handleServerError?(err: unknown): Promise<void>;
+  /**
+   * Optional, like handleServerError: the own trust domain's X.509 authorities the server marked
+   * tainted (types.Bundle x509_authorities[].tainted). If the agent SVID chains to one of them it is
+   * rotated at the next check, as spire-agent's rotator does.
+   */
+  notifyTaintedAuthorities?(tainted: readonly Uint8Array[]): void;
 }

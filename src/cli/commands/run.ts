@@ -66,15 +66,33 @@ export const run: Command = async (args: string[], io: CliIO) => {
   }
   const a = config.agent;
   const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
-  const agent = new Agent({ config, log, logLevel: level, auditLog: audit, clock: systemClock, procRoot: io.env.HOST_PROC || undefined, env: io.env });
+  let fatal: ((err: Error) => void) | undefined;
+  const fatalError = new Promise<Error>((resolve) => (fatal = resolve));
+  const agent = new Agent({
+    config,
+    log,
+    logLevel: level,
+    auditLog: audit,
+    clock: systemClock,
+    procRoot: io.env.HOST_PROC || undefined,
+    env: io.env,
+    onFatal: (err) => fatal?.(err),
+  });
   const onHup = (): void => {
     log.info('Received SIGHUP; reloading registration entries');
     agent.reload().catch((err: Error) => log.error({ [F.error]: err.message }, 'Reload failed; keeping the previous entries'));
   };
   process.on('SIGHUP', onHup);
   try {
-    await agent.start(io.signal);
-    if (!io.signal.aborted) await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
+    // A fatal error during start (e.g. banned at the first sync) wins over a slow start.
+    const early = await Promise.race([agent.start(io.signal).then(() => undefined), fatalError]);
+    if (early) throw early;
+    const stopped = new Promise<undefined>((resolve) => {
+      if (io.signal.aborted) resolve(undefined);
+      io.signal.addEventListener('abort', () => resolve(undefined), { once: true });
+    });
+    const err = await Promise.race([stopped, fatalError]);
+    if (err) throw err;
     log.info('Shutting down');
     return 0;
   } catch (err) {

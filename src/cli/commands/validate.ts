@@ -1,8 +1,11 @@
 /**
  * `spiffe-agent validate`: spire-agent's verb. Loads the config exactly as `run` would and says whether
- * it is valid; on failure lists every problem (file:line: key: message) and exits 1.
+ * it is valid (plugin_data included: every NodeAttestor and KeyManager parses its own); on failure lists
+ * every problem (file:line: key: message) and exits 1.
  */
 import { DEFAULT_CONFIG_PATH } from '../../config/defaults.js';
+import { readFile } from 'node:fs/promises';
+import { checkPluginConfigs } from '../../agent/plugin-check.js';
 import { loadConfig } from '../../config/load.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { formatUsage, parseFlags, UsageError, type Command, type FlagSpec } from '../flags.js';
@@ -26,7 +29,10 @@ export const run: Command = async (args, io) => {
     return 1;
   }
   try {
-    await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
+    const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
+    // Plugin blocks are checked by the plugins' own parsers, as spire-agent's validate does.
+    const text = await readFile(config.source, 'utf8').catch(() => undefined);
+    checkPluginConfigs(config.plugins, config.source, text);
   } catch (err) {
     if (!(err instanceof SpiffeAgentError)) throw err;
     io.stderr.write(`SPIRE agent configuration file is invalid: ${err.message}\n`);

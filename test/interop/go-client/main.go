@@ -22,7 +22,10 @@ commands:
   fetch         FetchX509Context + FetchJWTSVID + FetchJWTBundles, verify both SVIDs locally
   validate-jwt  ValidateJWTSVID through the Workload API (-token T -audience A)
   mtls-server   serve mTLS from an X509Source, record peer serials (-addr -expect-id -duration)
-  mtls-client   re-dial an mTLS server every -interval for -duration, record peer serials`)
+  mtls-client   re-dial an mTLS server every -interval for -duration, record peer serials
+  x509          one FetchX509Context (-jwt-bundles adds FetchJWTBundles): ids, serials, bundle fingerprints
+  watch         WatchX509Context for -duration, one JSON line per update or error
+  canon         canonical JSON of everything served (SVID shapes, bundles, JWT claims), for the differential test`)
 }
 
 func main() {
@@ -41,6 +44,12 @@ func main() {
 		err = runMTLSServer(args)
 	case "mtls-client":
 		err = runMTLSClient(args)
+	case "x509":
+		err = runX509(args)
+	case "watch":
+		err = runWatch(args)
+	case "canon":
+		err = runCanon(args)
 	default:
 		usage()
 		os.Exit(2)

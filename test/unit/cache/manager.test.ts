@@ -32,6 +32,9 @@ class MemoryAuthority implements Authority {
   snapshot(): AuthoritySnapshot {
     return this.snap;
   }
+  status() {
+    return { mode: 'embedded' as const, ready: true, agentSVID: undefined, lastSyncSuccess: 0, serverReachable: undefined };
+  }
   onChange(l: (s: AuthoritySnapshot) => void): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);

@@ -15,6 +15,8 @@ async function failure(text: string, file = FILE): Promise<ConfigError> {
 }
 
 const agent = (body: string) => `agent {\n  trust_domain = "example.org"\n${body}\n}\n`;
+/** Server-only keys are checked in server mode; these lines come after the body so its line numbers stay put. */
+const serverAgent = (body: string) => `agent {\n  trust_domain = "example.org"\n${body}\n  server_address = "spire-server"\n  insecure_bootstrap = true\n}\n`;
 
 describe('every error kind names the file, the line and the dotted key', () => {
   const cases: { name: string; text: string; code: string; problem: { line: number; key: string; message: string } }[] = [
@@ -44,13 +46,13 @@ describe('every error kind names the file, the line and the dotted key', () => {
     },
     {
       name: 'a wrong type',
-      text: agent('  insecure_bootstrap = "yes"'),
+      text: agent('  log_source_location = "yes"'),
       code: 'config_invalid',
-      problem: { line: 3, key: 'agent.insecure_bootstrap', message: 'expected true or false, got "yes"' },
+      problem: { line: 3, key: 'agent.log_source_location', message: 'expected true or false, got "yes"' },
     },
     {
       name: 'a bad enum value',
-      text: agent('  rebootstrap_mode = "sometimes"'),
+      text: serverAgent('  rebootstrap_mode = "sometimes"'),
       code: 'config_invalid',
       problem: { line: 3, key: 'agent.rebootstrap_mode', message: 'expected one of "never", "auto", "always", got "sometimes"' },
     },
@@ -80,7 +82,7 @@ describe('every error kind names the file, the line and the dotted key', () => {
     },
     {
       name: 'join_token and join_token_file together',
-      text: agent('  join_token = "a"\n  join_token_file = "/t"'),
+      text: serverAgent('  join_token = "a"\n  join_token_file = "/t"'),
       code: 'config_invalid',
       problem: { line: 4, key: 'agent.join_token_file', message: 'only one of join_token or join_token_file can be specified, not both' },
     },
@@ -92,9 +94,29 @@ describe('every error kind names the file, the line and the dotted key', () => {
     },
     {
       name: 'an http trust bundle URL',
-      text: agent('  trust_bundle_url = "http://bundle"'),
+      text: `agent {\n  trust_domain = "example.org"\n  trust_bundle_url = "http://bundle"\n  server_address = "spire-server"\n}\n`,
       code: 'config_invalid',
       problem: { line: 3, key: 'agent.trust_bundle_url', message: 'trust bundle URL must start with https://' },
+    },
+    {
+      name: 'a server key without server_address',
+      text: agent('  join_token = "abc"'),
+      code: 'config_invalid',
+      problem: {
+        line: 3,
+        key: 'agent.join_token',
+        message: 'join_token applies only when agent.server_address is set; set server_address to join a SPIRE server, or remove join_token to serve from the embedded authority',
+      },
+    },
+    {
+      name: 'an embedded_authority block in server mode',
+      text: `${serverAgent('')}embedded_authority {\n  entries_file = "/e.json"\n}\n`,
+      code: 'config_invalid',
+      problem: {
+        line: 7,
+        key: 'embedded_authority',
+        message: 'embedded_authority applies only without agent.server_address; remove the block to join the SPIRE server, or remove server_address to serve from the embedded authority',
+      },
     },
     {
       name: 'an availability_target below 24h',

@@ -88,12 +88,13 @@ describe('-expandEnv', () => {
     const text = 'agent {\n  trust_domain = "${TD}"\n  join_token = "$TOKEN"\n  insecure_bootstrap = true\n  server_address = "srv"\n}\n';
     const c = await parseConfigText(text, 'a.conf', { expandEnv: true, env: { TD: 'example.org', TOKEN: 'secret' } });
     expect(c.agent.trustDomain).toBe('example.org');
-    expect(c.agent.joinToken).toBe('secret');
+    expect(c.mode === 'server' && c.server.joinToken).toBe('secret');
   });
 
   it('leaves the text alone without -expandEnv', async () => {
-    const c = await parseConfigText('agent {\n  trust_domain = "example.org"\n  join_token = "$TOKEN"\n}\n', 'a.conf', { expandEnv: false, env: { TOKEN: 'x' } });
-    expect(c.agent.joinToken).toBe('$TOKEN');
+    const text = 'agent {\n  trust_domain = "example.org"\n  join_token = "$TOKEN"\n  server_address = "srv"\n  insecure_bootstrap = true\n}\n';
+    const c = await parseConfigText(text, 'a.conf', { expandEnv: false, env: { TOKEN: 'x' } });
+    expect(c.mode === 'server' && c.server.joinToken).toBe('$TOKEN');
   });
 
   it.each([

@@ -18,16 +18,9 @@ describe('defaults', () => {
       workloadX509SvidKeyType: 'ec-p256',
       x509SvidCacheMaxSize: 1000,
       jwtSvidCacheMaxSize: 1000,
-      syncIntervalMs: 5000,
-      useSyncAuthorizedEntries: true,
-      serverPort: 8081,
-      trustBundleFormat: 'pem',
-      rebootstrapMode: 'never',
-      rebootstrapDelayMs: 600_000,
       reattestIntervalMs: 30_000,
       shutdownGracePeriodMs: 5000,
       availabilityTargetMs: 0,
-      serverAddress: undefined,
       sdsDefaultSvidName: 'default',
       sdsDefaultBundleName: 'ROOTCA',
       sdsDefaultAllBundlesName: 'ALL',
@@ -36,6 +29,8 @@ describe('defaults', () => {
       'unix:uid', 'unix:gid', 'unix:user', 'unix:group', 'unix:path', 'unix:sha256',
       'k8s:ns', 'k8s:sa', 'k8s:pod-name', 'systemd:id', 'docker:image_id',
     ]);
+    expect(c.mode).toBe('embedded');
+    if (c.mode !== 'embedded') return;
     expect(c.embeddedAuthority).toEqual({
       entriesFile: undefined,
       caKeyType: 'ec-p256',
@@ -56,7 +51,7 @@ describe('defaults', () => {
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.agent)).toBe(true);
     expect(Object.isFrozen(c.agent.logSelectors)).toBe(true);
-    expect(Object.isFrozen(c.embeddedAuthority.caSubject)).toBe(true);
+    expect(c.mode === 'embedded' && Object.isFrozen(c.embeddedAuthority.caSubject)).toBe(true);
   });
 
   it.each(['DEBUG', 'debug', 'Debug'])('reads log_level %s case-insensitively', async (level) => {
@@ -65,10 +60,36 @@ describe('defaults', () => {
   });
 
   it('reads sync_interval from experimental, where spire-agent puts it, and from agent', async () => {
-    const exp = await parseConfigText('agent {\n trust_domain = "example.org"\n experimental {\n sync_interval = "30s"\n }\n}\n', 'a.conf', { expandEnv: false });
-    expect(exp.agent.syncIntervalMs).toBe(30_000);
-    const top = await parseConfigText('agent {\n trust_domain = "example.org"\n sync_interval = "1m"\n}\n', 'a.conf', { expandEnv: false });
-    expect(top.agent.syncIntervalMs).toBe(60_000);
+    const srv = ' server_address = "srv"\n insecure_bootstrap = true\n';
+    const exp = await parseConfigText(`agent {\n trust_domain = "example.org"\n${srv} experimental {\n sync_interval = "30s"\n }\n}\n`, 'a.conf', { expandEnv: false });
+    expect(exp.mode === 'server' && exp.server.syncIntervalMs).toBe(30_000);
+    const top = await parseConfigText(`agent {\n trust_domain = "example.org"\n${srv} sync_interval = "1m"\n}\n`, 'a.conf', { expandEnv: false });
+    expect(top.mode === 'server' && top.server.syncIntervalMs).toBe(60_000);
+  });
+
+  it('defaults server mode as spire-agent v1.13.3 does: sync every 5s with SyncAuthorizedEntries', async () => {
+    const c = await parseConfigText('agent {\n trust_domain = "example.org"\n server_address = "srv"\n trust_bundle_path = "/b.pem"\n}\n', 'a.conf', { expandEnv: false });
+    expect(c.mode).toBe('server');
+    if (c.mode !== 'server') return;
+    expect(c.server).toMatchObject({
+      serverAddress: 'srv',
+      serverPort: 8081,
+      trustBundleFormat: 'pem',
+      rebootstrapMode: 'never',
+      rebootstrapDelayMs: 600_000,
+      syncIntervalMs: 5000,
+      useSyncAuthorizedEntries: true,
+      jwtSvidCacheHitTimeoutMs: undefined,
+    });
+    expect(Object.isFrozen(c.server)).toBe(true);
+    expect('embeddedAuthority' in c).toBe(false);
+  });
+
+  it('refuses a sync_interval of 0 in server mode, which would make the sync loop spin', async () => {
+    const text = 'agent {\n trust_domain = "example.org"\n server_address = "srv"\n insecure_bootstrap = true\n experimental {\n sync_interval = "0s"\n }\n}\n';
+    await expect(parseConfigText(text, 'a.conf', { expandEnv: false })).rejects.toMatchObject({
+      problems: [expect.objectContaining({ key: 'agent.experimental.sync_interval', message: 'sync_interval must be longer than 0s' })],
+    });
   });
 
   it('accepts a trust_domain written as a spiffe:// URI, as spire-agent does', async () => {
@@ -141,16 +162,21 @@ telemetry {
 }
 `;
     const c = await parseConfigText(text, 'a.conf', { expandEnv: false });
-    expect(c.agent).toMatchObject({
-      logLevel: 'warn',
-      logFormat: 'json',
+    expect(c.mode).toBe('server');
+    if (c.mode !== 'server') return;
+    expect(c.server).toMatchObject({
       serverAddress: 'spire-server',
       serverPort: 8443,
       trustBundleFormat: 'spiffe',
       rebootstrapMode: 'auto',
-      availabilityTargetMs: 86_400_000,
       syncIntervalMs: 10_000,
       useSyncAuthorizedEntries: false,
+      jwtSvidCacheHitTimeoutMs: 10_000,
+    });
+    expect(c.agent).toMatchObject({
+      logLevel: 'warn',
+      logFormat: 'json',
+      availabilityTargetMs: 86_400_000,
       workloadX509SvidKeyType: 'rsa-2048',
       sdsDefaultSvidName: 'svid',
       sdsDisableSpiffeCertValidation: true,

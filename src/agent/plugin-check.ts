@@ -1,0 +1,36 @@
+/**
+ * What `spiffe-agent validate` (and start-up) checks about plugins {} beyond its syntax: every
+ * plugin type is one spire-agent has, and every NodeAttestor and KeyManager block's name and
+ * plugin_data are valid. All problems come back in one ConfigError, with file and line.
+ */
+import { checkNodeAttestorConfig } from '../attestation/node/catalog.js';
+import { ConfigError, type ConfigProblem } from '../config/errors.js';
+import type { PluginConfig } from '../config/types.js';
+import { SpiffeAgentError } from '../errors.js';
+import { checkKeyManagerConfig } from '../keymanager/catalog.js';
+
+const PLUGIN_TYPES = ['NodeAttestor', 'WorkloadAttestor', 'KeyManager', 'SVIDStore'] as const;
+
+export function checkPluginConfigs(plugins: readonly PluginConfig[], file: string, text?: string): void {
+  const problems: ConfigProblem[] = [];
+  const collect = (p: PluginConfig, fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems);
+      else if (err instanceof SpiffeAgentError) problems.push({ file, key: p.path, message: err.message });
+      else throw err;
+    }
+  };
+  for (const p of plugins) {
+    if (!(PLUGIN_TYPES as readonly string[]).includes(p.type)) {
+      problems.push({ file, key: p.path, message: `unknown plugin type "${p.type}"; spire-agent's are ${PLUGIN_TYPES.join(', ')}` });
+      continue;
+    }
+    if (!p.enabled) continue;
+    if (p.type === 'NodeAttestor') collect(p, () => checkNodeAttestorConfig(p, { file, text }));
+    if (p.type === 'KeyManager') collect(p, () => checkKeyManagerConfig(p, { file, text }));
+    if (p.type === 'SVIDStore') problems.push({ file, key: p.path, message: `no SVIDStore plugins are built in; remove SVIDStore "${p.name}"` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+}

@@ -1,0 +1,120 @@
+/**
+ * One AttestAgent exchange: the node attestor drives it through AttestationStream; this side
+ * adds the CSR to the first message, relays challenges and answers, and returns the SVID the
+ * server assigned (the agent never chooses its own ID: the CSR carries no URI SAN).
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import type * as grpc from '@grpc/grpc-js';
+import { webcrypto, type KeyObject } from 'node:crypto';
+import type { AttestationData, AttestationStream, NodeAttestor } from '../../attestation/node/types.js';
+import { SessionError } from './session-errors.js';
+
+const subtle = webcrypto.subtle;
+
+/** DER PKCS#10 as spire-agent's MakeCSRWithoutURISAN: subject C=US, O=SPIRE, ECDSA-SHA256, no SANs. */
+export async function makeAgentCSR(key: KeyObject): Promise<Uint8Array> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256' };
+  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+  const privateKey = await subtle.importKey('pkcs8', pkcs8, alg, false, ['sign']);
+  const jwk = key.export({ format: 'jwk' });
+  const publicKey = await subtle.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, alg, true, ['verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    { keys: { privateKey, publicKey } as unknown as x509.Pkcs10CertificateRequestCreateParams['keys'], signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, name: 'C=US, O=SPIRE' },
+    webcrypto as unknown as Crypto,
+  );
+  return new Uint8Array(csr.rawData);
+}
+
+export interface AttestResult {
+  /** DER, leaf first. */
+  readonly chain: Uint8Array[];
+  readonly reattestable: boolean;
+}
+
+interface AttestAgentResponse {
+  step?: 'result' | 'challenge';
+  result?: { svid?: { cert_chain?: Buffer[] }; reattestable?: boolean };
+  challenge?: Buffer;
+}
+
+type BidiStream = grpc.ClientDuplexStream<unknown, AttestAgentResponse>;
+
+/** Reads one message at a time from a duplex stream; errors and early ends become rejections. */
+class Reader {
+  private queue: AttestAgentResponse[] = [];
+  private waiting: { resolve: (m: AttestAgentResponse) => void; reject: (e: Error) => void } | undefined;
+  private failed: Error | undefined;
+
+  constructor(stream: BidiStream) {
+    stream.on('data', (m: AttestAgentResponse) => {
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w.resolve(m);
+      } else this.queue.push(m);
+    });
+    const fail = (e: Error) => {
+      this.failed ??= e;
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.reject(this.failed);
+    };
+    stream.on('error', fail);
+    stream.on('end', () => fail(new Error('server closed the attestation stream without a result')));
+  }
+
+  next(): Promise<AttestAgentResponse> {
+    const m = this.queue.shift();
+    if (m) return Promise.resolve(m);
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+  }
+}
+
+export async function attestAgent(agentClient: grpc.Client, csr: Uint8Array, attestor: NodeAttestor, signal: AbortSignal): Promise<AttestResult> {
+  const attest = (agentClient as unknown as { AttestAgent(opts?: grpc.CallOptions): BidiStream }).AttestAgent.bind(agentClient);
+  let stream: BidiStream | undefined;
+  let reader: Reader | undefined;
+  let result: AttestResult | undefined;
+  const onAbort = () => stream?.cancel();
+  signal.addEventListener('abort', onAbort);
+
+  const exchange = async (request: Record<string, unknown>): Promise<Uint8Array | undefined> => {
+    if (result) throw new SessionError('attestation_protocol', `nodeattestor(${attestor.name}): plugin sent more after the server issued the SVID`);
+    if (!stream) {
+      stream = attest();
+      reader = new Reader(stream);
+    }
+    stream.write(request);
+    const resp = await (reader as Reader).next();
+    if (resp.challenge && resp.step !== 'result') return new Uint8Array(resp.challenge);
+    const chain = resp.result?.svid?.cert_chain ?? [];
+    if (!resp.result?.svid) throw new SessionError('attestation_protocol', 'client: failed to parse attestation response: attest response is missing SVID');
+    if (chain.length === 0) throw new SessionError('attestation_protocol', 'client: failed to parse attestation response: empty SVID cert chain');
+    result = { chain: chain.map((c) => new Uint8Array(c)), reattestable: resp.result.reattestable === true };
+    stream.end();
+    return undefined;
+  };
+
+  const serverStream: AttestationStream = {
+    sendAttestationData: (data: AttestationData) => {
+      if (data.payload.length === 0) throw new SessionError('attestation_protocol', `nodeattestor(${attestor.name}): plugin response missing attestation payload`);
+      return exchange({ params: { data: { type: data.type, payload: Buffer.from(data.payload) }, params: { csr: Buffer.from(csr) } } });
+    },
+    sendChallengeResponse: (response: Uint8Array) => {
+      if (response.length === 0) throw new SessionError('attestation_protocol', `nodeattestor(${attestor.name}): plugin response missing challenge response`);
+      return exchange({ challenge_response: Buffer.from(response) });
+    },
+  };
+  try {
+    await attestor.attest(serverStream, signal);
+  } catch (err) {
+    stream?.cancel();
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  if (!result) throw new SessionError('attestation_protocol', `nodeattestor(${attestor.name}): plugin finished before the server issued an SVID`);
+  return result;
+}

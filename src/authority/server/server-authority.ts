@@ -1,0 +1,268 @@
+/**
+ * The Authority in server mode: the entries, bundles and workload SVIDs of a SPIRE server,
+ * reached through the ServerSession (which owns trust bootstrap and the agent's own SVID).
+ * A sync runs every sync_interval (spire-agent's backoff on failure); between syncs the last
+ * good snapshot keeps serving, so workloads keep their identities through a server outage.
+ * One log line per change of reachability, not one per failed attempt.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../clock.js';
+import type { RegistrationEntry, TrustBundle } from '../../domain/types.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { F } from '../../telemetry/names.js';
+import type { Authority, AuthoritySnapshot, AuthorityStatus, SignedJWTSVID, SignedX509SVID } from '../types.js';
+import { ServerAuthorityError } from './authority-errors.js';
+import { Backoff, syncBackoffMaxMs } from './backoff.js';
+import { fetchBundles } from './bundle-sync.js';
+import type { SyncedEntry } from './convert.js';
+import { getAuthorizedEntries, syncAuthorizedEntries } from './entry-sync.js';
+import { newJWTSVID } from './jwt.js';
+import { snapshotKey } from './snapshot-key.js';
+import type { ServerSession } from './session.js';
+import { X509Batcher } from './x509-batcher.js';
+
+/** spire-agent retries the first sync and clamps to this while it has no SVIDs cached. */
+const DEFAULT_SYNC_MS = 5_000;
+/** How soon to sync after another call showed the server is back. */
+const RECOVERY_SYNC_MS = 500;
+
+export interface ServerAuthorityOptions {
+  readonly trustDomain: string;
+  readonly syncIntervalMs: number;
+  readonly useSyncAuthorizedEntries: boolean;
+  /** retry_bootstrap: keep retrying the first sync instead of failing start-up. */
+  readonly retryBootstrap?: boolean;
+  readonly session: ServerSession;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** How many X509-SVIDs the cache holds (for the sync interval clamp); 0 when unknown. */
+  readonly cachedX509Count?: () => number;
+  /** Test seams. */
+  readonly random?: () => number;
+  readonly coalesceMs?: number;
+}
+
+export class ServerAuthority implements Authority {
+  private readonly entries = new Map<string, SyncedEntry>();
+  private readonly listeners = new Set<(snap: AuthoritySnapshot) => void>();
+  private readonly fatalListeners = new Set<(err: Error) => void>();
+  private readonly backoff: Backoff;
+  private readonly batcher: X509Batcher;
+  private snap: AuthoritySnapshot | undefined;
+  private key = '';
+  private lastSync = 0;
+  private reachable: boolean | undefined;
+  private callState = 'unknown';
+  private failures = 0;
+  private cancelTimer: (() => void) | undefined;
+  private syncing: Promise<void> | undefined;
+  private ownBundleKey = '';
+  private closed = false;
+  private unsubscribeFatal: (() => void) | undefined;
+
+  constructor(private readonly o: ServerAuthorityOptions) {
+    this.backoff = new Backoff(o.syncIntervalMs, syncBackoffMaxMs(o.syncIntervalMs), o.random);
+    this.batcher = new X509Batcher({ client: () => o.session.clients().svid, clock: o.clock, onCall: (err) => this.onCall(err), coalesceMs: o.coalesceMs });
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    if (this.closed) throw new ServerAuthorityError('closed', 'server-authority: closed');
+    await this.o.session.start(signal);
+    this.unsubscribeFatal = this.o.session.onFatal((err) => {
+      for (const l of [...this.fatalListeners]) l(err);
+    });
+    const initial = new Backoff(DEFAULT_SYNC_MS, syncBackoffMaxMs(DEFAULT_SYNC_MS), this.o.random);
+    for (;;) {
+      signal.throwIfAborted();
+      try {
+        await this.syncOnce();
+        break;
+      } catch (err) {
+        if (!this.o.retryBootstrap) {
+          throw new ServerAuthorityError(
+            'initial_sync_failed',
+            `server-authority: could not fetch entries and bundles from the SPIRE server: ${(err as Error).message}; check that the server is running and reachable, or set retry_bootstrap = true to keep retrying`,
+            { cause: err },
+          );
+        }
+        const wait = initial.next();
+        this.o.log.warn({ [F.error]: (err as Error).message, retry_interval: `${wait}ms` }, 'Failed to initialize manager');
+        await new Promise<void>((resolve) => {
+          const cancel = this.o.clock.setTimer(wait, resolve);
+          signal.addEventListener('abort', () => (cancel(), resolve()), { once: true });
+        });
+      }
+    }
+    this.arm(Math.min(this.backoff.next(), DEFAULT_SYNC_MS));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    this.unsubscribeFatal?.();
+    this.batcher.close();
+    await this.syncing?.catch(() => undefined);
+    this.listeners.clear();
+    await this.o.session.close();
+  }
+
+  snapshot(): AuthoritySnapshot {
+    if (!this.snap) throw new ServerAuthorityError('not_started', 'server-authority: not started; await start() first');
+    return this.snap;
+  }
+
+  onChange(listener: (snap: AuthoritySnapshot) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onFatal(listener: (err: Error) => void): () => void {
+    this.fatalListeners.add(listener);
+    return () => this.fatalListeners.delete(listener);
+  }
+
+  status(): AuthorityStatus {
+    let agentSVID: AuthorityStatus['agentSVID'];
+    try {
+      const a = this.o.session.agentSVID();
+      agentSVID = { spiffeId: a.spiffeId, chain: a.chain, notAfter: a.notAfter };
+    } catch {
+      agentSVID = undefined;
+    }
+    return { mode: 'server', ready: this.snap !== undefined && !this.closed, agentSVID, lastSyncSuccess: this.lastSync, serverReachable: this.reachable };
+  }
+
+  signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array): Promise<SignedX509SVID> {
+    return this.batcher.sign(entry.id, csrDer);
+  }
+
+  async signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
+    try {
+      const svid = await newJWTSVID(this.o.session.clients().svid, entry.id, audience);
+      this.onCall(undefined);
+      return svid;
+    } catch (err) {
+      if (!(err instanceof ServerAuthorityError)) this.onCall(err);
+      throw err;
+    }
+  }
+
+  /** Runs one sync now (tests; and what the timer calls). Concurrent calls share one run. */
+  sync(): Promise<void> {
+    this.syncing ??= this.syncOnce().finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private arm(ms: number): void {
+    if (this.closed) return;
+    this.cancelTimer?.();
+    this.cancelTimer = this.o.clock.setTimer(ms, () => {
+      this.cancelTimer = undefined;
+      void this.tick();
+    });
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    let wait: number;
+    try {
+      await this.sync();
+      this.backoff.reset();
+      wait = this.backoff.next();
+      // Without SVIDs cached spire-agent keeps polling at the default pace, so a first entry arrives quickly.
+      if ((this.o.cachedX509Count?.() ?? 0) === 0) wait = Math.min(wait, DEFAULT_SYNC_MS);
+    } catch {
+      wait = this.backoff.next();
+    }
+    this.arm(wait);
+  }
+
+  private async syncOnce(): Promise<void> {
+    const log = this.o.log;
+    try {
+      const clients = this.o.session.clients();
+      const stats = this.o.useSyncAuthorizedEntries
+        ? await syncAuthorizedEntries(clients.entry, this.entries, log)
+        : await getAuthorizedEntries(clients.entry, this.entries, log);
+      const federated = new Set<string>();
+      for (const e of this.entries.values()) for (const td of e.entry.federatesWith) federated.add(td);
+      const bundles = await fetchBundles(clients.bundle, this.o.trustDomain, [...federated].sort(), log);
+      this.onCall(undefined);
+      this.lastSync = this.o.clock.now();
+      log.debug({ [F.count]: stats.total, missing: stats.missing, stale: stats.stale, dropped: stats.dropped }, 'Entries synced');
+      await this.publish(bundles.own, bundles.federated);
+    } catch (err) {
+      this.onCall(err);
+      throw err;
+    }
+  }
+
+  private async publish(own: TrustBundle, federated: ReadonlyMap<string, TrustBundle>): Promise<void> {
+    const ownKey = own.x509Authorities.map((c) => Buffer.from(c).toString('base64')).join(',');
+    if (ownKey !== this.ownBundleKey) {
+      // The session verifies the server with this bundle and stores it; a failure there is the session's to report.
+      await this.o.session.updateBundle(own.x509Authorities).catch((err: Error) => log(this.o.log, err));
+      this.ownBundleKey = ownKey;
+    }
+    // The agent's own SVID must leave a tainted authority too, before the server revokes it.
+    if ((own.taintedX509Authorities ?? []).length > 0) this.o.session.notifyTaintedAuthorities?.(own.taintedX509Authorities ?? []);
+    const entries: RegistrationEntry[] = [];
+    for (const e of this.entries.values()) if (!e.storeSvid) entries.push(e.entry);
+    entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const snap: AuthoritySnapshot = Object.freeze({ bundle: own, federatedBundles: federated, entries: Object.freeze(entries) });
+    const key = snapshotKey(snap);
+    if (key === this.key && this.snap) return;
+    this.key = key;
+    this.snap = snap;
+    for (const l of [...this.listeners]) {
+      try {
+        l(snap);
+      } catch (err) {
+        this.o.log.error({ [F.error]: String(err) }, 'Authority change listener failed');
+      }
+    }
+  }
+
+  /** Tracks reachability from every server call; logs changes of state only, and hands refusals to the session. */
+  private onCall(err: unknown): void {
+    const code = (err as Partial<grpc.ServiceError> | undefined)?.code;
+    const next = err === undefined ? 'ok' : isTransportError(err) ? 'unreachable' : `refused_${code}`;
+    const prev = this.callState;
+    this.callState = next;
+    this.reachable = next !== 'unreachable';
+    if (next === 'ok') {
+      if (prev === 'unreachable') {
+        this.o.log.info({ failures: this.failures }, 'SPIRE server reachable again; synchronizing');
+        // The sync loop may be deep in its backoff; a call that got through (an SVID renewal, a
+        // JWT-SVID) shows the server is back, so entries and bundles catch up now, not minutes later.
+        if (this.snap && !this.syncing) {
+          this.backoff.reset();
+          this.arm(RECOVERY_SYNC_MS);
+        }
+      }
+      this.failures = 0;
+      return;
+    }
+    this.failures++;
+    if (next !== prev) {
+      const msg =
+        next === 'unreachable'
+          ? 'SPIRE server unreachable; workloads keep their cached SVIDs and bundles until it is back (retrying with backoff)'
+          : 'SPIRE server refused a request; retrying with backoff';
+      this.o.log.warn({ [F.error]: (err as Error).message }, msg);
+    }
+    void this.o.session.handleServerError?.(err);
+  }
+}
+
+function isTransportError(err: unknown): boolean {
+  // Our own typed errors (a protocol surprise, a malformed bundle) mean the server answered.
+  if (err instanceof ServerAuthorityError) return false;
+  const code = (err as Partial<grpc.ServiceError>).code;
+  return code === undefined || code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.CANCELLED || code === grpc.status.UNKNOWN;
+}
+
+function log(l: Logger, err: Error): void {
+  l.warn({ [F.error]: err.message }, 'Could not hand the new trust bundle to the server session');
+}

@@ -1,0 +1,125 @@
+/**
+ * Workload X509-SVIDs through BatchNewX509SVID. The cache manager asks for one SVID at a time;
+ * requests that arrive within a short window (and while a batch is in flight) are sent together,
+ * at most `limit` CSRs per call. The limit follows spire-agent's size-limited backoff: it starts
+ * at the server's 500 CSRs, halves after a failed call and doubles back after a good one.
+ */
+import { X509Certificate } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../clock.js';
+import type { SignedX509SVID } from '../types.js';
+import { ServerAuthorityError } from './authority-errors.js';
+import { unary } from './rpc.js';
+
+export const MAX_BATCH = 500;
+/** Long enough to gather one wave of key generations, short against a workload's first fetch. */
+export const COALESCE_MS = 15;
+
+interface Pending {
+  readonly entryId: string;
+  readonly csr: Uint8Array;
+  readonly resolve: (s: SignedX509SVID) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface BatchResult {
+  status?: { code?: number; message?: string };
+  svid?: { cert_chain?: Uint8Array[]; expires_at?: string | number } | null;
+}
+
+export interface X509BatcherDeps {
+  readonly client: () => grpc.Client;
+  readonly clock: Clock;
+  /** Told about every call's outcome, so reachability and refusals are tracked in one place. */
+  readonly onCall: (err: unknown) => void;
+  readonly coalesceMs?: number;
+}
+
+export function signedFromChain(chain: readonly Uint8Array[]): SignedX509SVID {
+  const leaf = chain[0];
+  if (!leaf) throw new ServerAuthorityError('svid_malformed', 'server-authority: the server returned an X509-SVID with an empty chain');
+  const cert = new X509Certificate(leaf);
+  return {
+    chain,
+    serial: cert.serialNumber.toLowerCase(),
+    notBefore: new Date(cert.validFrom).getTime(),
+    notAfter: new Date(cert.validTo).getTime(),
+  };
+}
+
+export class X509Batcher {
+  private queue: Pending[] = [];
+  private timer: (() => void) | undefined;
+  private inFlight = false;
+  private limit = MAX_BATCH;
+  private closed = false;
+  /** Sizes of the batches sent, for tests and debug logs. */
+  readonly sent: number[] = [];
+
+  constructor(private readonly d: X509BatcherDeps) {}
+
+  sign(entryId: string, csr: Uint8Array): Promise<SignedX509SVID> {
+    if (this.closed) return Promise.reject(new ServerAuthorityError('closed', 'server-authority: closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ entryId, csr, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.timer?.();
+    this.timer = undefined;
+    const q = this.queue;
+    this.queue = [];
+    for (const p of q) p.reject(new ServerAuthorityError('closed', 'server-authority: closed'));
+  }
+
+  private schedule(): void {
+    if (this.timer || this.inFlight || this.queue.length === 0) return;
+    this.timer = this.d.clock.setTimer(this.d.coalesceMs ?? COALESCE_MS, () => {
+      this.timer = undefined;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.closed || this.inFlight || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.limit);
+    this.inFlight = true;
+    this.sent.push(batch.length);
+    try {
+      const resp = await unary<{ results?: BatchResult[] }>(this.d.client(), 'BatchNewX509SVID', {
+        params: batch.map((p) => ({ entry_id: p.entryId, csr: p.csr })),
+      });
+      this.d.onCall(undefined);
+      this.limit = Math.min(MAX_BATCH, this.limit * 2);
+      const results = resp.results ?? [];
+      batch.forEach((p, i) => settle(p, results[i]));
+    } catch (err) {
+      this.d.onCall(err);
+      this.limit = Math.max(1, Math.floor(this.limit / 2));
+      const e = new ServerAuthorityError('server_unavailable', `server-authority: BatchNewX509SVID failed: ${(err as Error).message}`, { cause: err });
+      for (const p of batch) p.reject(e);
+    } finally {
+      this.inFlight = false;
+    }
+    // What queued up meanwhile goes out now: it has already waited for one round trip.
+    if (this.queue.length > 0) void this.flush();
+  }
+}
+
+function settle(p: Pending, r: BatchResult | undefined): void {
+  const code = r?.status?.code ?? 2;
+  if (code !== 0 || !r?.svid) {
+    const msg = r?.status?.message || 'no result for this entry';
+    // NotFound: the entry was deleted or is no longer authorized for this agent.
+    p.reject(new ServerAuthorityError(code === 5 ? 'entry_not_found' : 'svid_refused', `server-authority: the server did not sign an X509-SVID for entry ${p.entryId}: ${msg} (code ${code})`));
+    return;
+  }
+  try {
+    p.resolve(signedFromChain((r.svid.cert_chain ?? []).map((c) => new Uint8Array(c))));
+  } catch (err) {
+    p.reject(err as Error);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * KeyManager "disk": spire-agent's <directory>/keys.json, {"keys": {"<id>": <base64 PKCS#8 DER>}},
+ * written as Go's json.MarshalIndent(data, "", "\t") does (keys sorted, tab indent), atomically
+ * with mode 0600, so spire-agent and spiffe-agent read each other's keys.
+ */
+import { join } from 'node:path';
+import type { PluginConfig } from '../config/types.js';
+import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin-data.js';
+import { SpiffeAgentError } from '../errors.js';
+import { readFileIfExists, writeFileAtomic } from '../storage/atomic-file.js';
+import { generateP256, keyFromPkcs8, pkcs8Of } from './key-entry.js';
+import type { KeyManager, ManagedKey } from './types.js';
+
+export const KEYS_FILE = 'keys.json';
+
+export interface DiskKeyManagerConfig {
+  readonly directory: string;
+}
+
+export function parseDiskConfig(plugin: PluginConfig, ctx: PluginDataReaderOptions = {}): DiskKeyManagerConfig {
+  const r = new PluginDataReader(plugin, ctx);
+  const directory = r.string('directory', '');
+  if (directory === '') r.problem('directory', 'directory must be configured (spire-agent keeps keys.json there; usually the data_dir)');
+  r.finish();
+  return Object.freeze({ directory });
+}
+
+export class DiskKeyManager implements KeyManager {
+  readonly name = 'disk';
+  private keys: Map<string, ManagedKey> | undefined;
+  readonly path: string;
+
+  constructor(config: DiskKeyManagerConfig) {
+    this.path = join(config.directory, KEYS_FILE);
+  }
+
+  async generateKey(id: string): Promise<ManagedKey> {
+    const keys = new Map(await this.load());
+    const key = generateP256(id);
+    keys.set(id, key);
+    await writeFileAtomic(this.path, encodeKeysFile(keys.values()), 0o600);
+    this.keys = keys;
+    return key;
+  }
+
+  async getKeys(): Promise<readonly ManagedKey[]> {
+    return [...(await this.load()).values()];
+  }
+
+  private async load(): Promise<Map<string, ManagedKey>> {
+    if (this.keys === undefined) {
+      const raw = await readFileIfExists(this.path);
+      this.keys = raw === undefined ? new Map() : decodeKeysFile(raw.toString('utf8'), this.path);
+    }
+    return this.keys;
+  }
+}
+
+export function encodeKeysFile(keys: Iterable<ManagedKey>): string {
+  const sorted = [...keys].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (sorted.length === 0) return '{\n\t"keys": {}\n}';
+  const lines = sorted.map((k) => `\t\t${JSON.stringify(k.id)}: ${JSON.stringify(Buffer.from(pkcs8Of(k)).toString('base64'))}`);
+  return `{\n\t"keys": {\n${lines.join(',\n')}\n\t}\n}`;
+}
+
+export function decodeKeysFile(text: string, path: string): Map<string, ManagedKey> {
+  const bad = (msg: string, cause?: unknown) =>
+    new SpiffeAgentError('keymanager_corrupt', `keymanager(disk): ${path}: ${msg}; restore it or remove it (the agent then attests again)`, { cause });
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw bad(`unable to decode keys JSON: ${(err as Error).message}`, err);
+  }
+  const keysObj = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>)['keys'] : undefined;
+  const out = new Map<string, ManagedKey>();
+  if (keysObj === undefined || keysObj === null) return out;
+  if (typeof keysObj !== 'object' || Array.isArray(keysObj)) throw bad('"keys" must be an object of id to base64 PKCS#8');
+  for (const [id, v] of Object.entries(keysObj as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw bad(`key ${JSON.stringify(id)} must be a base64 string`);
+    try {
+      out.set(id, keyFromPkcs8(id, Buffer.from(v, 'base64')));
+    } catch (err) {
+      throw bad(`unable to parse key ${JSON.stringify(id)}: ${(err as Error).message}`, err);
+    }
+  }
+  return out;
+}

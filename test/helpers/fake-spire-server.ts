@@ -1,0 +1,213 @@
+/**
+ * A FAKE SPIRE server for unit tests only: an in-process grpc-js server (plaintext, loopback)
+ * answering the Entry, Bundle and SVID calls the server authority makes, from our own protos,
+ * with paging that follows v1.13.3's SyncAuthorizedEntries rules. It signs with a TestCA and
+ * ignores CSR keys. The real checks run against a real spire-server (test/interop/server).
+ * FakeSession is a ServerSession whose clients talk to it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import { loadServiceConstructors, openServerChannel, type ServerChannel } from '../../src/authority/server/clients.js';
+import type { AgentSVIDStatus, ServerClients, ServerSession } from '../../src/authority/server/session.js';
+import { PROTO_OPTIONS, protoRoot } from '../../src/endpoints/proto.js';
+import { TestCA } from './test-ca.js';
+
+export interface FakeEntry {
+  id: string;
+  spiffe_id: { trust_domain: string; path: string };
+  selectors: { type: string; value: string }[];
+  federates_with?: string[];
+  revision_number?: number;
+  created_at?: number;
+  store_svid?: boolean;
+  hint?: string;
+}
+
+type Call = { method: string; request: unknown };
+
+function service(file: string, name: string): grpc.ServiceDefinition {
+  const root = protoRoot();
+  const def = protoLoader.loadSync(join(root, file), { ...PROTO_OPTIONS, includeDirs: [root] });
+  return def[name] as grpc.ServiceDefinition;
+}
+
+const status = (code: grpc.status, details: string) => Object.assign(new Error(details), { code, details });
+
+export class FakeSpireServer {
+  readonly entries = new Map<string, FakeEntry>();
+  readonly federated = new Map<string, { trust_domain: string; x509_authorities: { asn1: Uint8Array }[] }>();
+  readonly calls: Call[] = [];
+  pageSize = 500;
+  /** Extra X.509 authorities (e.g. a prepared one) and which are tainted. */
+  extraAuthorities: { asn1: Uint8Array; tainted: boolean }[] = [];
+  taintOwn = false;
+  jwtKeys: { public_key: Uint8Array; key_id: string; expires_at: number; tainted: boolean }[];
+  /** Set to make every call fail with this status. */
+  failWith: grpc.status | undefined;
+  private server: grpc.Server | undefined;
+  port = 0;
+
+  private constructor(readonly ca: TestCA) {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    this.jwtKeys = [{ public_key: publicKey.export({ type: 'spki', format: 'der' }), key_id: 'kid-1', expires_at: 0, tainted: false }];
+  }
+
+  static async start(td = 'example.org'): Promise<FakeSpireServer> {
+    const s = new FakeSpireServer(await TestCA.create(td));
+    await s.listen();
+    return s;
+  }
+
+  get trustDomain(): string {
+    return this.ca.trustDomain.name;
+  }
+
+  addEntries(n: number, prefix = 'e', extra: Partial<FakeEntry> = {}): FakeEntry[] {
+    const out: FakeEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `${prefix}-${String(i).padStart(5, '0')}`;
+      const e: FakeEntry = { id, spiffe_id: { trust_domain: this.trustDomain, path: `/${id}` }, selectors: [{ type: 'unix', value: `uid:${1000 + i}` }], revision_number: 0, created_at: 1700000000, ...extra };
+      this.entries.set(id, e);
+      out.push(e);
+    }
+    return out;
+  }
+
+  count(method: string): number {
+    return this.calls.filter((c) => c.method === method).length;
+  }
+
+  async listen(port = this.port): Promise<void> {
+    const server = new grpc.Server();
+    const guard = <T>(method: string, req: unknown, cb: grpc.sendUnaryData<T>, fn: () => T): void => {
+      this.calls.push({ method, request: req });
+      if (this.failWith !== undefined) return cb(status(this.failWith, 'fake failure'), null);
+      try {
+        cb(null, fn());
+      } catch (err) {
+        cb(err as grpc.ServiceError, null);
+      }
+    };
+    server.addService(service('spire/api/server/entry/v1/entry.proto', 'spire.api.server.entry.v1.Entry'), {
+      GetAuthorizedEntries: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        guard('GetAuthorizedEntries', call.request, cb, () => ({ entries: [...this.entries.values()] })),
+      SyncAuthorizedEntries: (call: grpc.ServerDuplexStream<{ ids?: string[]; output_mask?: unknown }, unknown>) => this.sync(call),
+    });
+    server.addService(service('spire/api/server/bundle/v1/bundle.proto', 'spire.api.server.bundle.v1.Bundle'), {
+      GetBundle: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        guard('GetBundle', call.request, cb, () => ({
+          trust_domain: this.trustDomain,
+          x509_authorities: [{ asn1: this.ca.der(), tainted: this.taintOwn }, ...this.extraAuthorities],
+          jwt_authorities: this.jwtKeys,
+          sequence_number: 1,
+        })),
+      GetFederatedBundle: (call: grpc.ServerUnaryCall<{ trust_domain: string }, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        guard('GetFederatedBundle', call.request, cb, () => {
+          const b = this.federated.get(call.request.trust_domain);
+          if (!b) throw status(grpc.status.NOT_FOUND, 'bundle not found');
+          return b;
+        }),
+    });
+    server.addService(service('spire/api/server/svid/v1/svid.proto', 'spire.api.server.svid.v1.SVID'), {
+      BatchNewX509SVID: (call: grpc.ServerUnaryCall<{ params: { entry_id: string; csr: Uint8Array }[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        this.calls.push({ method: 'BatchNewX509SVID', request: call.request });
+        if (this.failWith !== undefined) return cb(status(this.failWith, 'fake failure'), null);
+        void Promise.all(
+          call.request.params.map(async (p) => {
+            const e = this.entries.get(p.entry_id);
+            if (!e) return { status: { code: grpc.status.NOT_FOUND, message: 'entry not found or not authorized' } };
+            const svid = await this.ca.createX509SVID(`spiffe://${e.spiffe_id.trust_domain}${e.spiffe_id.path}`, { ttlMs: 3_600_000 });
+            return { status: { code: 0, message: 'OK' }, svid: { cert_chain: svid.chain, expires_at: 0 } };
+          }),
+        ).then((results) => cb(null, { results }));
+      },
+      NewJWTSVID: (call: grpc.ServerUnaryCall<{ entry_id: string; audience: string[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        this.calls.push({ method: 'NewJWTSVID', request: call.request });
+        if (this.failWith !== undefined) return cb(status(this.failWith, 'fake failure'), null);
+        const e = this.entries.get(call.request.entry_id);
+        if (!e) return cb(status(grpc.status.NOT_FOUND, 'entry not found'), null);
+        const now = Math.floor(Date.now() / 1000);
+        void this.ca
+          .createJWTSVID(`spiffe://${e.spiffe_id.trust_domain}${e.spiffe_id.path}`, call.request.audience, { iat: now, exp: now + 300 })
+          .then((token) => cb(null, { svid: { token, issued_at: now, expires_at: now + 300 } }));
+      },
+    });
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.server = server;
+  }
+
+  /** Pages as v1.13.3 does: all entries in one response when they fit, else revisions, then entries by id. */
+  private sync(call: grpc.ServerDuplexStream<{ ids?: string[]; output_mask?: unknown }, unknown>): void {
+    this.calls.push({ method: 'SyncAuthorizedEntries', request: undefined });
+    if (this.failWith !== undefined) {
+      call.emit('error', status(this.failWith, 'fake failure'));
+      return;
+    }
+    const all = [...this.entries.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    let first = true;
+    call.on('data', (req: { ids?: string[] }) => {
+      if (first) {
+        first = false;
+        if ((req.ids ?? []).length > 0) return void call.emit('error', status(grpc.status.INVALID_ARGUMENT, 'ids on the first request'));
+        if (all.length <= this.pageSize) {
+          call.write({ entries: all, more: false });
+          return;
+        }
+        for (let i = 0; i < all.length; i += this.pageSize) {
+          const page = all.slice(i, i + this.pageSize);
+          call.write({ entry_revisions: page.map((e) => ({ id: e.id, revision_number: e.revision_number ?? 0, created_at: e.created_at ?? 0 })), more: i + this.pageSize < all.length });
+        }
+        return;
+      }
+      this.calls.push({ method: 'SyncAuthorizedEntries.ids', request: req.ids });
+      if ((req.ids ?? []).length > this.pageSize) return void call.emit('error', status(grpc.status.INVALID_ARGUMENT, 'too many ids'));
+      call.write({ entries: (req.ids ?? []).map((id) => this.entries.get(id)).filter(Boolean), more: false });
+    });
+    call.on('end', () => call.end());
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((r) => s.tryShutdown(() => r()));
+    s?.forceShutdown();
+  }
+}
+
+/** A FAKE ServerSession for unit tests: plaintext clients to a FakeSpireServer, no attestation. */
+export class FakeSession implements ServerSession {
+  private channel: ServerChannel | undefined;
+  readonly bundles: (readonly Uint8Array[])[] = [];
+  readonly serverErrors: unknown[] = [];
+  private readonly fatal = new Set<(err: Error) => void>();
+
+  constructor(private readonly server: FakeSpireServer) {}
+
+  async start(): Promise<void> {
+    this.channel = openServerChannel(loadServiceConstructors(), `127.0.0.1:${this.server.port}`, grpc.credentials.createInsecure());
+  }
+  async close(): Promise<void> {
+    this.channel?.close();
+  }
+  clients(): ServerClients {
+    if (!this.channel) throw new Error('fake session: not started');
+    return this.channel;
+  }
+  agentSVID(): AgentSVIDStatus {
+    return { spiffeId: `spiffe://${this.server.trustDomain}/spire/agent/fake`, chain: [this.server.ca.der()], notAfter: Date.now() + 3_600_000, renewedAt: Date.now() };
+  }
+  async updateBundle(x509: readonly Uint8Array[]): Promise<void> {
+    this.bundles.push(x509);
+  }
+  onFatal(l: (err: Error) => void): () => void {
+    this.fatal.add(l);
+    return () => this.fatal.delete(l);
+  }
+  async handleServerError(err: unknown): Promise<void> {
+    this.serverErrors.push(err);
+  }
+}

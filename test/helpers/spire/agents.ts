@@ -1,0 +1,215 @@
+/**
+ * The two agents under test, spire-agent v1.13.3 and spiffe-agent, started from ONE agent.conf
+ * writer: the same file runs either of them, which is the drop-in claim the suite checks.
+ */
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AGENT_MAIN, type SpireBinaries } from './binaries.js';
+import { Daemon, waitFor } from './proc.js';
+import type { SpireServer } from './server.js';
+
+export type AgentKind = 'spire-agent' | 'spiffe-agent';
+export const AGENT_KINDS: AgentKind[] = ['spire-agent', 'spiffe-agent'];
+
+export interface X509popFiles {
+  certificatePath: string;
+  privateKeyPath: string;
+  intermediatesPath?: string;
+}
+
+export interface AgentConf {
+  /** Everything of this agent lives here: agent.conf, data/, public/api.sock, agent.log. */
+  dir: string;
+  trustDomain: string;
+  serverAddress: string;
+  serverPort: number;
+  trustBundlePath?: string;
+  insecureBootstrap?: boolean;
+  /** join_token in agent {} (default when set), or passed as -joinToken, or in join_token_file. */
+  joinToken?: string;
+  joinTokenVia?: 'conf' | 'flag' | 'file';
+  x509pop?: X509popFiles;
+  keyManager?: 'disk' | 'memory';
+  logLevel?: string;
+  /** experimental { sync_interval = ... } */
+  syncInterval?: string;
+  /** extra lines inside agent {} and plugins {} */
+  agentExtra?: string;
+  pluginsExtra?: string;
+}
+
+export function dataDir(c: AgentConf): string {
+  return join(c.dir, 'data');
+}
+export function socketPathOf(c: AgentConf): string {
+  return join(c.dir, 'public', 'api.sock');
+}
+export function confPathOf(c: AgentConf): string {
+  return join(c.dir, 'agent.conf');
+}
+
+/** A fresh 0755 dir for an agent (the test uids must reach its socket). */
+export async function agentDir(prefix = 'agent'): Promise<string> {
+  const dir = await mkdtemp(`/tmp/spire-it-${prefix}-`);
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+/** Base agent conf for a server: bundle from the server, everything else under dir. */
+export async function agentConfFor(server: SpireServer, extra: Partial<AgentConf> & { joinToken?: string } = {}, prefix = 'agent'): Promise<AgentConf> {
+  return {
+    dir: extra.dir ?? (await agentDir(prefix)),
+    trustDomain: server.trustDomain,
+    serverAddress: server.address,
+    serverPort: server.port,
+    trustBundlePath: server.bundlePath,
+    keyManager: 'disk',
+    ...extra,
+  };
+}
+
+/** agent.conf in spire-agent's own HCL, as its docs and conf/agent/agent.conf show it. */
+export function renderAgentConf(c: AgentConf): string {
+  const lines = [
+    `    data_dir = "${dataDir(c)}"`,
+    `    log_level = "${c.logLevel ?? 'DEBUG'}"`,
+    `    server_address = "${c.serverAddress}"`,
+    `    server_port = "${c.serverPort}"`,
+    `    socket_path = "${socketPathOf(c)}"`,
+    `    trust_domain = "${c.trustDomain}"`,
+  ];
+  if (c.trustBundlePath) lines.push(`    trust_bundle_path = "${c.trustBundlePath}"`);
+  if (c.insecureBootstrap) lines.push('    insecure_bootstrap = true');
+  if (c.joinToken && (c.joinTokenVia ?? 'conf') === 'conf') lines.push(`    join_token = "${c.joinToken}"`);
+  if (c.joinToken && c.joinTokenVia === 'file') lines.push(`    join_token_file = "${join(c.dir, 'join_token')}"`);
+  if (c.syncInterval) lines.push(`    experimental { sync_interval = "${c.syncInterval}" }`);
+  if (c.agentExtra) lines.push(c.agentExtra);
+  const plugins: string[] = [];
+  if (c.x509pop) {
+    plugins.push(`    NodeAttestor "x509pop" {
+        plugin_data {
+            private_key_path = "${c.x509pop.privateKeyPath}"
+            certificate_path = "${c.x509pop.certificatePath}"${c.x509pop.intermediatesPath ? `\n            intermediates_path = "${c.x509pop.intermediatesPath}"` : ''}
+        }
+    }`);
+  } else {
+    plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
+  }
+  plugins.push(
+    (c.keyManager ?? 'disk') === 'disk'
+      ? `    KeyManager "disk" {\n        plugin_data {\n            directory = "${dataDir(c)}"\n        }\n    }`
+      : '    KeyManager "memory" {\n        plugin_data {}\n    }',
+  );
+  plugins.push('    WorkloadAttestor "unix" {\n        plugin_data {}\n    }');
+  if (c.pluginsExtra) plugins.push(c.pluginsExtra);
+  return `agent {\n${lines.join('\n')}\n}\n\nplugins {\n${plugins.join('\n')}\n}\n`;
+}
+
+export async function writeAgentConf(c: AgentConf): Promise<string> {
+  await mkdir(dataDir(c), { recursive: true, mode: 0o700 });
+  await mkdir(join(c.dir, 'public'), { recursive: true, mode: 0o755 });
+  if (c.joinToken && c.joinTokenVia === 'file') await writeFile(join(c.dir, 'join_token'), c.joinToken, { mode: 0o600 });
+  const p = confPathOf(c);
+  await writeFile(p, renderAgentConf(c));
+  return p;
+}
+
+export interface StartAgentOptions {
+  /** Wait until the Workload API socket is up (default true). */
+  waitReady?: boolean;
+  readyTimeoutMs?: number;
+}
+
+export class AgentHandle {
+  daemon!: Daemon;
+  /** Milliseconds from spawn to the Workload API socket appearing (set by start/restart). */
+  startToServingMs = 0;
+
+  constructor(
+    readonly kind: AgentKind,
+    readonly conf: AgentConf,
+    private readonly bins: SpireBinaries,
+  ) {}
+
+  get socketPath(): string {
+    return socketPathOf(this.conf);
+  }
+  get endpoint(): string {
+    return `unix://${this.socketPath}`;
+  }
+  get dataDir(): string {
+    return dataDir(this.conf);
+  }
+
+  private command(): [string, string[]] {
+    const conf = confPathOf(this.conf);
+    const extra = this.conf.joinToken && this.conf.joinTokenVia === 'flag' ? ['-joinToken', this.conf.joinToken] : [];
+    if (this.kind === 'spire-agent') return [this.bins.agent, ['run', '-config', conf, ...extra]];
+    return [process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
+  }
+
+  async start(o: StartAgentOptions = {}): Promise<this> {
+    await writeAgentConf(this.conf);
+    await rm(this.socketPath, { force: true });
+    const [cmd, args] = this.command();
+    const t0 = Date.now();
+    this.daemon = new Daemon(this.kind, cmd, args, join(this.conf.dir, `${this.kind}.log`), { cwd: this.conf.dir });
+    if (o.waitReady ?? true) {
+      await this.waitServing(o.readyTimeoutMs ?? 90_000);
+      this.startToServingMs = Date.now() - t0;
+    }
+    return this;
+  }
+
+  async waitServing(timeoutMs = 90_000): Promise<void> {
+    await waitFor(
+      `${this.kind} to serve the Workload API on ${this.socketPath}`,
+      async () => {
+        if (!this.daemon.alive()) throw new Error(`${this.kind} exited (${this.daemon.exitInfo()})`);
+        const st = await stat(this.socketPath).catch(() => undefined);
+        return st?.isSocket() ? true : undefined;
+      },
+      { timeoutMs, intervalMs: 100, describe: () => `${this.kind} log tail:\n${this.daemon.tail()}` },
+    );
+  }
+
+  /** Waits for the process to exit on its own (e.g. refused attestation); returns its log. */
+  async waitExit(timeoutMs = 60_000): Promise<string> {
+    await waitFor(`${this.kind} to exit`, () => (this.daemon.alive() ? undefined : true), {
+      timeoutMs,
+      describe: () => this.daemon.tail(),
+    });
+    return this.daemon.lines.join('\n');
+  }
+
+  logTail(n = 40): string {
+    return `${this.kind} log tail:\n${this.daemon?.tail(n) ?? '(not started)'}`;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.daemon?.stop(signal);
+  }
+
+  /** kill -9: no chance to flush or clean up. */
+  async kill9(): Promise<void> {
+    await this.daemon?.stop('SIGKILL');
+  }
+
+  /** Stops this agent and removes its dir (kept when INTEROP_KEEP_TMP is set). */
+  async destroy(): Promise<void> {
+    await this.stop();
+    if (!process.env.INTEROP_KEEP_TMP) await rm(this.conf.dir, { recursive: true, force: true });
+  }
+}
+
+export async function startAgent(kind: AgentKind, bins: SpireBinaries, conf: AgentConf, o: StartAgentOptions = {}): Promise<AgentHandle> {
+  return new AgentHandle(kind, conf, bins).start(o);
+}
+
+export function startSpireAgent(bins: SpireBinaries, conf: AgentConf, o: StartAgentOptions = {}): Promise<AgentHandle> {
+  return startAgent('spire-agent', bins, conf, o);
+}
+
+export function startSpiffeAgent(bins: SpireBinaries, conf: AgentConf, o: StartAgentOptions = {}): Promise<AgentHandle> {
+  return startAgent('spiffe-agent', bins, conf, o);
+}

@@ -1,0 +1,46 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { run } from '../../../../src/cli/commands/validate.js';
+
+async function validate(text: string): Promise<{ code: number; err: string; path: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'validate-plugins-'));
+  const path = join(dir, 'agent.conf');
+  await writeFile(path, text);
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let err = '';
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await run([`-config=${path}`], { stdout, stderr, env: {}, signal: new AbortController().signal } as never);
+  return { code, err, path };
+}
+
+const AGENT = 'agent {\n  trust_domain = "example.org"\n  data_dir = "/tmp/x"\n}\n';
+
+describe('spiffe-agent validate runs the node attestor and key manager parsers', () => {
+  it('reports x509pop and disk problems with file, line and dotted key, and unknown names', async () => {
+    const r = await validate(
+      `${AGENT}plugins {\n  NodeAttestor "x509pop" {\n    plugin_data {\n      private_key_pth = "/k"\n    }\n  }\n  KeyManager "disk" {\n    plugin_data {}\n  }\n  WorkloadAttestor "unix" {}\n}\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('plugins.NodeAttestor.x509pop.plugin_data.private_key_path: private_key_path is required');
+    expect(r.err).toContain('plugins.NodeAttestor.x509pop.plugin_data.certificate_path: certificate_path is required');
+    expect(r.err).toMatch(new RegExp(`${r.path}:8: plugins\\.NodeAttestor\\.x509pop\\.plugin_data\\.private_key_pth: unknown key`));
+    expect(r.err).toContain('plugins.KeyManager.disk.plugin_data.directory: directory must be configured');
+  });
+
+  it('refuses an unknown NodeAttestor or KeyManager name', async () => {
+    const r = await validate(`${AGENT}plugins {\n  NodeAttestor "nope" {}\n  KeyManager "vault" {}\n  WorkloadAttestor "unix" {}\n}\n`);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('unknown NodeAttestor "nope"');
+    expect(r.err).toContain('unknown KeyManager "vault"');
+  });
+
+  it('accepts join_token + disk', async () => {
+    const r = await validate(`${AGENT}plugins {\n  NodeAttestor "join_token" { plugin_data {} }\n  KeyManager "disk" { plugin_data { directory = "/tmp/x" } }\n  WorkloadAttestor "unix" {}\n}\n`);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+  });
+});
