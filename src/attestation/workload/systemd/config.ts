@@ -11,8 +11,12 @@ export interface SystemdAttestorConfig {
   readonly systemBusAddress: string;
 }
 
-export function parseSystemdConfig(plugin: PluginConfig, env: Readonly<Record<string, string | undefined>>): SystemdAttestorConfig {
-  const r = new PluginDataReader(plugin);
+export function parseSystemdConfig(
+  plugin: PluginConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  opts: { file?: string; text?: string } = {},
+): SystemdAttestorConfig {
+  const r = new PluginDataReader(plugin, opts);
   const configured = r.optionalString('system_bus_address');
   const fromEnv = env['DBUS_SYSTEM_BUS_ADDRESS'];
   const systemBusAddress = configured ?? (fromEnv ? fromEnv : DEFAULT_SYSTEM_BUS_ADDRESS);
