@@ -2,8 +2,8 @@
  * agent.conf → frozen AgentConfig. HCL or JSON by extension, optional `-expandEnv`, and every problem
  * in the file reported at once as a ConfigError (code 'config_invalid') naming file, line and dotted key.
  */
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../storage/bounded-file.js';
 import { readAgentSection } from './agent-section.js';
 import { ConfigError } from './errors.js';
 import { expandEnv } from './expand-env.js';
@@ -32,15 +32,13 @@ export async function loadConfig(path: string, opts: LoadOptions): Promise<Agent
   const file = resolve(opts.cwd ?? process.cwd(), path);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readBoundedFile(file, { maxBytes: INPUT_LIMITS.config, what: 'config file' });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
+    if (err instanceof InputFileError && err.code === 'input_not_found') {
       throw new ConfigError([{ file, key: '', message: 'could not find config file: please use the -config flag' }], 'config_not_found', { cause: err });
     }
-    throw new ConfigError([{ file, key: '', message: `unable to read configuration: ${(err as Error).message}` }], 'config_unreadable', {
-      cause: err,
-    });
+    const message = err instanceof InputFileError ? err.message.replace(/^input: /, '') : (err as Error).message;
+    throw new ConfigError([{ file, key: '', message: `unable to read configuration: ${message}` }], 'config_unreadable', { cause: err });
   }
   return parseConfigText(text, file, opts);
 }

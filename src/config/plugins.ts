@@ -4,7 +4,7 @@
  *   "plugins": { "Type": [ { "name": { ... } } ] }   and   "plugins": { "Type": { "name": { ... } } }
  * Plugin names are not checked here; the catalog reports names it does not know.
  */
-import { readFile } from 'node:fs/promises';
+import { INPUT_LIMITS, readBoundedFile } from '../storage/bounded-file.js';
 import { resolve } from 'node:path';
 import { parseText } from './parse-text.js';
 import { ConfigError } from './errors.js';
@@ -93,9 +93,9 @@ function pluginData(v: unknown, key: string, problems: ProblemList): Raw | undef
 async function readDataFile(file: string, key: string, problems: ProblemList): Promise<Raw | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readBoundedFile(file, { maxBytes: INPUT_LIMITS.config, what: 'plugin_data_file' });
   } catch (err) {
-    problems.add(key, `unable to read plugin_data_file ${JSON.stringify(file)}: ${(err as Error).message}`);
+    problems.add(key, `unable to read plugin_data_file ${JSON.stringify(file)}: ${(err as Error).message.replace(/^input: /, '')}`);
     return undefined;
   }
   try {

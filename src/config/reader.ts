@@ -46,6 +46,10 @@ function short(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+const MAX_SUGGEST_LENGTH = 64;
+/** "Did you mean" hints per block: enough for typos, bounded for a file of thousands of unknown keys. */
+const MAX_SUGGESTIONS = 20;
+
 /** Levenshtein distance, for "did you mean" hints on misspelt keys. */
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -62,13 +66,18 @@ function distance(a: string, b: string): number {
 }
 
 export function suggest(key: string, known: Iterable<string>): string | undefined {
+  // Levenshtein is quadratic in the key's length; a hint for a 1 MB key helps nobody.
+  if (key.length > MAX_SUGGEST_LENGTH) return undefined;
+  const limit = Math.max(2, Math.floor(key.length / 4));
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of known) {
+    // The distance is at least the difference in length: most known keys are ruled out without computing it.
+    if (Math.abs(k.length - key.length) > limit) continue;
     const d = distance(key.toLowerCase(), k.toLowerCase());
     if (d < bestD) [best, bestD] = [k, d];
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
+  return best !== undefined && bestD <= limit ? best : undefined;
 }
 
 /**
@@ -229,9 +238,10 @@ export class ObjectReader {
 
   /** Reports every key nobody read, with a spelling hint. */
   finish(): void {
+    let hints = 0;
     for (const k of Object.keys(this.obj)) {
       if (this.used.has(k)) continue;
-      const near = suggest(k, this.used);
+      const near = hints++ < MAX_SUGGESTIONS ? suggest(k, this.used) : undefined;
       this.problems.add(this.key(k), `unknown key${near ? `; did you mean "${near}"?` : ' (check the spelling, or remove it)'}`);
     }
   }

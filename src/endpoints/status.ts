@@ -95,7 +95,6 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   jwt_audience: INTERNAL,
   not_started: INTERNAL,
   closed: INTERNAL,
-  json_syntax: INTERNAL,
   // server mode: node attestation, session, key managers, server authority
   node_attestor_config: INTERNAL,
   node_attestor_unexpected_challenge: INTERNAL,
@@ -126,6 +125,12 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   server_unavailable: INTERNAL,
   entry_not_found: INTERNAL,
   svid_refused: INTERNAL,
+  // input files and JSON
+  input_not_found: INTERNAL,
+  input_unreadable: INTERNAL,
+  input_not_regular: INTERNAL,
+  input_too_large: INTERNAL,
+  json_invalid: INTERNAL,
   // svid: what a caller sent
   jwtsvid_invalid: INVALID_ARGUMENT,
   spiffeid_invalid: INVALID_ARGUMENT,

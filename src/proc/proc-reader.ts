@@ -108,19 +108,29 @@ export function parseStatus(text: string, pid: number): ProcStatus {
     const i = line.indexOf(':');
     if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1).trim());
   }
+  // Every id must be a decimal uid/gid: a NaN here would become a "unix:uid:NaN" selector and
+  // compare unequal to everything, including itself.
+  const list = (key: string, v: string, min: number): number[] => {
+    const out = v.split(/\s+/).filter(Boolean).map((x) => (/^\d{1,10}$/.test(x) ? Number(x) : NaN));
+    if (out.length < min || out.some((n) => !(n <= 0xffff_ffff))) {
+      throw new ProcError('proc_malformed', `proc: /proc/${pid}/status has a malformed ${key} line ${JSON.stringify(v.slice(0, 80))}`);
+    }
+    return out;
+  };
   const ids = (key: string): number[] => {
     const v = fields.get(key);
     if (v === undefined) throw new ProcError('proc_malformed', `proc: /proc/${pid}/status has no ${key} line`);
-    return v.split(/\s+/).filter(Boolean).map(Number);
+    return list(key, v, 1);
   };
   const uids = ids('Uid');
   const gids = ids('Gid');
-  const groups = (fields.get('Groups') ?? '').split(/\s+/).filter(Boolean).map(Number);
+  const groups = list('Groups', fields.get('Groups') ?? '', 0);
   return {
-    uid: uids[1] ?? uids[0] ?? NaN,
-    gid: gids[1] ?? gids[0] ?? NaN,
-    realUid: uids[0] ?? NaN,
-    realGid: gids[0] ?? NaN,
+    // One column (some fixture and sandbox kernels): the real id is the effective one.
+    uid: uids[1] ?? uids[0]!,
+    gid: gids[1] ?? gids[0]!,
+    realUid: uids[0]!,
+    realGid: gids[0]!,
     groups,
     name: fields.get('Name') ?? '',
   };

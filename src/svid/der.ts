@@ -92,7 +92,38 @@ export function pemEncodePrivateKey(pkcs8Der: Uint8Array): string {
   return pemBlock('PRIVATE KEY', pkcs8Der);
 }
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
+const BEGIN_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n/y;
+const END_RE = /-----END ([A-Z0-9 ]+)-----/y;
+
+/** The blocks of `s` as [begin label, body, end label]: what /BEGIN...END/g would match, found with indexOf in linear time. */
+function* pemBlocks(s: string): Generator<[string, string, string]> {
+  // A global regex with a lazy body rescans to the end of the text for every BEGIN without an
+  // END: quadratic, minutes for a bundle file of a few MiB.
+  let from = 0;
+  for (;;) {
+    const b = s.indexOf('-----BEGIN ', from);
+    if (b < 0) return;
+    BEGIN_RE.lastIndex = b;
+    const begin = BEGIN_RE.exec(s);
+    if (!begin) {
+      from = b + 1;
+      continue;
+    }
+    const bodyStart = BEGIN_RE.lastIndex;
+    let e = s.indexOf('-----END ', bodyStart);
+    let end: RegExpExecArray | null = null;
+    while (e >= 0) {
+      END_RE.lastIndex = e;
+      end = END_RE.exec(s);
+      if (end) break;
+      e = s.indexOf('-----END ', e + 1);
+    }
+    // No END after this BEGIN means none after any later BEGIN either.
+    if (!end) return;
+    yield [begin[1]!, s.slice(bodyStart, e), end[1]!];
+    from = END_RE.lastIndex;
+  }
+}
 
 /**
  * Decodes every PEM block. With `label`, a block with another label is an error
@@ -102,8 +133,7 @@ const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)
 export function pemDecode(text: string | Uint8Array, label?: string): Uint8Array[] {
   const s = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
   const out: Uint8Array[] = [];
-  for (const m of s.matchAll(PEM_RE)) {
-    const [, begin, body = '', end] = m;
+  for (const [begin, body, end] of pemBlocks(s)) {
     if (begin !== end) {
       throw new EncodingError('bad_pem', `pem: BEGIN ${begin} does not match END ${end}`);
     }

@@ -156,7 +156,12 @@ export class SpiffeBundle {
     const keys: Record<string, unknown>[] = [];
     for (const der of this.#x509.authorities()) {
       const spki = new Uint8Array(certFacts(der).cert.publicKey.rawData);
-      const jwk = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).export({ format: 'jwk' });
+      let jwk;
+      try {
+        jwk = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).export({ format: 'jwk' });
+      } catch (cause) {
+        throw new BundleError('bad_certificate', `bundle: an X.509 authority of "${this.trustDomain.name}" has a public key that cannot be written as a JWK: ${(cause as Error).message}`, { cause });
+      }
       keys.push({ ...publicJwk(jwk as JsonWebKey), use: X509_USE, x5c: [Buffer.from(der).toString('base64')] });
     }
     for (const [kid, jwk] of this.#jwt.keys()) {

@@ -75,7 +75,13 @@ export async function parseX509SVID(
   facts.slice(1).forEach((f, i) => checkSigning(f, i + 1));
 
   const key = parsePrivateKey(privateKeyPkcs8Der);
-  const leafKey = createPublicKey({ key: Buffer.from(leaf.cert.publicKey.rawData), format: 'der', type: 'spki' });
+  let leafKey: KeyObject;
+  try {
+    // The certificate parser does not decode the key itself: a bad EC point or an unknown algorithm fails only here.
+    leafKey = createPublicKey({ key: Buffer.from(leaf.cert.publicKey.rawData), format: 'der', type: 'spki' });
+  } catch (cause) {
+    throw new X509SVIDError('bad_public_key', `x509svid: leaf certificate has an unusable public key: ${(cause as Error).message}`, { cause });
+  }
   if (!createPublicKey(key).equals(leafKey)) {
     throw new X509SVIDError('key_mismatch', 'x509svid: leaf certificate does not match private key');
   }

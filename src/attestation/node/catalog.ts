@@ -4,7 +4,7 @@
  * built-in join_token attestor whatever NodeAttestor block is configured; otherwise the one
  * configured NodeAttestor attests.
  */
-import { readFile } from 'node:fs/promises';
+import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
 import type { PluginConfig } from '../../config/types.js';
 import { PluginDataReader, type PluginDataReaderOptions } from '../../config/plugin-data.js';
 import { SpiffeAgentError } from '../../errors.js';
@@ -55,7 +55,7 @@ export async function resolveJoinToken(deps: NodeAttestorDeps): Promise<string |
   if (deps.joinTokenFile !== undefined && deps.joinTokenFile !== '') {
     let text: string;
     try {
-      text = await readFile(deps.joinTokenFile, 'utf8');
+      text = await readBoundedFile(deps.joinTokenFile, { maxBytes: INPUT_LIMITS.token, what: 'join_token_file' });
     } catch (err) {
       throw new NodeAttestorError('node_attestor_config', `nodeattestor(join_token): unable to read join token file ${JSON.stringify(deps.joinTokenFile)}: ${(err as Error).message}`, { cause: err });
     }

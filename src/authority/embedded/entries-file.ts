@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Selector } from '../types.js';
 import { EmbeddedAuthorityError } from './errors.js';
-import { JSONSyntaxError, parseJSONWithLines } from './json-lines.js';
+import { JSONParseError, parseJSONSteps } from '../../parse/json.js';
+import { runSteps, runStepsAsync, type Steps } from '../../parse/steps.js';
 import { spiffeIdProblem, trustDomainOf, trustDomainProblem } from './spiffe-id.js';
 
 /**
@@ -59,6 +60,10 @@ const ALIASES: Record<string, string> = Object.fromEntries(
 const DNS_RE = /^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const ENTRY_ID_RE = /^[\x21-\x7e]{1,255}$/;
 const MAX_TTL = 2_147_483_647;
+/** A message listing thousands of problems helps nobody; the count is still given. */
+const MAX_REPORTED_PROBLEMS = 100;
+/** Entries validated between two yields of the parse (see parse/steps.ts). */
+const ENTRIES_PER_STEP = 64;
 
 export interface EntriesFileProblem {
   path: string;
@@ -67,61 +72,81 @@ export interface EntriesFileProblem {
 }
 
 export class EntriesFileError extends EmbeddedAuthorityError {
+  /** The first MAX_REPORTED_PROBLEMS problems; `total` counts them all. */
+  readonly problems: EntriesFileProblem[];
+  readonly total: number;
+
   constructor(
     readonly file: string,
-    readonly problems: EntriesFileProblem[],
+    problems: EntriesFileProblem[],
   ) {
-    const lines = problems.map((p) => `  ${p.path || '(file)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`);
+    const shown = problems.slice(0, MAX_REPORTED_PROBLEMS);
+    const lines = shown.map((p) => `  ${p.path || '(file)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`);
+    if (problems.length > shown.length) lines.push(`  ... and ${problems.length - shown.length} more`);
     super('entries_file', `entries-file: ${file}: ${problems.length} problem(s); fix the file, the previous entries stay in use:\n${lines.join('\n')}`);
+    this.problems = shown;
+    this.total = problems.length;
   }
 }
 
 /** Parse and validate; throws EntriesFileError listing every problem. */
 export function parseEntriesFile(file: string, text: string, trustDomain: string): EntryDefinition[] {
+  return runSteps(parseEntriesSteps(file, text, trustDomain));
+}
+
+/** The same, giving the event loop a turn every few milliseconds: for reloads in the running agent. */
+export function parseEntriesFileAsync(file: string, text: string, trustDomain: string): Promise<EntryDefinition[]> {
+  return runStepsAsync(parseEntriesSteps(file, text, trustDomain));
+}
+
+function* parseEntriesSteps(file: string, text: string, trustDomain: string): Steps<EntryDefinition[]> {
   let parsed;
   try {
-    parsed = parseJSONWithLines(text);
+    parsed = yield* parseJSONSteps(text);
   } catch (err) {
-    const line = err instanceof JSONSyntaxError ? err.line : 0;
-    throw new EntriesFileError(file, [{ path: '', line, message: `not valid JSON: ${(err as Error).message}` }]);
+    if (!(err instanceof JSONParseError)) throw err;
+    const message = err.reason === 'too_deep' ? err.message.replace(/^json: line \d+, column \d+: /, '') : `not valid JSON: ${err.message.replace(/^json: /, '')}`;
+    throw new EntriesFileError(file, [{ path: '', line: err.line, message }]);
   }
+  // Lines are found afterwards, for the few problems shown: keeping a line for every value would cost
+  // memory and time on every valid file.
   const problems: EntriesFileProblem[] = [];
-  const lineOf = (path: string): number => {
-    for (let p = path; ; p = p.replace(/(\.[^.[\]]*|\[\d+\])$/, '')) {
-      const l = parsed.lines.get(p);
-      if (l !== undefined) return l;
-      if (p === '') return 0;
-    }
+  const bad = (path: string, message: string): void => void problems.push({ path, line: 0, message });
+  const fail = function* (): Steps<never> {
+    const shown = problems.slice(0, MAX_REPORTED_PROBLEMS);
+    const located = yield* parseJSONSteps(text, { locate: shown.map((p) => p.path) });
+    for (const p of shown) p.line = located.lineOf(p.path);
+    throw new EntriesFileError(file, problems);
   };
-  const bad = (path: string, message: string): void => void problems.push({ path, line: lineOf(path), message });
   for (const d of parsed.duplicates) bad(d, 'duplicate key');
 
   const root = parsed.value;
   if (!isObject(root)) {
     bad('', 'must be a JSON object with an "entries" array');
-    throw new EntriesFileError(file, problems);
+    return yield* fail();
   }
   for (const k of Object.keys(root)) if (k !== 'entries') bad(k, 'unknown key (expected only "entries")');
   const list = root['entries'];
   if (!Array.isArray(list)) {
     bad('entries', list === undefined ? 'is required' : 'must be an array');
-    throw new EntriesFileError(file, problems);
+    return yield* fail();
   }
   const out: EntryDefinition[] = [];
   const ids = new Map<string, number>();
-  list.forEach((raw, i) => {
+  for (let i = 0; i < list.length; i++) {
+    if (i % ENTRIES_PER_STEP === ENTRIES_PER_STEP - 1) yield;
     const base = `entries[${i}]`;
-    const def = parseEntry(raw, base, trustDomain, bad);
-    if (!def) return;
+    const def = parseEntry(list[i], base, trustDomain, bad);
+    if (!def) continue;
     const prev = ids.get(def.id);
     if (prev !== undefined) {
       bad(`${base}.entry_id`, `entry id "${def.id}" is the same as entries[${prev}] (same entry_id, or same spiffe_id, parent_id and selectors)`);
-      return;
+      continue;
     }
     ids.set(def.id, i);
     out.push(def);
-  });
-  if (problems.length > 0) throw new EntriesFileError(file, problems);
+  }
+  if (problems.length > 0) return yield* fail();
   return out;
 }
 
@@ -142,7 +167,8 @@ function parseEntry(
   };
   const fields = new Map<string, { key: string; value: unknown }>();
   for (const [key, value] of Object.entries(raw)) {
-    const canon = key in FIELDS ? key : ALIASES[key];
+    // hasOwn, not `in`: "constructor" or "__proto__" must be unknown keys, not Object.prototype members.
+    const canon = Object.hasOwn(FIELDS, key) ? key : Object.hasOwn(ALIASES, key) ? ALIASES[key] : undefined;
     if (canon === undefined) {
       report(`${base}.${key}`, 'unknown key');
       continue;
@@ -176,7 +202,7 @@ function parseEntry(
   if (fields.has('ttl') && fields.has('x509_svid_ttl')) report(pathOf('ttl'), 'use either "ttl" or "x509_svid_ttl", not both');
   const dnsNames = get<string[]>('dns_names', 'strings', []);
   dnsNames.forEach((d, j) => {
-    if (!DNS_RE.test(d) || d.length > 253) report(`${pathOf('dns_names')}[${j}]`, `"${d}" is not a valid DNS name`);
+    if (d.length > 253 || !DNS_RE.test(d)) report(`${pathOf('dns_names')}[${j}]`, `"${d}" is not a valid DNS name`);
   });
   const federatesWith = get<string[]>('federates_with', 'strings', []).map((td, j) => {
     const name = td.startsWith('spiffe://') ? td.slice('spiffe://'.length) : td;

@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import type { RegistrationEntry } from '../types.js';
-import { parseEntriesFile, type EntryDefinition } from './entries-file.js';
+import { runStepsAsync, type Steps } from '../../parse/steps.js';
+import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../../storage/bounded-file.js';
+import { parseEntriesFileAsync, type EntryDefinition } from './entries-file.js';
 import { FileWatcher } from './file-watcher.js';
 
 export interface EntriesSourceOptions {
@@ -66,7 +67,9 @@ export class EntriesSource {
     if (file === undefined || this.closed) return { changed: false };
     let defs: EntryDefinition[];
     try {
-      defs = parseEntriesFile(file, await readFile(file, 'utf8'), this.o.trustDomain);
+      const text = await readBoundedFile(file, { maxBytes: INPUT_LIMITS.entries, what: 'registration entries file' });
+      // In slices: a reload of a large file must not stall the Workload API it feeds.
+      defs = await parseEntriesFileAsync(file, text, this.o.trustDomain);
     } catch (err) {
       const error = err as Error;
       if (quiet) return { changed: false, error };
@@ -83,7 +86,7 @@ export class EntriesSource {
       this.o.log.warn({ [F.entryId]: d.id, [F.spiffeId]: d.spiffeId }, 'Registration entry has expired (entry_expiry); ignoring it');
       return false;
     });
-    const next = merge(this.current, live, nowSec);
+    const next = await runStepsAsync(merge(this.current, live, nowSec));
     const changed = !sameEntries(this.current, next);
     this.current = next;
     if (changed) {
@@ -94,19 +97,27 @@ export class EntriesSource {
   }
 }
 
-function merge(prev: readonly RegistrationEntry[], defs: readonly EntryDefinition[], nowSec: number): RegistrationEntry[] {
+function* merge(prev: readonly RegistrationEntry[], defs: readonly EntryDefinition[], nowSec: number): Steps<RegistrationEntry[]> {
   const byId = new Map(prev.map((e) => [e.id, e]));
-  return defs.map((d) => {
+  const out: RegistrationEntry[] = [];
+  for (const d of defs) {
+    if (out.length % 256 === 255) yield;
     const content = contentOf(d);
     const old = byId.get(d.id);
-    if (old && contentKey(old) === contentKey(content)) return old;
-    return Object.freeze({
-      ...content,
-      id: d.id,
-      createdAt: old?.createdAt ?? nowSec,
-      revisionNumber: old ? old.revisionNumber + 1 : 0,
-    });
-  });
+    if (old && contentKey(old) === contentKey(content)) {
+      out.push(old);
+      continue;
+    }
+    out.push(
+      Object.freeze({
+        ...content,
+        id: d.id,
+        createdAt: old?.createdAt ?? nowSec,
+        revisionNumber: old ? old.revisionNumber + 1 : 0,
+      }),
+    );
+  }
+  return out;
 }
 
 type Content = Omit<RegistrationEntry, 'id' | 'createdAt' | 'revisionNumber'>;
@@ -148,5 +159,5 @@ function sameEntries(a: readonly RegistrationEntry[], b: readonly RegistrationEn
 }
 
 function isMissing(err: Error): boolean {
-  return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  return err instanceof InputFileError && err.code === 'input_not_found';
 }

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import type { JWTAuthority, TrustBundle } from '../types.js';
+import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
 import { EmbeddedAuthorityError } from './errors.js';
 import { FileWatcher } from './file-watcher.js';
 import { SpiffeBundle, TrustDomain, X509Bundle } from '../../svid/index.js';
@@ -83,7 +83,7 @@ export class FederatedBundles {
     let changed = false;
     for (const [td, file] of Object.entries(this.o.files)) {
       try {
-        const text = await readFile(file, 'utf8');
+        const text = await readBoundedFile(file, { maxBytes: INPUT_LIMITS.bundle, what: `federated bundle of "${td}"` });
         if (this.raw.get(td) === text) continue;
         const parsed = parseBundleFile(td, file, text);
         const prev = this.bundles.get(td);
@@ -93,7 +93,7 @@ export class FederatedBundles {
         this.raw.set(td, text);
         changed = true;
       } catch (err) {
-        const e = err instanceof EmbeddedAuthorityError ? err : new EmbeddedAuthorityError('federated_bundle', `federated-bundles: ${file}: ${(err as Error).message}`, { cause: err });
+        const e = err instanceof EmbeddedAuthorityError ? err : new EmbeddedAuthorityError('federated_bundle', `federated-bundles: ${(err as Error).message.replace(/^input: /, '')}`, { cause: err });
         this.o.log.error({ [F.trustDomain]: td, [F.path]: file, [F.error]: e.message }, 'Federated bundle cannot be loaded; keeping the previous one');
         errors.push(e);
       }

@@ -5,7 +5,7 @@
  * or insecure_bootstrap. The bootstrap state (use, start time, attempts) lives in
  * agent-data.json so a rebootstrap survives restarts, exactly where spire-agent keeps it.
  */
-import { readFile } from 'node:fs/promises';
+import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Clock } from '../../clock.js';
@@ -105,7 +105,7 @@ export class BootstrapTrust {
     } else if (o.trustBundlePath !== undefined) {
       from = `trust_bundle_path ${o.trustBundlePath}`;
       try {
-        bytes = await readFile(o.trustBundlePath);
+        bytes = Buffer.from(await readBoundedFile(o.trustBundlePath, { maxBytes: INPUT_LIMITS.bundle, what: 'trust_bundle_path' }), 'utf8');
       } catch (err) {
         throw new SessionError('bootstrap_bundle', `bootstrap: could not read ${from}: ${(err as Error).message}`, { cause: err });
       }

@@ -4,7 +4,7 @@
  * Configure), so a wrong path fails at start, naming the file.
  */
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { INPUT_LIMITS, readBoundedFile } from '../../../storage/bounded-file.js';
 import { pemDecode } from '../../../svid/der.js';
 import { NodeAttestorError } from '../errors.js';
 import type { AttestationStream, NodeAttestor } from '../types.js';
@@ -19,7 +19,8 @@ const err = (msg: string, cause?: unknown) => new NodeAttestorError('node_attest
 
 async function readPem(path: string, key: string): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    // Private keys are small; certificate files may hold a chain.
+    return await readBoundedFile(path, { maxBytes: key === 'private_key_path' ? INPUT_LIMITS.token : INPUT_LIMITS.bundle, what: key });
   } catch (e) {
     throw err(`unable to load keypair: ${key} ${JSON.stringify(path)}: ${(e as Error).message}`, e);
   }

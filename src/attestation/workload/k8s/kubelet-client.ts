@@ -8,7 +8,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { BodyTooLargeError, readBody } from '../../../net/read-body.js';
-import { readFileSync } from 'node:fs';
+import { INPUT_LIMITS, readBoundedFileSync } from '../../../storage/bounded-file.js';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
@@ -128,9 +128,10 @@ export class KubeletClient {
 function loadMaterial(config: KubeletConnectionConfig): TlsMaterial & { token: string | undefined } {
   const read = (what: string, path: string): string => {
     try {
-      return readFileSync(path, 'utf8');
+      // Bounded, regular files only: a FIFO here would hang attestation set-up for good.
+      return readBoundedFileSync(path, { maxBytes: what === 'token' ? INPUT_LIMITS.token : INPUT_LIMITS.bundle, what });
     } catch (err) {
-      throw new KubeletError('kubelet_config', `k8s: unable to load ${what} from ${path}: ${(err as Error).message}`, { cause: err });
+      throw new KubeletError('kubelet_config', `k8s: unable to load ${what} from ${path}: ${(err as Error).message.replace(/^input: /, '')}`, { cause: err });
     }
   };
   let ca: string | undefined;
