@@ -2,11 +2,27 @@
  * One error base for the whole project. `code` is stable and machine-readable;
  * `message` starts with the module that raised it (e.g. "x509svid: ...") and says
  * what the user can do about it. Subclasses live next to their domain.
+ *
+ * Codes are typed. Each domain lists its codes where its error class is, and adds them to
+ * `ErrorCodes` by declaration merging:
+ *
+ *     declare module '../errors.js' { interface ErrorCodes { proc: 'process_gone' | 'proc_read' } }
+ *     export class ProcError extends SpiffeAgentError<ErrorCodes['proc']> {}
+ *
+ * so a code that is not listed does not compile, and endpoints/status.ts maps every code to a
+ * gRPC status in one Record that the compiler checks for completeness (README "Errors" lists them).
  */
-export class SpiffeAgentError extends Error {
-  readonly code: string;
+// Filled by the domains (declaration merging); empty here on purpose.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface ErrorCodes {}
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+/** Every error code of the daemon and the SDK. */
+export type ErrorCode = ErrorCodes[keyof ErrorCodes];
+
+export class SpiffeAgentError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;

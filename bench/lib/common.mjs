@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const AGENT_MAIN = join(REPO, 'dist/src/cli/main.js');
+export const AGENT_MAIN = process.env.BENCH_AGENT_MAIN ?? join(REPO, 'dist/src/cli/main.js');
 export const LIB = dirname(fileURLToPath(import.meta.url));
 export const TD = 'example.org';
 export const PARENT_ID = `spiffe://${TD}/spire/agent/local`;

@@ -2,7 +2,7 @@
  * The one place that wires the agent together: config in, components constructed
  * with their dependencies, started in order, closed in reverse.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { WorkloadAttestation } from '../attestation/workload/attest.js';
 import { createWorkloadAttestors } from '../attestation/workload/catalog.js';
 import { createAuthority, type AuthorityFactoryDeps } from '../authority/factory.js';
@@ -74,7 +74,9 @@ export class Agent {
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
     await this.health.listen();
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
-    const attestors = createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source });
+    // The file's text puts line numbers on plugin_data problems, as `validate` reports them.
+    const configText = await readFile(config.source, 'utf8').catch(() => undefined);
+    const attestors = createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source, configText });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }

@@ -1,9 +1,10 @@
 /**
  * What `spiffe-agent validate` (and start-up) checks about plugins {} beyond its syntax: every
- * plugin type is one spire-agent has, and every NodeAttestor and KeyManager block's name and
- * plugin_data are valid. All problems come back in one ConfigError, with file and line.
+ * plugin type is one spire-agent has, and every NodeAttestor, KeyManager and WorkloadAttestor
+ * block's name and plugin_data are valid, parsed by the same parsers `run` uses. All problems come back in one ConfigError, with file and line.
  */
 import { checkNodeAttestorConfig } from '../attestation/node/catalog.js';
+import { checkWorkloadAttestorConfig } from '../attestation/workload/catalog.js';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import type { PluginConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
@@ -11,7 +12,12 @@ import { checkKeyManagerConfig } from '../keymanager/catalog.js';
 
 const PLUGIN_TYPES = ['NodeAttestor', 'WorkloadAttestor', 'KeyManager', 'SVIDStore'] as const;
 
-export function checkPluginConfigs(plugins: readonly PluginConfig[], file: string, text?: string): void {
+export function checkPluginConfigs(
+  plugins: readonly PluginConfig[],
+  file: string,
+  text?: string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): void {
   const problems: ConfigProblem[] = [];
   const collect = (p: PluginConfig, fn: () => void) => {
     try {
@@ -30,6 +36,7 @@ export function checkPluginConfigs(plugins: readonly PluginConfig[], file: strin
     if (!p.enabled) continue;
     if (p.type === 'NodeAttestor') collect(p, () => checkNodeAttestorConfig(p, { file, text }));
     if (p.type === 'KeyManager') collect(p, () => checkKeyManagerConfig(p, { file, text }));
+    if (p.type === 'WorkloadAttestor') collect(p, () => checkWorkloadAttestorConfig(p, { file, text, env }));
     if (p.type === 'SVIDStore') problems.push({ file, key: p.path, message: `no SVIDStore plugins are built in; remove SVIDStore "${p.name}"` });
   }
   if (problems.length > 0) throw new ConfigError(problems);

@@ -9,7 +9,7 @@
 import type { Authority, AuthoritySnapshot, RegistrationEntry, Selector, SignedJWTSVID, TrustBundle } from '../authority/types.js';
 import { setWallTimer, type Clock } from '../clock.js';
 import type { KeyType } from '../config/types.js';
-import { SpiffeAgentError } from '../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { generateKeyAndCsr } from './keys.js';
@@ -62,7 +62,13 @@ export interface CacheManagerOptions {
   readonly log: Logger;
 }
 
-export class CacheError extends SpiffeAgentError {}
+declare module '../errors.js' {
+  interface ErrorCodes {
+    cache: 'sign_failed';
+  }
+}
+
+export class CacheError extends SpiffeAgentError<ErrorCodes['cache']> {}
 
 const ROTATION_BATCH_MAX_MS = 1_000;
 const ROTATION_BATCH_FRACTION = 0.02;

@@ -3,6 +3,7 @@
  * `-socketPath /x`, `-socketPath=/x` and `--socketPath /x` interchangeably.
  * Parsing stops at the first non-flag argument or at `--`.
  */
+import { parseGoDuration } from '../duration.js';
 import { SpiffeAgentError } from '../errors.js';
 
 export type FlagKind = 'string' | 'bool' | 'int' | 'duration' | 'strings';
@@ -16,7 +17,13 @@ export interface FlagSpec {
 
 export type FlagValues = Record<string, string | boolean | number | string[] | undefined>;
 
-export class UsageError extends SpiffeAgentError {
+declare module '../errors.js' {
+  interface ErrorCodes {
+    cli: 'usage';
+  }
+}
+
+export class UsageError extends SpiffeAgentError<'usage'> {
   constructor(message: string) {
     super('usage', message);
   }
@@ -32,18 +39,6 @@ export interface CliIO {
 }
 
 export type Command = (args: string[], io: CliIO) => Promise<number>;
-
-const DURATION_RE = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go time.ParseDuration, in milliseconds. */
-export function parseGoDuration(text: string): number | undefined {
-  if (text === '0') return 0;
-  if (!DURATION_RE.test(text)) return undefined;
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
-  return total;
-}
 
 export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]): { values: FlagValues; rest: string[] } {
   const byName = new Map(specs.map((s) => [s.name, s]));

@@ -4,7 +4,7 @@
  * also accepted outside `experimental`). Keys spire-agent knows that we do not act on are accepted and ignored.
  * The keys that only mean something with a SPIRE server are read by ./server-section.ts.
  */
-import { parseGoDuration } from '../cli/flags.js';
+import { parseGoDuration } from '../duration.js';
 import { AGENT_DEFAULTS, MIN_AVAILABILITY_TARGET } from './defaults.js';
 import type { ObjectReader } from './reader.js';
 import { parseTrustDomainName } from './trust-domain.js';

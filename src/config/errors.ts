@@ -11,6 +11,12 @@ export interface ConfigProblem {
 
 export type ConfigErrorCode = 'config_invalid' | 'config_syntax' | 'config_not_found' | 'config_unreadable';
 
+declare module '../errors.js' {
+  interface ErrorCodes {
+    config: ConfigErrorCode;
+  }
+}
+
 export function formatProblem(p: ConfigProblem): string {
   const where = p.line === undefined ? p.file : `${p.file}:${p.line}`;
   return p.key ? `${where}: ${p.key}: ${p.message}` : `${where}: ${p.message}`;
@@ -20,7 +26,7 @@ export function formatProblem(p: ConfigProblem): string {
  * Every problem found in a configuration, reported at once so that a user fixes the file in one pass
  * instead of one restart per typo.
  */
-export class ConfigError extends SpiffeAgentError {
+export class ConfigError extends SpiffeAgentError<ConfigErrorCode> {
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: readonly ConfigProblem[], code: ConfigErrorCode = 'config_invalid', options?: { cause?: unknown }) {

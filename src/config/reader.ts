@@ -3,7 +3,7 @@
  * valid value or records a problem under its dotted key and returns the default, so one pass finds
  * every mistake. Shared by agent.conf validation and by plugins reading their plugin_data.
  */
-import { parseGoDuration } from '../cli/flags.js';
+import { parseGoDuration } from '../duration.js';
 import type { ConfigProblem } from './errors.js';
 import type { KeyLocator } from './locate.js';
 

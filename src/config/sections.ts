@@ -1,5 +1,5 @@
 /** `embedded_authority { ... }` (our extension) and `health_checks { ... }` (spire-agent's). */
-import { parseGoDuration } from '../cli/flags.js';
+import { parseGoDuration } from '../duration.js';
 import { KEY_TYPES } from './agent-section.js';
 import { EMBEDDED_AUTHORITY_DEFAULTS as EA, HEALTH_CHECKS_DEFAULTS as HC } from './defaults.js';
 import type { ObjectReader } from './reader.js';

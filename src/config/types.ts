@@ -3,7 +3,8 @@
  * key names are spire-agent's (snake_case in the file, camelCase here).
  * Durations are milliseconds. Sizes are counts. Paths are as written (not resolved).
  */
-export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-4096';
+export type { KeyType } from '../crypto/keys.js';
+import type { KeyType } from '../crypto/keys.js';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
 

@@ -13,7 +13,8 @@ type EcKeyImportParams = webcrypto.EcKeyImportParams;
 type RsaHashedImportParams = webcrypto.RsaHashedImportParams;
 type EcKeyAlgorithm = webcrypto.EcKeyAlgorithm;
 type RsaHashedKeyAlgorithm = webcrypto.RsaHashedKeyAlgorithm;
-import type { KeyType } from '../config/types.js';
+/** Key types as agent.conf names them; config re-exports this. */
+export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-4096';
 
 /** WebCrypto, passed explicitly to @peculiar/x509 so nothing global is configured. */
 export const crypto = webcrypto as unknown as Crypto;

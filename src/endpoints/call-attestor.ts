@@ -18,10 +18,16 @@ export interface Attested {
 }
 
 export interface CallAttestorDeps {
-  readonly attestation: WorkloadAttestation;
+  /** Only `attest` is used; tests pass a fake with just that. */
+  readonly attestation: Pick<WorkloadAttestation, 'attest'>;
   readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
-  readonly proc: ProcReader;
+  readonly proc: Pick<ProcReader, 'exePath'>;
   readonly audit: AuditLog;
+}
+
+/** The caller as an audit record names it: what the kernel saw, and the binary. */
+export function auditCaller(a: Attested): { pid: number; uid: number; gid: number; binary: string | undefined } {
+  return { pid: a.caller.pid, uid: a.caller.uid, gid: a.caller.gid, binary: a.binary };
 }
 
 /** The parts of a grpc-js server call attestation needs (unary, server-streaming and bidi calls all fit). */

@@ -45,12 +45,12 @@ export const H2Code = Object.freeze({
 });
 
 /** A connection-level error: the connection gets GOAWAY with `h2Code` and is closed. */
-export class H2ProtocolError extends SpiffeAgentError {
+export class H2ProtocolError extends SpiffeAgentError<'h2_protocol'> {
   constructor(
     message: string,
     readonly h2Code: number = H2Code.PROTOCOL_ERROR,
   ) {
-    super('h2_connection_error', `h2filter: ${message}`);
+    super('h2_protocol', `h2filter: ${message}`);
   }
 }
 

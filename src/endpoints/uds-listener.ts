@@ -37,7 +37,8 @@ export class UdsListener {
   constructor(
     private readonly path: string,
     private readonly grpcServer: grpc.Server,
-    private readonly tracker: PeerTracker,
+    /** Who is on the other end of an accepted socket; tests pass fake callers here. */
+    private readonly tracker: Pick<PeerTracker, 'track'>,
     private readonly log: Logger,
     /** 0o777 for the public Workload API (any local process may ask); tighter for admin. */
     private readonly mode = 0o777,

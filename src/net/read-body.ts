@@ -1,9 +1,16 @@
 /** Reads an HTTP response body with a size cap, so a misbehaving local API cannot exhaust memory. */
 import type { IncomingMessage } from 'node:http';
+import { SpiffeAgentError } from '../errors.js';
 
-export class BodyTooLargeError extends Error {
+declare module '../errors.js' {
+  interface ErrorCodes {
+    net: 'body_too_large';
+  }
+}
+
+export class BodyTooLargeError extends SpiffeAgentError<'body_too_large'> {
   constructor(readonly maxBytes: number) {
-    super(`response body exceeds ${maxBytes} bytes`);
+    super('body_too_large', `response body exceeds ${maxBytes} bytes`);
   }
 }
 

@@ -20,7 +20,13 @@ const TOKENS_PER_STEP = 4096;
 /** Slots for recently seen member names (a power of two). */
 const NAME_CACHE_SIZE = 256;
 
-export class JSONParseError extends SpiffeAgentError {
+declare module '../errors.js' {
+  interface ErrorCodes {
+    json: 'json_invalid';
+  }
+}
+
+export class JSONParseError extends SpiffeAgentError<'json_invalid'> {
   constructor(
     readonly reason: 'syntax' | 'too_deep',
     message: string,

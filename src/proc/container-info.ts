@@ -7,7 +7,7 @@
  * walking on backwards from there. This covers Docker, containerd, CRI-O and Podman
  * under the cgroupfs and systemd drivers, cgroup v1/v2/hybrid, and cgroup namespaces.
  */
-import { SpiffeAgentError } from '../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProcReader } from './proc-reader.js';
 
@@ -16,11 +16,18 @@ export interface ContainerInfo {
   readonly podUid: string | undefined;
 }
 
+declare module '../errors.js' {
+  interface ErrorCodes {
+    container: 'container_conflict' | 'cgroup_malformed' | 'mountinfo_malformed';
+  }
+}
+
 /**
- * Codes: `container_conflict` (two different container IDs or pod UIDs; FailedPrecondition),
- * `cgroup_malformed` / `mountinfo_malformed` (a line that is not in the kernel's format; Internal).
+ * Codes: `container_conflict` (two different container IDs or pod UIDs),
+ * `cgroup_malformed` / `mountinfo_malformed` (a line that is not in the kernel's format).
+ * They fail the attestor that asked (docker, k8s), which the fan-out logs and drops.
  */
-export class ContainerInfoError extends SpiffeAgentError {}
+export class ContainerInfoError extends SpiffeAgentError<ErrorCodes['container']> {}
 
 export interface CgroupEntry {
   readonly hierarchyId: string;

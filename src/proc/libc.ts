@@ -4,7 +4,8 @@
  * so nothing is compiled at install time).
  */
 import koffi from 'koffi';
-import { FdExhaustedError, isFdExhaustion } from './errors.js';
+import { constants as osConstants } from 'node:os';
+import { FdExhaustedError, SyscallError, isFdExhaustion } from './errors.js';
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
@@ -34,7 +35,23 @@ export interface Libc {
   socketpair(): [number, number];
 }
 
+/** "EBADF (errno 9)" for the errno the last libc call left, so a failure says which one it was. */
+function lastErrno(): string {
+  const n = koffi.errno();
+  const name = Object.entries(osConstants.errno).find(([, v]) => v === n)?.[0];
+  return name ? `${name} (errno ${n})` : `errno ${n}`;
+}
+
+// koffi registers struct types by name for the whole process, so defining them a second time
+// throws; the bindings are therefore made once per process and shared (they hold no state).
+let loaded: Libc | undefined;
+
 export function loadLibc(): Libc {
+  loaded ??= bindLibc();
+  return loaded;
+}
+
+function bindLibc(): Libc {
   const lib = koffi.load('libc.so.6');
   const ucred = koffi.struct('spiffe_agent_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
   const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ spiffe_agent_ucred *, _Inout_ uint32 *)');
@@ -49,7 +66,7 @@ export function loadLibc(): Libc {
       const out: Record<string, number> = {};
       const len = [12];
       const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
-      if (rc !== 0) throw new Error(`getsockopt(SO_PEERCRED) failed on fd ${fd}`);
+      if (rc !== 0) throw new SyscallError('syscall_failed', `libc: getsockopt(SO_PEERCRED) failed on fd ${fd}: ${lastErrno()}`);
       void ucred;
       return { pid: out.pid ?? 0, uid: out.uid ?? 0, gid: out.gid ?? 0 };
     },
@@ -80,7 +97,7 @@ export function loadLibc(): Libc {
       if ((socketpairFn(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) as number) !== 0) {
         const errno = koffi.errno();
         if (isFdExhaustion(errno)) throw new FdExhaustedError('endpoints: socketpair', errno);
-        throw new Error(`socketpair(AF_UNIX, SOCK_STREAM) failed (errno ${errno})`);
+        throw new SyscallError('syscall_failed', `libc: socketpair(AF_UNIX, SOCK_STREAM) failed: ${lastErrno()}; raise the open-file limit (ulimit -n) if it is EMFILE`);
       }
       return [sv[0]!, sv[1]!];
     },

@@ -1,5 +1,19 @@
 import { SpiffeAgentError } from '../errors.js';
 
+/** The SDK's codes; it runs in workloads, so none of them is ever a status the agent returns. */
+declare module '../errors.js' {
+  interface ErrorCodes {
+    sdk:
+      | 'workloadapi_address'
+      | 'workloadapi_rpc'
+      | 'workloadapi_response'
+      | 'workloadapi_source_closed'
+      | 'workloadapi_no_svid'
+      | 'workloadapi_no_bundle'
+      | 'workloadapi_proto';
+  }
+}
+
 /** gRPC status names by number, so messages read like go-spiffe's `rpc error: code = ...`. */
 export const GRPC_CODE_NAMES: readonly string[] = [
   'OK',

@@ -12,7 +12,13 @@ import { SpiffeAgentError } from '../errors.js';
 
 export type InputFileErrorCode = 'input_not_found' | 'input_unreadable' | 'input_not_regular' | 'input_too_large';
 
-export class InputFileError extends SpiffeAgentError {
+declare module '../errors.js' {
+  interface ErrorCodes {
+    inputFile: InputFileErrorCode;
+  }
+}
+
+export class InputFileError extends SpiffeAgentError<InputFileErrorCode> {
   constructor(
     code: InputFileErrorCode,
     readonly path: string,

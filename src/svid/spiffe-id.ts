@@ -23,7 +23,8 @@ function isPathSegmentChar(c: number): boolean {
   );
 }
 
-function validateTrustDomainName(name: string): void {
+/** Validates a bare trust domain name (no scheme); throws SpiffeIdError. The one trust-domain check, also used by config. */
+export function validateTrustDomainName(name: string): void {
   if (name.length === 0) {
     throw new SpiffeIdError('missing_trust_domain', 'spiffeid: trust domain is missing');
   }

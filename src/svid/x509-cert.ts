@@ -1,7 +1,4 @@
-// @peculiar/x509 resolves its DI container through tsyringe, which refuses to load
-// without the Reflect metadata polyfill; importing it first is what the library requires.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509-lib.js';
 import { webcrypto } from 'node:crypto';
 import { assertSingleDer } from './der.js';
 

@@ -8,8 +8,7 @@
  * 401 Unauthorized otherwise (unless anonymous access is on). The read-only mode is plain
  * HTTP without authentication, as the kubelet's read-only port is.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../src/svid/x509-lib.js';
 import { randomBytes, webcrypto } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';

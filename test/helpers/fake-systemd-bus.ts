@@ -11,9 +11,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DBusConnection } from '../../src/attestation/workload/systemd/dbus/connection.js';
-import { DBusRemoteError } from '../../src/attestation/workload/systemd/dbus/errors.js';
-import type { Message } from '../../src/attestation/workload/systemd/dbus/message.js';
+import { DBusConnection } from '../../src/dbus/connection.js';
+import { DBusRemoteError } from '../../src/dbus/errors.js';
+import type { Message } from '../../src/dbus/message.js';
+import { serveMethods } from './dbus-service.js';
 
 /** The dbus-daemon binary, or undefined when the `dbus` package is not installed. */
 export function findDbusDaemon(): string | undefined {
@@ -122,7 +123,7 @@ export class FakeSystemd {
   static async start(address: string): Promise<FakeSystemd> {
     const conn = await DBusConnection.open(address, { uid: process.getuid?.() ?? 0, timeoutMs: 5_000 });
     const fake = new FakeSystemd(conn);
-    conn.setMethodHandler((m) => fake.handle(m));
+    serveMethods(conn, (m) => fake.handle(m));
     // DBUS_NAME_FLAG_DO_NOT_QUEUE = 4; reply 1 = primary owner.
     const [r] = await conn.call({ ...BUS, member: 'RequestName', signature: 'su', body: [NAME, 4] }, { timeoutMs: 5_000 });
     if (r !== 1) throw new Error(`fake systemd: could not own ${NAME} (RequestName returned ${String(r)})`);

@@ -3,8 +3,7 @@
  * Real keys and real signatures; its knobs exist to produce every malformed SVID the
  * validators must reject.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../src/svid/x509-lib.js';
 import { createHmac, generateKeyPairSync, randomBytes, sign as nodeSign, webcrypto } from 'node:crypto';
 import { CompactSign, exportJWK, type CryptoKey as JoseCryptoKey } from 'jose';
 import { JWTBundle, TrustDomain, X509Bundle, type JsonWebKey } from '../../src/svid/index.js';

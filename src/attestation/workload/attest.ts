@@ -6,13 +6,19 @@
  * node cannot make the agent open thousands of /proc files at once.
  */
 import type { Selector } from '../../domain/types.js';
-import { SpiffeAgentError } from '../../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../../errors.js';
 import { ProcError } from '../../proc/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { WorkloadRefusedError, type WorkloadAttestor } from './types.js';
 
-export class AttestationError extends SpiffeAgentError {}
+declare module '../../errors.js' {
+  interface ErrorCodes {
+    attestation: 'attestation_failed' | 'workload_gone' | 'workload_refused';
+  }
+}
+
+export class AttestationError extends SpiffeAgentError<ErrorCodes['attestation']> {}
 
 export interface AttestationResult {
   readonly selectors: readonly Selector[];

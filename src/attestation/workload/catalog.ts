@@ -1,12 +1,16 @@
-/** Built-in workload attestors: one literal list, chosen by name from agent.conf. */
+/**
+ * Built-in workload attestors: one literal list, chosen by name from agent.conf. Each has a
+ * `configure` (plugin_data → typed config, every problem with file, line and dotted key) and a
+ * `create`; `run` does both and `validate` only the first, so both see exactly the same problems.
+ */
 import type { PluginConfig } from '../../config/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import type { ProcReader } from '../../proc/proc-reader.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Clock } from '../../clock.js';
-import { createDockerAttestor } from './docker/index.js';
-import { createK8sAttestor } from './k8s/index.js';
-import { createSystemdAttestor } from './systemd/index.js';
+import { DockerAttestor, parseDockerConfig } from './docker/index.js';
+import { K8sAttestor, parseK8sConfig } from './k8s/index.js';
+import { SystemdAttestor, parseSystemdConfig } from './systemd/index.js';
 import type { WorkloadAttestor } from './types.js';
 import { UnixAttestor, parseUnixConfig } from './unix/index.js';
 
@@ -18,29 +22,63 @@ export interface WorkloadAttestorDeps {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** The config file, so plugin_data problems name it. */
   readonly configFile?: string;
+  /** That file's text, so plugin_data problems carry their line. */
+  readonly configText?: string;
 }
 
-type Factory = (plugin: PluginConfig, deps: WorkloadAttestorDeps) => WorkloadAttestor;
+/** What configuring a plugin needs: where its block came from, and the environment some read. */
+export interface WorkloadAttestorConfigContext {
+  readonly file?: string;
+  readonly text?: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
 
-const BUILT_IN: Readonly<Record<string, Factory>> = {
-  unix: (plugin, deps) => new UnixAttestor(parseUnixConfig(plugin, deps.configFile), deps.proc),
-  docker: (plugin, deps) => createDockerAttestor(plugin, { proc: deps.proc, log: deps.log, clock: deps.clock }),
-  systemd: (plugin, deps) => createSystemdAttestor(plugin, { log: deps.log, env: { ...deps.env } }),
-  k8s: (plugin, deps) => createK8sAttestor(plugin, { proc: deps.proc, log: deps.log, clock: deps.clock, env: { ...deps.env }, file: deps.configFile }),
+interface BuiltIn<C> {
+  configure(plugin: PluginConfig, ctx: WorkloadAttestorConfigContext): C;
+  create(config: C, deps: WorkloadAttestorDeps): WorkloadAttestor;
+}
+
+const builtIn = <C>(b: BuiltIn<C>): BuiltIn<unknown> => b as BuiltIn<unknown>;
+
+const BUILT_IN: Readonly<Record<string, BuiltIn<unknown>>> = {
+  unix: builtIn({
+    configure: (p, c) => parseUnixConfig(p, c.file, c.text),
+    create: (config, d) => new UnixAttestor(config, d.proc),
+  }),
+  docker: builtIn({
+    configure: (p, c) => parseDockerConfig(p, { file: c.file, text: c.text }),
+    create: (config, d) => new DockerAttestor(config, { proc: d.proc, log: d.log, clock: d.clock }),
+  }),
+  systemd: builtIn({
+    configure: (p, c) => parseSystemdConfig(p, c.env, { file: c.file, text: c.text }),
+    create: (config, d) => new SystemdAttestor(config, { log: d.log }),
+  }),
+  k8s: builtIn({
+    configure: (p, c) => parseK8sConfig(p, { ...c.env }, { file: c.file, text: c.text }),
+    create: (config, d) => new K8sAttestor(config, { proc: d.proc, log: d.log, clock: d.clock, env: { ...d.env }, file: d.configFile }),
+  }),
 };
+
+function builtInFor(p: PluginConfig): BuiltIn<unknown> {
+  const b = BUILT_IN[p.name];
+  if (!b) {
+    throw new SpiffeAgentError('unknown_plugin', `catalog: unknown WorkloadAttestor "${p.name}" at ${p.path}; built-in ones are: ${Object.keys(BUILT_IN).join(', ')}`);
+  }
+  return b;
+}
+
+/** What `validate` runs: the plugin's own config parser, as `createWorkloadAttestors` runs it. */
+export function checkWorkloadAttestorConfig(p: PluginConfig, ctx: WorkloadAttestorConfigContext): void {
+  builtInFor(p).configure(p, ctx);
+}
 
 export function createWorkloadAttestors(plugins: readonly PluginConfig[], deps: WorkloadAttestorDeps): WorkloadAttestor[] {
   const out: WorkloadAttestor[] = [];
   for (const p of plugins) {
     if (p.type !== 'WorkloadAttestor' || !p.enabled) continue;
-    const factory = BUILT_IN[p.name];
-    if (!factory) {
-      throw new SpiffeAgentError(
-        'unknown_plugin',
-        `catalog: unknown WorkloadAttestor "${p.name}" at ${p.path}; built-in ones are: ${Object.keys(BUILT_IN).join(', ')}`,
-      );
-    }
-    out.push(factory(p, { ...deps, log: deps.log.child({ [`subsystem_name`]: 'workload_attestor', plugin_name: p.name }) }));
+    const b = builtInFor(p);
+    const config = b.configure(p, { file: deps.configFile, text: deps.configText, env: deps.env });
+    out.push(b.create(config, { ...deps, log: deps.log.child({ [`subsystem_name`]: 'workload_attestor', plugin_name: p.name }) }));
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { SpiffeAgentError } from '../../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../../errors.js';
 
 /**
  * A workload attestor: a name and `attest(pid) → selector values`. The agent
@@ -11,9 +11,17 @@ export interface WorkloadAttestor {
   close?(): Promise<void>;
 }
 
+declare module '../../errors.js' {
+  interface ErrorCodes {
+    workloadRefused: 'workload_too_large';
+    /** The catalog: a WorkloadAttestor plugin name that is not built in. */
+    workloadCatalog: 'unknown_plugin';
+  }
+}
+
 /**
  * An attestor's verdict that this workload cannot be attested and that asking again
  * will not change it (its binary is over workload_size_limit, say), as opposed to a
  * transient failure. The caller gets a status that tells clients not to retry.
  */
-export class WorkloadRefusedError extends SpiffeAgentError {}
+export class WorkloadRefusedError extends SpiffeAgentError<ErrorCodes['workloadRefused']> {}

@@ -1,5 +1,4 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../svid/x509-lib.js';
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyType } from '../../config/types.js';

@@ -1,5 +1,4 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../svid/x509-lib.js';
 import { randomBytes } from 'node:crypto';
 import type { KeyType } from '../../config/types.js';
 import { crypto, generateKeyPair, publicJwk, signingAlgorithm, type CryptoKeyPair, type JsonWebKey } from '../../crypto/keys.js';

@@ -1,4 +1,9 @@
-import { SpiffeAgentError } from '../../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../../errors.js';
 
-/** Codes: ca_store, ca_trust_domain, csr_invalid, entries_file, federated_bundle, not_started, closed, jwt_sign. */
-export class EmbeddedAuthorityError extends SpiffeAgentError {}
+declare module '../../errors.js' {
+  interface ErrorCodes {
+    embeddedAuthority: 'ca_store' | 'ca_trust_domain' | 'ca_ttl' | 'ca_not_valid' | 'csr_invalid' | 'entries_file' | 'federated_bundle' | 'jwt_audience' | 'not_started' | 'closed';
+  }
+}
+
+export class EmbeddedAuthorityError extends SpiffeAgentError<ErrorCodes['embeddedAuthority']> {}

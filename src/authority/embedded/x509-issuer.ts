@@ -1,5 +1,4 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../svid/x509-lib.js';
 import type { RegistrationEntry, SignedX509SVID } from '../types.js';
 import { BACKDATE_MS, randomSerialHex, type CAGeneration } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROTO_OPTIONS, protoRoot } from '../../endpoints/proto.js';
+import { PROTO_OPTIONS, protoRoot } from '../../proto/load.js';
 import type { ServerClients } from './session.js';
 
 const SERVICES = {

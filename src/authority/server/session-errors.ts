@@ -18,9 +18,13 @@ export type SessionErrorCode =
   | 'storage_corrupt'
   | 'session_closed';
 
-export class SessionError extends SpiffeAgentError {
-  declare readonly code: SessionErrorCode;
+declare module '../../errors.js' {
+  interface ErrorCodes {
+    session: SessionErrorCode;
+  }
+}
 
+export class SessionError extends SpiffeAgentError<SessionErrorCode> {
   constructor(code: SessionErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }

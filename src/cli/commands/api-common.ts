@@ -102,31 +102,6 @@ export function goTime(d: Date): string {
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000 UTC`;
 }
 
-function fraction(v: bigint, unit: bigint, digits: number): string {
-  const whole = v / unit;
-  const frac = (v % unit).toString().padStart(digits, '0').replace(/0+$/, '');
-  return frac ? `${whole}.${frac}` : `${whole}`;
-}
-
-/** Go's time.Duration.String() for a count of nanoseconds. */
-export function goDuration(ns: bigint): string {
-  if (ns === 0n) return '0s';
-  const neg = ns < 0n;
-  let v = neg ? -ns : ns;
-  let out: string;
-  if (v < 1_000n) out = `${v}ns`;
-  else if (v < 1_000_000n) out = `${fraction(v, 1_000n, 3)}µs`;
-  else if (v < 1_000_000_000n) out = `${fraction(v, 1_000_000n, 6)}ms`;
-  else {
-    const h = v / 3_600_000_000_000n;
-    v -= h * 3_600_000_000_000n;
-    const m = v / 60_000_000_000n;
-    v -= m * 60_000_000_000n;
-    out = `${h > 0n ? `${h}h` : ''}${h > 0n || m > 0n ? `${m}m` : ''}${fraction(v, 1_000_000_000n, 9)}s`;
-  }
-  return neg ? `-${out}` : out;
-}
-
 /** Go's encoding/json: map keys sorted, `<`, `>`, `&` escaped, one value per line. */
 export function goJSON(value: unknown): string {
   const sort = (v: unknown): unknown => {

@@ -1,5 +1,6 @@
 /** spire-agent's pretty X.509 output (`api fetch x509`, `api watch`), plus a serial line. */
-import { certDates, goDuration, goTime } from './api-common.js';
+import { formatGoDuration } from '../../duration.js';
+import { certDates, goTime } from './api-common.js';
 
 export interface PrintableSVID {
   readonly spiffeId: string;
@@ -14,7 +15,7 @@ export interface PrintableSVID {
 
 export function formatX509SVIDs(svids: readonly PrintableSVID[], elapsedNs: bigint): string {
   const lines: string[] = [];
-  lines.push(`Received ${svids.length} svid${svids.length === 1 ? '' : 's'} after ${goDuration(elapsedNs)}`);
+  lines.push(`Received ${svids.length} svid${svids.length === 1 ? '' : 's'} after ${formatGoDuration(elapsedNs)}`);
   for (const svid of svids) {
     lines.push('');
     lines.push(`SPIFFE ID:\t\t${svid.spiffeId}`);

@@ -1,6 +1,6 @@
 /**
  * `spiffe-agent validate`: spire-agent's verb. Loads the config exactly as `run` would and says whether
- * it is valid (plugin_data included: every NodeAttestor and KeyManager parses its own); on failure lists
+ * it is valid (plugin_data included: every NodeAttestor, KeyManager and WorkloadAttestor parses its own, as at `run`); on failure lists
  * every problem (file:line: key: message) and exits 1.
  */
 import { DEFAULT_CONFIG_PATH } from '../../config/defaults.js';
@@ -32,7 +32,7 @@ export const run: Command = async (args, io) => {
     const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
     // Plugin blocks are checked by the plugins' own parsers, as spire-agent's validate does.
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
-    checkPluginConfigs(config.plugins, config.source, text);
+    checkPluginConfigs(config.plugins, config.source, text, io.env);
   } catch (err) {
     if (!(err instanceof SpiffeAgentError)) throw err;
     io.stderr.write(`SPIRE agent configuration file is invalid: ${err.message}\n`);

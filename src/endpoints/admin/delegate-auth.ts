@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { RegistrationEntry, Selector } from '../../authority/types.js';
 import type { WorkloadAttestation } from '../../attestation/workload/attest.js';
-import type { Attested, CallAttestor, AttestableCall } from '../call-attestor.js';
+import { auditCaller, type Attested, type CallAttestor, type AttestableCall } from '../call-attestor.js';
 import type { AuditLog } from '../../telemetry/audit.js';
 import { StatusError } from '../status.js';
 
@@ -49,7 +49,7 @@ export function parseTarget(req: TargetRequest): Target {
 
 export interface DelegateAuthDeps {
   readonly attestor: CallAttestor;
-  readonly attestation: WorkloadAttestation;
+  readonly attestation: Pick<WorkloadAttestation, 'attest'>;
   readonly match: (selectors: readonly Selector[]) => RegistrationEntry[];
   readonly authorized: readonly string[];
   readonly audit: AuditLog;
@@ -96,8 +96,4 @@ export class DelegateAuth {
     }
     return { attested: a, id: decision.delegate };
   }
-}
-
-export function auditCaller(a: Attested): { pid: number; uid: number; gid: number; binary: string | undefined } {
-  return { pid: a.caller.pid, uid: a.caller.uid, gid: a.caller.gid, binary: a.binary };
 }

@@ -11,15 +11,16 @@ import type { Logger } from '../../telemetry/logger.js';
 import { SpiffeId } from '../../svid/spiffe-id.js';
 import { requireAudience } from '../audience.js';
 import { StatusError, toServiceError } from '../status.js';
-import { concat, jwks, tdId } from '../workload/encode.js';
-import { auditCaller, parseTarget, type DelegateAuth, type Delegate, type Target, type TargetRequest } from './delegate-auth.js';
-import { pumpStream } from './stream-pump.js';
+import { concat, jwks, tdId } from '../stream/encode.js';
+import { auditCaller } from '../call-attestor.js';
+import { parseTarget, type DelegateAuth, type Delegate, type Target, type TargetRequest } from './delegate-auth.js';
+import { pumpStream } from '../stream/pump.js';
 
 const SVC = 'DelegatedIdentity';
 
 export interface DelegatedIdentityDeps {
   readonly auth: DelegateAuth;
-  readonly cache: CacheManager;
+  readonly cache: DelegatedIdentityCache;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -31,7 +32,10 @@ export function protoSpiffeId(id: string): { trust_domain: string; path: string 
   return { trust_domain: parsed.trustDomain.name, path: parsed.path };
 }
 
-function allBundlesMap(cache: CacheManager, encode: (b: TrustBundle) => Buffer): Record<string, Buffer> {
+/** What the Delegated Identity API reads from the cache. */
+export type DelegatedIdentityCache = Pick<CacheManager, 'match' | 'jwtFor' | 'allBundles' | 'subscribe'>;
+
+function allBundlesMap(cache: DelegatedIdentityCache, encode: (b: TrustBundle) => Buffer): Record<string, Buffer> {
   const { bundle, federatedBundles } = cache.allBundles();
   const out: Record<string, Buffer> = { [tdId(bundle.trustDomain)]: encode(bundle) };
   for (const [td, b] of federatedBundles) out[tdId(td)] = encode(b);

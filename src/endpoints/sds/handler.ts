@@ -10,17 +10,17 @@ import type { Clock } from '../../clock.js';
 import type { AuditLog } from '../../telemetry/audit.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
-import type { Attested, CallAttestor } from '../call-attestor.js';
+import { auditCaller, type Attested, type CallAttestor } from '../call-attestor.js';
 import { StatusError, toServiceError } from '../status.js';
-import { svidFingerprint } from '../workload/encode.js';
-import { driveStream, type StreamControl } from '../workload/stream-driver.js';
+import { svidFingerprint } from '../stream/encode.js';
+import { driveStream, type StreamControl } from '../stream/driver.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './messages.js';
 import { resolveSecrets, type SdsNames } from './resources.js';
 import { SdsStreamState } from './stream-state.js';
 import type { SecretResource } from './encode.js';
 
 export interface SdsHandlerDeps {
-  readonly cache: CacheManager;
+  readonly cache: Pick<CacheManager, 'x509For' | 'subscribe'>;
   readonly attestor: CallAttestor;
   readonly audit: AuditLog;
   readonly log: Logger;
@@ -46,10 +46,6 @@ export class SdsHandler {
     };
   }
 
-  private auditCaller(a: Attested): { pid: number; uid: number; gid: number; binary: string | undefined } {
-    return { pid: a.caller.pid, uid: a.caller.uid, gid: a.caller.gid, binary: a.binary };
-  }
-
   /** Builds a response or audits the refusal and throws its status. */
   private respond(method: string, a: Attested, req: DiscoveryRequest, view: WorkloadView, version: string, nonce: string): DiscoveryResponse {
     let secrets: SecretResource[];
@@ -58,7 +54,7 @@ export class SdsHandler {
     } catch (err) {
       this.d.audit.record({
         method,
-        caller: this.auditCaller(a),
+        caller: auditCaller(a),
         decision: 'denied',
         selectors: a.selectors,
         entryIds: view.identities.map((i) => i.entry.id),
@@ -70,7 +66,7 @@ export class SdsHandler {
     const ids = view.identities.filter((i, n) => served.has(i.entry.spiffeId) || (n === 0 && served.has(this.d.names.defaultSvidName)));
     this.d.audit.record({
       method,
-      caller: this.auditCaller(a),
+      caller: auditCaller(a),
       decision: 'granted',
       selectors: a.selectors,
       entryIds: ids.map((i) => i.entry.id),
@@ -133,7 +129,7 @@ export class SdsHandler {
         reattestIntervalMs: this.d.reattestIntervalMs,
         reattest: (caller, signal) => this.d.attestor.attestCaller(caller, signal),
         onReattestFailure: (cur, reason) =>
-          this.d.audit.record({ method, caller: this.auditCaller(cur), decision: 'withdrawn', selectors: cur.selectors, reason }),
+          this.d.audit.record({ method, caller: auditCaller(cur), decision: 'withdrawn', selectors: cur.selectors, reason }),
         control: (c) => {
           control = c;
         },

@@ -9,7 +9,7 @@ import type { Selector } from '../../authority/types.js';
 import type { CacheManager, Subscription, WorkloadView } from '../../cache/manager.js';
 import type { WorkloadAttestation } from '../../attestation/workload/attest.js';
 import type { Caller } from '../../proc/peer-tracker.js';
-import { CallAttestor } from '../call-attestor.js';
+import { auditCaller, CallAttestor } from '../call-attestor.js';
 import type { Clock } from '../../clock.js';
 import type { ProcReader } from '../../proc/proc-reader.js';
 import type { AuditLog } from '../../telemetry/audit.js';
@@ -18,15 +18,15 @@ import { F } from '../../telemetry/names.js';
 import { SpiffeId } from '../../svid/spiffe-id.js';
 import { requireAudience, requireValidateAudience } from '../audience.js';
 import { StatusError, toServiceError } from '../status.js';
-import { bundleFingerprint, jwtBundlesResponse, svidFingerprint, x509BundlesResponse, x509SvidResponse } from './encode.js';
+import { bundleFingerprint, jwtBundlesResponse, svidFingerprint, x509BundlesResponse, x509SvidResponse } from '../stream/encode.js';
 import { validateForCaller } from './validate-jwt.js';
-import { driveStream, sameSelectors, type Attested } from './stream-driver.js';
+import { driveStream, sameSelectors, type Attested } from '../stream/driver.js';
 
 export interface WorkloadHandlerDeps {
-  readonly cache: CacheManager;
-  readonly attestation: WorkloadAttestation;
+  readonly cache: Pick<CacheManager, 'match' | 'bundlesFor' | 'jwtFor' | 'subscribe'>;
+  readonly attestation: Pick<WorkloadAttestation, 'attest'>;
   readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
-  readonly proc: ProcReader;
+  readonly proc: Pick<ProcReader, 'exePath'>;
   readonly audit: AuditLog;
   readonly log: Logger;
   readonly allowUnauthenticatedVerifiers: boolean;
@@ -88,7 +88,7 @@ export class WorkloadHandler {
         reattestIntervalMs: this.d.reattestIntervalMs,
         reattest: (caller, signal) => this.attestor.attestCaller(caller, signal),
         onReattestFailure: (a, reason) =>
-          this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'withdrawn', selectors: a.selectors, reason }),
+          this.d.audit.record({ method, caller: auditCaller(a), decision: 'withdrawn', selectors: a.selectors, reason }),
       },
       call,
       first,
@@ -96,12 +96,8 @@ export class WorkloadHandler {
     );
   }
 
-  private auditCaller(a: Attested): { pid: number; uid: number; gid: number; binary: string | undefined } {
-    return { pid: a.caller.pid, uid: a.caller.uid, gid: a.caller.gid, binary: a.binary };
-  }
-
   private deny(method: string, a: Attested, reason: string, entryIds: string[] = []): StatusError {
-    this.d.audit.record({ method, caller: this.auditCaller(a), decision: 'denied', selectors: a.selectors, entryIds, reason });
+    this.d.audit.record({ method, caller: auditCaller(a), decision: 'denied', selectors: a.selectors, entryIds, reason });
     return new StatusError(grpc.status.PERMISSION_DENIED, 'no identity issued');
   }
 
@@ -138,7 +134,7 @@ export class WorkloadHandler {
         if (lost.length > 0) {
           this.d.audit.record({
             method,
-            caller: this.auditCaller(cur),
+            caller: auditCaller(cur),
             decision: 'withdrawn',
             selectors: cur.selectors,
             entryIds: lost.map(([id]) => id),
@@ -155,7 +151,7 @@ export class WorkloadHandler {
       call.write(x509SvidResponse(view.identities, view));
       this.d.audit.record({
         method,
-        caller: this.auditCaller(cur),
+        caller: auditCaller(cur),
         decision: 'granted',
         selectors: cur.selectors,
         entryIds: view.identities.map((i) => i.entry.id),
@@ -181,7 +177,7 @@ export class WorkloadHandler {
       call.write(kind === 'x509' ? x509BundlesResponse(view) : jwtBundlesResponse(view));
       if (!granted) {
         granted = true;
-        this.d.audit.record({ method, caller: this.auditCaller(cur), decision: 'granted', selectors: cur.selectors, entryIds: entries.map((e) => e.id) });
+        this.d.audit.record({ method, caller: auditCaller(cur), decision: 'granted', selectors: cur.selectors, entryIds: entries.map((e) => e.id) });
       }
     });
   }
@@ -211,7 +207,7 @@ export class WorkloadHandler {
     }
     this.d.audit.record({
       method,
-      caller: this.auditCaller(a),
+      caller: auditCaller(a),
       decision: 'granted',
       selectors: a.selectors,
       entryIds: entries.map((e) => e.id),
@@ -226,10 +222,10 @@ export class WorkloadHandler {
     if (!req.svid) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'svid must be specified');
     const entries = this.d.cache.match(a.selectors);
     const view = this.d.cache.bundlesFor(entries);
-    const result = await validateForCaller(req.svid, audience, view, this.d.allowedForeignJwtClaims);
+    const result = await validateForCaller(req.svid, audience, view, this.d.allowedForeignJwtClaims, new Date(this.d.clock.now()));
     this.d.audit.record({
       method: 'ValidateJWTSVID',
-      caller: this.auditCaller(a),
+      caller: auditCaller(a),
       decision: 'granted',
       selectors: a.selectors,
       spiffeIds: [result.spiffe_id],

@@ -23,7 +23,8 @@ export async function validateForCaller(
   audience: string,
   view: BundleView,
   allowedForeignClaims: readonly string[],
-  now: Date = new Date(),
+  /** From the handler's Clock, so expiry is judged on the same time as everything else. */
+  now: Date,
 ): Promise<{ spiffe_id: string; claims: unknown }> {
   const set = new BundleSet<JWTBundle>([jwtBundle(view.bundle), ...[...view.federatedBundles.values()].map(jwtBundle)]);
   let svid;

@@ -1,5 +1,4 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../../src/svid/x509-lib.js';
 import { describe, it, expect, afterEach } from 'vitest';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,5 +1,4 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../../src/svid/x509-lib.js';
 import { describe, it, expect } from 'vitest';
 import { decodeProtectedHeader, decodeJwt, importJWK, jwtVerify } from 'jose';
 import { createGeneration } from '../../../src/authority/embedded/ca.js';

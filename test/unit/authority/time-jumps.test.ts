@@ -4,8 +4,7 @@
  * that resumes a day later, past the CA's expiry, and a clock set back before the CA's
  * notBefore. The real daemon under libfaketime is test/integration/time-jumps.test.ts.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../../src/svid/x509-lib.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WALL_CHECK_MS } from '../../../src/clock.js';
 import { EmbeddedAuthority } from '../../../src/authority/embedded/index.js';

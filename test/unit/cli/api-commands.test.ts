@@ -10,7 +10,8 @@ import { run as fetchJWT } from '../../../src/cli/commands/api-fetch-jwt.js';
 import { run as validateJWT } from '../../../src/cli/commands/api-validate-jwt.js';
 import { run as watch } from '../../../src/cli/commands/api-watch.js';
 import { run as healthcheck } from '../../../src/cli/commands/healthcheck.js';
-import { goDuration, resolveSocket } from '../../../src/cli/commands/api-common.js';
+import { resolveSocket } from '../../../src/cli/commands/api-common.js';
+import { formatGoDuration } from '../../../src/duration.js';
 import { grpcError, startFakeWorkloadAPI, type FakeWorkloadAPI } from '../sdk/fake-workload-api.js';
 
 // The verbs run against the in-test FAKE Workload API (test/unit/sdk/fake-workload-api.ts).
@@ -125,7 +126,7 @@ describe('socket resolution', () => {
   });
 
   it('renders durations like Go', () => {
-    expect([0n, 999n, 1_500n, 2_345_678n, 1_500_000_000n, 3_723_000_000_000n].map(goDuration)).toEqual(['0s', '999ns', '1.5µs', '2.345678ms', '1.5s', '1h2m3s']);
+    expect([0n, 999n, 1_500n, 2_345_678n, 1_500_000_000n, 3_723_000_000_000n].map(formatGoDuration)).toEqual(['0s', '999ns', '1.5µs', '2.345678ms', '1.5s', '1h2m3s']);
   });
 });
 

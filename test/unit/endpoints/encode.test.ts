@@ -15,7 +15,7 @@ import {
   svidFingerprint,
   x509BundlesResponse,
   x509SvidResponse,
-} from '../../../src/endpoints/workload/encode.js';
+} from '../../../src/endpoints/stream/encode.js';
 import { makeEntry } from '../../helpers/entries.js';
 import { TestCA } from '../../helpers/test-ca.js';
 

@@ -23,7 +23,7 @@ export interface DockerAttestorConfig {
   readonly verboseContainerLocatorLogs: boolean;
 }
 
-export function parseDockerConfig(plugin: PluginConfig, opts: { file?: string } = {}): DockerAttestorConfig {
+export function parseDockerConfig(plugin: PluginConfig, opts: { file?: string; text?: string } = {}): DockerAttestorConfig {
   const r = new PluginDataReader(plugin, opts);
   const socket = (key: string, def: string): string => {
     const v = r.string(key, def) || def;

@@ -61,9 +61,9 @@ const KUBELET_KEYS = [
 export function parseK8sConfig(
   plugin: PluginConfig,
   env: Record<string, string | undefined>,
-  opts: { file?: string } = {},
+  opts: { file?: string; text?: string } = {},
 ): K8sAttestorConfig {
-  const r = new PluginDataReader(plugin, opts.file === undefined ? {} : { file: opts.file });
+  const r = new PluginDataReader(plugin, opts);
   const port = { min: 0, max: 65535 };
   const readOnlyPort = r.int('kubelet_read_only_port', 0, port);
   const securePort = r.int('kubelet_secure_port', 0, port);

@@ -12,11 +12,17 @@ import { INPUT_LIMITS, readBoundedFileSync } from '../../../storage/bounded-file
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { SpiffeAgentError } from '../../../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../../../errors.js';
 import type { KubeletConnectionConfig } from './config.js';
 
+declare module '../../../errors.js' {
+  interface ErrorCodes {
+    kubelet: 'kubelet_config' | 'kubelet_request';
+  }
+}
+
 /** Codes: `kubelet_config` (files missing or unparsable), `kubelet_request` (transport, TLS or HTTP status). */
-export class KubeletError extends SpiffeAgentError {}
+export class KubeletError extends SpiffeAgentError<ErrorCodes['kubelet']> {}
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A PodList of a few hundred pods is a few MB; anything far larger is not a kubelet. */

@@ -9,11 +9,17 @@
  * handed N again.
  */
 import type { Clock } from '../../../clock.js';
-import { SpiffeAgentError } from '../../../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../../../errors.js';
 import { parsePodList, type PodList } from './pod-list.js';
 
+declare module '../../../errors.js' {
+  interface ErrorCodes {
+    podCache: 'pod_cache_closed';
+  }
+}
+
 /** Codes: `pod_cache_closed`. */
-export class PodCacheError extends SpiffeAgentError {}
+export class PodCacheError extends SpiffeAgentError<ErrorCodes['podCache']> {}
 
 export type PodListSource = (signal: AbortSignal) => Promise<Buffer | string>;
 

@@ -3,10 +3,16 @@
  * indexed by container ID, so that a warm attestation is a map lookup rather than a
  * walk over every pod.
  */
-import { SpiffeAgentError } from '../../../errors.js';
+import { SpiffeAgentError, type ErrorCodes } from '../../../errors.js';
+
+declare module '../../../errors.js' {
+  interface ErrorCodes {
+    podList: 'kubelet_response';
+  }
+}
 
 /** Codes: `kubelet_response` (not a PodList). */
-export class PodListError extends SpiffeAgentError {}
+export class PodListError extends SpiffeAgentError<ErrorCodes['podList']> {}
 
 export interface ContainerStatus {
   readonly name: string;

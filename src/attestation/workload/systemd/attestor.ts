@@ -8,7 +8,7 @@ import type { Logger } from '../../../telemetry/logger.js';
 import type { WorkloadAttestor } from '../types.js';
 import { BusSession } from './bus-session.js';
 import { parseSystemdConfig, type SystemdAttestorConfig } from './config.js';
-import { DBusError, DBusRemoteError } from './dbus/errors.js';
+import { DBusError, DBusRemoteError } from '../../../dbus/errors.js';
 import { SystemdAttestorError } from './errors.js';
 import { UnexpectedReply, unitInfoForPid } from './unit-lookup.js';
 

@@ -3,8 +3,8 @@
  * callers (including while it is still opening), and replaced after it drops.
  */
 import type { Logger } from '../../../telemetry/logger.js';
-import { DBusConnection } from './dbus/connection.js';
-import { DBusError } from './dbus/errors.js';
+import { DBusConnection } from '../../../dbus/connection.js';
+import { DBusError } from '../../../dbus/errors.js';
 
 export interface BusSessionOptions {
   readonly address: string;

@@ -4,15 +4,19 @@
  */
 import { PluginDataReader } from '../../../config/plugin-data.js';
 import type { PluginConfig } from '../../../config/types.js';
-import { DEFAULT_SYSTEM_BUS_ADDRESS, parseAddress } from './dbus/address.js';
+import { DEFAULT_SYSTEM_BUS_ADDRESS, parseAddress } from '../../../dbus/address.js';
 
 export interface SystemdAttestorConfig {
   /** A D-Bus address: plugin_data, else DBUS_SYSTEM_BUS_ADDRESS, else the well-known socket. */
   readonly systemBusAddress: string;
 }
 
-export function parseSystemdConfig(plugin: PluginConfig, env: Readonly<Record<string, string | undefined>>): SystemdAttestorConfig {
-  const r = new PluginDataReader(plugin);
+export function parseSystemdConfig(
+  plugin: PluginConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  opts: { file?: string; text?: string } = {},
+): SystemdAttestorConfig {
+  const r = new PluginDataReader(plugin, opts);
   const configured = r.optionalString('system_bus_address');
   const fromEnv = env['DBUS_SYSTEM_BUS_ADDRESS'];
   const systemBusAddress = configured ?? (fromEnv ? fromEnv : DEFAULT_SYSTEM_BUS_ADDRESS);

@@ -1,5 +1,11 @@
 import { SpiffeAgentError } from '../../../errors.js';
 
+declare module '../../../errors.js' {
+  interface ErrorCodes {
+    systemd: SystemdAttestorErrorCode;
+  }
+}
+
 export type SystemdAttestorErrorCode =
   /** The system bus could not be reached or refused us. */
   | 'systemd_bus_unavailable'
@@ -13,9 +19,7 @@ export type SystemdAttestorErrorCode =
   | 'systemd_closed';
 
 /** Every failure of the systemd attestor; `dbusErrorName` is set when the peer sent an error reply. */
-export class SystemdAttestorError extends SpiffeAgentError {
-  declare readonly code: SystemdAttestorErrorCode;
-
+export class SystemdAttestorError extends SpiffeAgentError<SystemdAttestorErrorCode> {
   constructor(
     code: SystemdAttestorErrorCode,
     message: string,

@@ -2,8 +2,9 @@
  * The two questions we ask systemd, as its D-Bus API documents them (org.freedesktop.systemd1(5)):
  * Manager.GetUnitByPID(u pid) → o unit, then Properties.Get on that unit for Id and FragmentPath.
  */
-import type { DBusConnection } from './dbus/connection.js';
-import type { Variant } from './dbus/wire.js';
+import type { DBusConnection } from '../../../dbus/connection.js';
+import type { Variant } from '../../../dbus/wire.js';
+import { SpiffeAgentError } from '../../../errors.js';
 
 const SYSTEMD = 'org.freedesktop.systemd1';
 const MANAGER_PATH = '/org/freedesktop/systemd1';
@@ -17,7 +18,11 @@ export interface UnitInfo {
 }
 
 /** Thrown for replies that are well-formed D-Bus but not what systemd's API says they are. */
-export class UnexpectedReply extends Error {}
+export class UnexpectedReply extends SpiffeAgentError<'systemd_bad_reply'> {
+  constructor(message: string) {
+    super('systemd_bad_reply', message);
+  }
+}
 
 export interface LookupOptions {
   readonly timeoutMs: number;

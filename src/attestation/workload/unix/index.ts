@@ -16,8 +16,8 @@ export interface UnixAttestorConfig {
   readonly workloadSizeLimit: number;
 }
 
-export function parseUnixConfig(plugin: PluginConfig, file?: string): UnixAttestorConfig {
-  const r = new PluginDataReader(plugin, { file });
+export function parseUnixConfig(plugin: PluginConfig, file?: string, text?: string): UnixAttestorConfig {
+  const r = new PluginDataReader(plugin, { file, text });
   const cfg = {
     discoverWorkloadPath: r.bool('discover_workload_path', false),
     workloadSizeLimit: r.int('workload_size_limit', 0),

@@ -44,3 +44,26 @@ describe('spiffe-agent validate runs the node attestor and key manager parsers',
     expect(r.code).toBe(0);
   });
 });
+
+describe('spiffe-agent validate runs the workload attestor parsers that run uses', () => {
+  it('reports docker, k8s, unix and systemd plugin_data problems with file, line and dotted key', async () => {
+    const r = await validate(
+      `${AGENT}plugins {\n  NodeAttestor "join_token" {\n    plugin_data {}\n  }\n  KeyManager "memory" {\n    plugin_data {}\n  }\n` +
+        `  WorkloadAttestor "unix" {\n    plugin_data {\n      discover_workload_pth = true\n    }\n  }\n` +
+        `  WorkloadAttestor "docker" {\n    plugin_data {\n      docker_socket_path = "tcp://127.0.0.1:2375"\n    }\n  }\n` +
+        `  WorkloadAttestor "k8s" {\n    plugin_data {\n      kubelet_secure_port = 70000\n    }\n  }\n` +
+        `  WorkloadAttestor "systemd" {\n    plugin_data {\n      system_bus_address = "nope"\n    }\n  }\n}\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`${r.path}:14: plugins\\.WorkloadAttestor\\.unix\\.plugin_data\\.discover_workload_pth: unknown key`));
+    expect(r.err).toMatch(new RegExp(`${r.path}:19: plugins\\.WorkloadAttestor\\.docker\\.plugin_data\\.docker_socket_path: expected "unix:///absolute/path"`));
+    expect(r.err).toMatch(new RegExp(`${r.path}:24: plugins\\.WorkloadAttestor\\.k8s\\.plugin_data\\.kubelet_secure_port: `));
+    expect(r.err).toMatch(new RegExp(`${r.path}:29: plugins\\.WorkloadAttestor\\.systemd\\.plugin_data\\.system_bus_address: `));
+  });
+
+  it('refuses an unknown WorkloadAttestor name, as run does', async () => {
+    const r = await validate(`${AGENT}plugins {\n  NodeAttestor "join_token" {}\n  KeyManager "memory" {}\n  WorkloadAttestor "nope" {}\n}\n`);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('catalog: unknown WorkloadAttestor "nope" at plugins.WorkloadAttestor.nope; built-in ones are: unix, docker, systemd, k8s');
+  });
+});

@@ -2,7 +2,13 @@
  * Errors of the minimal D-Bus client. The systemd attestor wraps them into its own
  * "systemd: ..." errors; these keep the D-Bus detail (error name, address) for the cause chain.
  */
-import { SpiffeAgentError } from '../../../../errors.js';
+import { SpiffeAgentError } from '../errors.js';
+
+declare module '../errors.js' {
+  interface ErrorCodes {
+    dbus: DBusErrorCode;
+  }
+}
 
 export type DBusErrorCode =
   | 'dbus_address_invalid'
@@ -14,9 +20,7 @@ export type DBusErrorCode =
   | 'dbus_aborted'
   | 'dbus_remote_error';
 
-export class DBusError extends SpiffeAgentError {
-  declare readonly code: DBusErrorCode;
-
+export class DBusError extends SpiffeAgentError<DBusErrorCode> {
   constructor(code: DBusErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }

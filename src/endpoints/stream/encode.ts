@@ -1,5 +1,5 @@
 /** Wire encodings of the Workload API: concatenated DER for X.509, JWKS JSON for JWT. */
-import type { TrustBundle } from '../../authority/types.js';
+import type { TrustBundle } from '../../domain/types.js';
 import type { BundleView, X509Identity } from '../../cache/manager.js';
 
 export function concat(parts: readonly Uint8Array[]): Buffer {

@@ -1,6 +1,7 @@
 /**
  * One authenticated D-Bus connection over a Unix socket: method calls with per-call timeout and
- * AbortSignal, replies matched by serial, and (for test services) dispatch of incoming calls.
+ * AbortSignal, replies matched by serial. Incoming method calls go to one listener (only test
+ * services install one) or are refused with UnknownMethod, as the bus expects every call answered.
  * It never reconnects by itself; whoever owns it opens a new one after `closed` turns true.
  */
 import { connect, type Socket } from 'node:net';
@@ -30,12 +31,12 @@ export interface OpenOptions extends CallOptions {
   readonly uid: number;
 }
 
-/** A reply body; throw DBusRemoteError from a handler to send an error reply instead. */
+/** A reply body to an incoming method call. */
 export interface Reply {
   readonly signature: string;
   readonly body: readonly unknown[];
 }
-export type MethodHandler = (call: Message) => Reply | Promise<Reply>;
+export type MethodCallListener = (call: Message) => void;
 
 interface Pending {
   resolve(reply: Message): void;
@@ -50,7 +51,7 @@ export class DBusConnection {
   private buffered: Buffer = Buffer.alloc(0);
   private closeReason: DBusError | undefined;
   private readonly closeListeners = new Set<(reason: DBusError) => void>();
-  private handler: MethodHandler | undefined;
+  private callListener: MethodCallListener | undefined;
   private name = '';
 
   private constructor(
@@ -107,9 +108,20 @@ export class DBusConnection {
     else this.closeListeners.add(listener);
   }
 
-  /** Answers incoming method calls (test services); without one, calls get UnknownMethod. */
-  setMethodHandler(handler: MethodHandler): void {
-    this.handler = handler;
+  /** Receives incoming method calls, which it answers with `replyTo`; without one they get UnknownMethod. */
+  onMethodCall(listener: MethodCallListener | undefined): void {
+    this.callListener = listener;
+  }
+
+  /** Answers an incoming method call with a body or an error (nothing if it asked for no reply). */
+  replyTo(call: Message, reply: Reply | DBusRemoteError): void {
+    if ((call.flags & Flags.NoReplyExpected) !== 0 || this.closed) return;
+    const base = { flags: Flags.NoAutoStart, serial: this.takeSerial(), replySerial: call.serial, destination: call.sender };
+    this.send(
+      reply instanceof DBusRemoteError
+        ? { ...base, type: MessageType.Error, errorName: reply.errorName, signature: 's', body: [reply.detail] }
+        : { ...base, type: MessageType.MethodReturn, signature: reply.signature, body: reply.body },
+    );
   }
 
   call(m: MethodCall, opts: CallOptions): Promise<unknown[]> {
@@ -192,22 +204,9 @@ export class DBusConnection {
       else p.reject(new DBusRemoteError(msg.errorName ?? 'org.freedesktop.DBus.Error.Failed', typeof msg.body[0] === 'string' ? msg.body[0] : ''));
       return;
     }
-    if (msg.type === MessageType.MethodCall) void this.answer(msg);
-  }
-
-  private async answer(call: Message): Promise<void> {
-    let reply: Message;
-    const base = { flags: Flags.NoAutoStart, serial: 0, replySerial: call.serial, destination: call.sender };
-    try {
-      if (!this.handler) throw new DBusRemoteError('org.freedesktop.DBus.Error.UnknownMethod', `no method ${call.interface ?? ''}.${call.member ?? ''}`);
-      const r = await this.handler(call);
-      reply = { ...base, type: MessageType.MethodReturn, signature: r.signature, body: r.body };
-    } catch (err) {
-      const remote = err instanceof DBusRemoteError ? err : new DBusRemoteError('org.freedesktop.DBus.Error.Failed', (err as Error).message);
-      reply = { ...base, type: MessageType.Error, errorName: remote.errorName, signature: 's', body: [remote.detail] };
-    }
-    if ((call.flags & Flags.NoReplyExpected) !== 0 || this.closed) return;
-    this.send({ ...reply, serial: this.takeSerial() });
+    if (msg.type !== MessageType.MethodCall) return;
+    if (this.callListener) this.callListener(msg);
+    else this.replyTo(msg, new DBusRemoteError('org.freedesktop.DBus.Error.UnknownMethod', `no method ${msg.interface ?? ''}.${msg.member ?? ''}`));
   }
 
   private shutdown(reason: DBusError): void {

@@ -1,22 +1,21 @@
 /**
- * Drives one stream on the public socket (Workload API, SDS): computes (and maybe sends) an update now and after
- * each cache change, one at a time, coalescing bursts of changes into one
- * recomputation. Beyond spire-agent, which attests a stream only when it opens, the
- * caller is attested again before every update it would receive and on a fixed
- * interval: a process that exec'd another binary or was relabelled loses the
+ * Drives one stream on the public socket (Workload API, SDS) on the loop of ./pump.ts: an update
+ * now and after each cache change, one at a time, bursts coalesced into one recomputation.
+ * Beyond spire-agent, which attests a stream only when it opens, the caller is attested again
+ * before every update it would receive and on a fixed interval: a process that exec'd another binary or was relabelled loses the
  * identities it no longer matches at once, and a stream whose process is gone ends.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Selector } from '../../authority/types.js';
-import type { CacheManager, Subscription } from '../../cache/manager.js';
+import type { Subscription } from '../../cache/manager.js';
 import type { Clock } from '../../clock.js';
+import type { Selector } from '../../domain/types.js';
 import { PeerError } from '../../proc/errors.js';
 import type { Caller } from '../../proc/peer-tracker.js';
 import type { Attested } from '../call-attestor.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
-import { coalesced } from '../coalesce.js';
-import { StatusError, toServiceError } from '../status.js';
+import { StatusError } from '../status.js';
+import { runStreamLoop, type StreamCache, type StreamCall } from './pump.js';
 
 export type { Attested } from '../call-attestor.js';
 
@@ -29,7 +28,7 @@ export interface StreamControl {
 }
 
 export interface StreamDriverDeps {
-  readonly cache: CacheManager;
+  readonly cache: StreamCache;
   readonly clock: Clock;
   readonly log: Logger;
   readonly reattestIntervalMs: number;
@@ -52,31 +51,19 @@ export function sameSelectors(a: readonly Selector[], b: readonly Selector[]): b
 
 export function driveStream(
   d: StreamDriverDeps,
-  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  call: StreamCall,
   first: Attested,
   update: (sub: Subscription, current: Attested) => Promise<void>,
 ): Promise<void> {
   return new Promise<void>((resolve) => {
     let current = first;
     let reattestDue = false;
-    let done = false;
     let cancelTimer: (() => void) | undefined;
-    const abort = new AbortController();
 
-    const finish = (err?: unknown): void => {
-      if (done) return;
-      done = true;
-      cancelTimer?.();
-      abort.abort();
-      sub.close();
-      if (err) call.emit('error', toServiceError(err));
-      resolve();
-    };
-
-    const reattest = async (): Promise<void> => {
+    const reattest = async (sub: Subscription, signal: AbortSignal): Promise<void> => {
       let fresh: Attested;
       try {
-        fresh = await d.reattest(current.caller, abort.signal);
+        fresh = await d.reattest(current.caller, signal);
       } catch (err) {
         const gone = err instanceof PeerError;
         const reason = gone ? 'caller process exited or was replaced' : `re-attestation failed: ${(err as Error).message}`;
@@ -90,42 +77,42 @@ export function driveStream(
       current = fresh;
     };
 
-    const run = coalesced(
-      async () => {
+    const loop = runStreamLoop(call, {
+      cache: d.cache,
+      selectors: first.selectors,
+      step: async ({ sub, signal }) => {
         if (reattestDue) {
           reattestDue = false;
-          await reattest();
+          await reattest(sub, signal);
         }
-        if (!done) await update(sub, current);
+        if (!signal.aborted) await update(sub, current);
       },
-      () => done,
-      (err) => {
+      onChange: () => {
+        reattestDue = true;
+      },
+      onStepError: (err) => {
         if (!(err instanceof StatusError)) d.log.error({ [F.pid]: current.caller.pid, [F.error]: (err as Error).message }, `${d.api ?? 'Workload API'} stream failed`);
-        finish(err);
       },
-    );
+      onFinish: () => {
+        cancelTimer?.();
+        resolve();
+      },
+    });
 
     const armInterval = (): void => {
-      if (d.reattestIntervalMs <= 0 || done) return;
+      if (d.reattestIntervalMs <= 0 || loop.signal.aborted) return;
       // Ticks fall on multiples of the interval, so all streams of one process re-attest
       // together and share one attestation.
       const delay = d.reattestIntervalMs - (d.clock.now() % d.reattestIntervalMs);
       cancelTimer = d.clock.setTimer(delay, () => {
         reattestDue = true;
-        void run();
+        loop.run();
         armInterval();
       });
     };
 
-    const sub = d.cache.subscribe(first.selectors, () => {
-      reattestDue = true;
-      void run();
-    });
-    call.once('cancelled', () => finish());
-    call.once('close', () => finish());
-    call.once('error', () => finish());
-    d.control?.({ kick: () => void run(), end: (err?: unknown) => finish(err) });
+    d.control?.({ kick: () => loop.run(), end: (err?: unknown) => loop.finish(err) });
     armInterval();
-    void run();
+    loop.run();
   });
 }

@@ -1,9 +1,9 @@
 /** The minimal D-Bus client's marshalling, message framing and addresses, without a bus. */
 import { describe, expect, it } from 'vitest';
-import { parseAddress } from '../../../../src/attestation/workload/systemd/dbus/address.js';
-import { DBusError } from '../../../../src/attestation/workload/systemd/dbus/errors.js';
-import { MessageType, decodeMessage, encodeMessage, messageLength, type Message } from '../../../../src/attestation/workload/systemd/dbus/message.js';
-import { WireReader, WireWriter, splitSignature } from '../../../../src/attestation/workload/systemd/dbus/wire.js';
+import { parseAddress } from '../../../src/dbus/address.js';
+import { DBusError } from '../../../src/dbus/errors.js';
+import { MessageType, decodeMessage, encodeMessage, messageLength, type Message } from '../../../src/dbus/message.js';
+import { WireReader, WireWriter, splitSignature } from '../../../src/dbus/wire.js';
 
 const call: Message = {
   type: MessageType.MethodCall, flags: 0, serial: 7, destination: 'org.freedesktop.systemd1', path: '/org/freedesktop/systemd1',

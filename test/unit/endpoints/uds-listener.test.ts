@@ -1,0 +1,97 @@
+/**
+ * The listener on a real Unix socket in a temporary directory, without root: the peer tracker is
+ * FAKE (it hands out FakeCallers, as the kernel-backed one hands out real ones), everything
+ * else is real: grpc-js server and client, the Workload API handler, the socket directory checks.
+ * It shows that each connection's caller reaches the handler through `callerOf`, that a
+ * connection whose caller cannot be identified is dropped before gRPC sees it, and that
+ * closing the connection releases its caller.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PeerError } from '../../../src/proc/errors.js';
+import { loadProto } from '../../../src/endpoints/proto.js';
+import { buildGrpcServer } from '../../../src/endpoints/server.js';
+import { UdsListener } from '../../../src/endpoints/uds-listener.js';
+import { WorkloadHandler } from '../../../src/endpoints/workload/handler.js';
+import { AuditLog } from '../../../src/telemetry/audit.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+import { FakeAttestation, FakeCache, FakeCaller, entry, memoryLogger } from '../../helpers/request-path.js';
+
+type Client = grpc.Client & { FetchJWTSVID: (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void };
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function start(identify: (socket: Socket) => Promise<FakeCaller>) {
+  const log = memoryLogger();
+  const attestation = new FakeAttestation();
+  const cache = new FakeCache();
+  cache.entries = [entry('e1', 'spiffe://example.org/web', [{ type: 'unix', value: 'uid:1000' }])];
+  let listener: UdsListener | undefined;
+  const handler = new WorkloadHandler({
+    cache,
+    attestation,
+    callerOf: (call) => listener?.callerOf(call),
+    proc: { exePath: async () => undefined as unknown as string },
+    audit: new AuditLog(log, ['unix']),
+    log,
+    allowUnauthenticatedVerifiers: false,
+    allowedForeignJwtClaims: [],
+    clock: new FakeClock(),
+    reattestIntervalMs: 0,
+  });
+  const server = buildGrpcServer({ workload: handler }, () => 'SERVING');
+  const path = join(mkdtempSync(join(tmpdir(), 'uds-listener-')), 'public', 'api.sock');
+  listener = new UdsListener(path, server, { track: identify }, log);
+  await listener.listen();
+  cleanups.push(() => listener!.close(100));
+  const wl = loadProto('spiffe/workload/workload.proto') as unknown as { SpiffeWorkloadAPI: new (addr: string, creds: grpc.ChannelCredentials) => Client };
+  const client = new wl.SpiffeWorkloadAPI(`unix://${path}`, grpc.credentials.createInsecure());
+  cleanups.push(() => client.close());
+  const md = new grpc.Metadata();
+  md.set('workload.spiffe.io', 'true');
+  const fetchJWT = () =>
+    new Promise<{ err: grpc.ServiceError | null; res: unknown }>((resolve) =>
+      client.FetchJWTSVID({ audience: ['db'] }, md, (err, res) => resolve({ err, res })),
+    );
+  return { listener, attestation, fetchJWT, path, log, client };
+}
+
+describe('UdsListener', () => {
+  it('hands each connection the caller the tracker identified, and releases it when the connection closes', async () => {
+    const caller = new FakeCaller(4242);
+    const t = await start(async () => caller);
+    t.attestation.byPid.set(4242, [{ type: 'unix', value: 'uid:1000' }]);
+    const r = await t.fetchJWT();
+    expect(r.err).toBeNull();
+    expect(r.res).toMatchObject({ svids: [{ spiffe_id: 'spiffe://example.org/web', svid: 'jwt:spiffe://example.org/web:db' }] });
+    expect(t.listener.connectionCount).toBe(1);
+    expect(t.log.lines.find((l) => l.fields.audit)?.fields).toMatchObject({ pid: 4242, uid: 1000 });
+    t.client.close();
+    await expect.poll(() => caller.closed).toBe(true);
+    await expect.poll(() => t.listener.connectionCount).toBe(0);
+  });
+
+  it('drops a connection whose caller cannot be identified before gRPC sees a byte', async () => {
+    const t = await start(async () => {
+      throw new PeerError('no_peer_pid', 'peertracker: caller pid is not visible from the agent pid namespace');
+    });
+    const r = await t.fetchJWT();
+    expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(t.log.lines.some((l) => l.msg === 'Connection refused: caller could not be identified' && l.fields.error === 'peertracker: caller pid is not visible from the agent pid namespace')).toBe(true);
+    expect(t.listener.connectionCount).toBe(0);
+  });
+
+  it('removes its socket on close', async () => {
+    const t = await start(async () => new FakeCaller(1));
+    expect(existsSync(t.path)).toBe(true);
+    await t.listener.close(100);
+    expect(existsSync(t.path)).toBe(false);
+  });
+});
