@@ -1,5 +1,5 @@
 /** `spiffe-agent run`: spire-agent's flags, then the agent in the foreground until SIGINT/SIGTERM. */
-import type { Agent } from '../../agent/agent.js';
+import { Agent } from '../../agent/agent.js';
 import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import type { AgentConfig } from '../../config/types.js';
@@ -51,10 +51,6 @@ export function runFlagOverrides(v: Record<string, unknown>): Record<string, unk
 }
 
 export const run: Command = async (args: string[], io: CliIO) => {
-  // The daemon's modules take ~0.5-1 s to load; loading them while the config is parsed (HCL in a
-  // child process, src/config/hcl-isolated.ts) takes that off the time to the first SVID.
-  const agentModule = import('../../agent/agent.js');
-  agentModule.catch(() => {}); // a failure surfaces where it is awaited below
   let config: AgentConfig;
   try {
     const { values } = parseFlags(args, FLAGS);
@@ -72,7 +68,7 @@ export const run: Command = async (args: string[], io: CliIO) => {
   const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
   let fatal: ((err: Error) => void) | undefined;
   const fatalError = new Promise<Error>((resolve) => (fatal = resolve));
-  const agent: Agent = new (await agentModule).Agent({
+  const agent = new Agent({
     config,
     log,
     logLevel: level,
