@@ -14,7 +14,7 @@ import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
 import { OpenStreams } from '../endpoints/open-streams.js';
-import { interposeAuthorityFilter } from '../endpoints/h2-authority-filter.js';
+import { authorityFilter } from '../endpoints/h2-authority-filter.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
@@ -144,7 +144,10 @@ export class Agent {
     const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams);
     // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
-      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, (s) => interposeAuthorityFilter(s, libc, endpointsLog));
+      new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, authorityFilter({ libc, log: endpointsLog, clock }), {
+        clock,
+        fdLimit: () => libc.fdLimit(),
+      });
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
     const publicDir = await listener.listen();

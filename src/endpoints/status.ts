@@ -42,6 +42,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   proc_read: INTERNAL,
   proc_malformed: INTERNAL,
   syscall_failed: INTERNAL,
+  fd_exhausted: UNAVAILABLE,
   container_conflict: INTERNAL,
   cgroup_malformed: INTERNAL,
   mountinfo_malformed: INTERNAL,

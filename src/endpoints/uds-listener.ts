@@ -14,6 +14,8 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
 import { prepareSocketDir, withSocketMode } from './socket-dir.js';
+import { systemClock, type Clock } from '../clock.js';
+import { ConnectionGuard, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -28,6 +30,9 @@ export class UdsListener {
   private nextId = 1;
   /** Inode of the socket file we bound, so shutdown never deletes a successor's socket. */
   private boundIno: number | undefined;
+  private readonly refusals: RefusalLog;
+  private readonly fdLimit: () => number;
+  private readonly pacer = new SetupPacer();
 
   constructor(
     private readonly path: string,
@@ -39,7 +44,12 @@ export class UdsListener {
     private readonly mode = 0o777,
     /** Puts a filter between the client and gRPC (see h2-authority-filter.ts); identity is read first. */
     private readonly wrap: (socket: Socket) => Socket = (s) => s,
-  ) {}
+    opts: { clock?: Clock; fdLimit?: () => number } = {},
+  ) {
+    const clock = opts.clock ?? systemClock;
+    this.refusals = new RefusalLog(log, clock);
+    this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
+  }
 
   /** The caller behind a gRPC call, or undefined if the connection is unknown or gone. */
   callerOf(call: { getPeer(): string }): Caller | undefined {
@@ -61,18 +71,24 @@ export class UdsListener {
     const bound = join(realDir, basename(this.path));
     await removeStaleSocket(bound);
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const server = createServer({ allowHalfOpen: false }, (socket) => {
+    // Paused until set up (see SetupPacer): in a burst, reads of connections still waiting
+    // their turn would otherwise crowd accept(2) out of the event loop.
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
       // Every connection from the moment it is accepted, so shutdown can end even those never identified.
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
-      void this.accept(socket);
+      this.accept(socket);
     });
     this.net = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(bound, euid, err)));
+      const onBindError = (err: NodeJS.ErrnoException): void => reject(bindError(bound, euid, err));
+      server.once('error', onBindError);
+      // Synchronous bind under the umask, so the socket never exists with a wider mode.
       withSocketMode(this.mode, () =>
-        server.listen(bound, () => {
-          server.off('error', reject);
+        server.listen({ path: bound, backlog: listenBacklog() }, () => {
+          server.off('error', onBindError);
+          // accept(2) failing (EMFILE once libuv's reserve fd is gone too) refuses a connection; it must not crash the agent.
+          server.on('error', (err) => this.refusals.refused(err));
           resolve();
         }),
       );
@@ -90,32 +106,49 @@ export class UdsListener {
     return realDir;
   }
 
-  private async accept(socket: Socket): Promise<void> {
-    socket.on('error', () => {});
-    let caller: Caller;
-    try {
-      caller = await this.tracker.track(socket);
-    } catch (err) {
-      this.log.warn({ [F.error]: (err as Error).message }, 'Connection refused: caller could not be identified');
-      socket.destroy();
-      return;
-    }
+  /**
+   * Never throws and never rejects: every failure refuses this one connection. The guard
+   * is attached before anything else, so whatever the connection comes to hold is freed
+   * on any path, including a caller that hangs up or exits while it is being identified.
+   */
+  private accept(socket: Socket): void {
+    const guard = new ConnectionGuard(socket);
+    this.identifyAndServe(socket, guard).catch((err: unknown) => {
+      guard.release();
+      this.refusals.refused(err);
+    });
+  }
+
+  private async identifyAndServe(socket: Socket, guard: ConnectionGuard): Promise<void> {
+    checkFdHeadroom(socket, this.fdLimit());
+    const caller = await this.tracker.track(socket);
+    guard.own(() => caller.close());
+    this.pacer.run(() => {
+      try {
+        this.serve(socket, guard, caller);
+      } catch (err) {
+        guard.release();
+        this.refusals.refused(err);
+      }
+    });
+  }
+
+  private serve(socket: Socket, guard: ConnectionGuard, caller: Caller): void {
+    // The listener may have been closed while this connection waited for its turn.
+    if (guard.closed || !this.injector || !this.net) return guard.release();
     const id = `${PEER_PREFIX}${this.nextId++}`;
     const served = this.wrap(socket);
+    guard.own(() => served.destroy());
     Object.defineProperty(served, 'remoteAddress', { value: id, configurable: true });
     Object.defineProperty(served, 'remotePort', { value: undefined, configurable: true });
     this.callers.set(id, caller);
     this.sockets.add(socket);
-    socket.once('close', () => {
+    guard.own(() => {
       this.callers.delete(id);
       this.sockets.delete(socket);
-      caller.close();
     });
-    if (!this.injector) {
-      socket.destroy();
-      return;
-    }
     this.injector.injectConnection(served);
+    socket.resume();
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
-import { SyscallError } from './errors.js';
+import { FdExhaustedError, SyscallError, isFdExhaustion } from './errors.js';
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
@@ -20,12 +20,18 @@ export interface Ucred {
 
 export interface Libc {
   peerCred(fd: number): Ucred;
-  /** Returns a pidfd, or -1 when the kernel lacks pidfd_open (< 5.3) or the process is gone. */
+  /**
+   * Returns a pidfd, or -1 when the kernel lacks pidfd_open (< 5.3) or the process is gone.
+   * Throws FdExhaustedError when the agent is out of fds: a caller must not be tracked
+   * without its pidfd just because someone else used up the agent's descriptors.
+   */
   pidfdOpen(pid: number): number;
   /** True while the process the pidfd refers to has not exited. */
   pidfdAlive(pidfd: number): boolean;
   close(fd: number): void;
-  /** A connected pair of AF_UNIX stream sockets (close-on-exec). */
+  /** The soft RLIMIT_NOFILE, read each time (an operator may change it with prlimit). */
+  fdLimit(): number;
+  /** A connected pair of AF_UNIX stream sockets (close-on-exec); FdExhaustedError when out of fds. */
   socketpair(): [number, number];
 }
 
@@ -53,6 +59,8 @@ function bindLibc(): Libc {
   const syscall5 = lib.func('long syscall(long, int, int, void *, int)');
   const closeFn = lib.func('int close(int)');
   const socketpairFn = lib.func('int socketpair(int, int, int, _Out_ int *sv)');
+  koffi.struct('spiffe_agent_rlimit', { cur: 'uint64', max: 'uint64' });
+  const getrlimit = lib.func('int getrlimit(int, _Out_ spiffe_agent_rlimit *)');
   return {
     peerCred(fd) {
       const out: Record<string, number> = {};
@@ -63,7 +71,9 @@ function bindLibc(): Libc {
       return { pid: out.pid ?? 0, uid: out.uid ?? 0, gid: out.gid ?? 0 };
     },
     pidfdOpen(pid) {
-      return Number(syscall3(SYS_pidfd_open, pid, 0, 0));
+      const fd = Number(syscall3(SYS_pidfd_open, pid, 0, 0));
+      if (fd < 0 && isFdExhaustion(koffi.errno())) throw new FdExhaustedError('peertracker: pidfd_open', koffi.errno());
+      return fd;
     },
     pidfdAlive(pidfd) {
       // Signal 0 performs the existence check without delivering anything.
@@ -72,12 +82,23 @@ function bindLibc(): Libc {
     close(fd) {
       closeFn(fd);
     },
+    fdLimit() {
+      const RLIMIT_NOFILE = 7;
+      const out: { cur?: number | bigint } = {};
+      if ((getrlimit(RLIMIT_NOFILE, out) as number) !== 0) return Number.MAX_SAFE_INTEGER;
+      // RLIM_INFINITY comes back as a huge bigint; anything past 2^53 means "no limit" here.
+      return Math.min(Number(out.cur ?? Number.MAX_SAFE_INTEGER), Number.MAX_SAFE_INTEGER);
+    },
     socketpair() {
       const AF_UNIX = 1;
       const SOCK_STREAM = 1;
       const SOCK_CLOEXEC = 0o2000000;
       const sv = [0, 0];
-      if ((socketpairFn(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) as number) !== 0) throw new SyscallError('syscall_failed', `libc: socketpair(AF_UNIX, SOCK_STREAM) failed: ${lastErrno()}; raise the open-file limit (ulimit -n) if it is EMFILE`);
+      if ((socketpairFn(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) as number) !== 0) {
+        const errno = koffi.errno();
+        if (isFdExhaustion(errno)) throw new FdExhaustedError('endpoints: socketpair', errno);
+        throw new SyscallError('syscall_failed', `libc: socketpair(AF_UNIX, SOCK_STREAM) failed: ${lastErrno()}; raise the open-file limit (ulimit -n) if it is EMFILE`);
+      }
       return [sv[0]!, sv[1]!];
     },
   };
