@@ -3,6 +3,7 @@
  * temp dir): time from spawn until the Workload API socket accepts a connection, VmRSS of the agent
  * settled 2 s after that, its peak (VmHWM), and the largest RSS of any process of the run (the agent
  * or a child it spawned), from /usr/bin/time. N runs (BENCH_STARTUP_N, default 10), p50 and max.
+ * BENCH_STARTUP_CONF names another sample config (to compare builds that differ in accepted keys).
  * Needs no root.
  */
 import { spawn } from 'node:child_process';
@@ -30,7 +31,7 @@ async function once() {
   const dir = await mkdtemp('/tmp/spiffe-agent-startup-');
   const socketPath = join(dir, 'api.sock');
   await copyFile(join(REPO, 'conf/entries.example.json'), join(dir, 'entries.json'));
-  const sample = await readFile(join(REPO, 'conf/agent/agent.conf'), 'utf8');
+  const sample = await readFile(process.env.BENCH_STARTUP_CONF ?? join(REPO, 'conf/agent/agent.conf'), 'utf8');
   const conf = join(dir, 'agent.conf');
   await writeFile(
     conf,

@@ -59,7 +59,7 @@ function lex(src: string): Tok[] {
       while (i < src.length && src[i] !== '\n') i++;
     } else if (c === '/' && src[i + 1] === '*') {
       const close = src.indexOf('*/', i + 2);
-      if (close < 0) fail('Unterminated comment; a /* comment needs its */');
+      if (close < 0) fail('Unterminated comment; this /* comment has no */');
       for (let k = i; k < close; k++) {
         if (src[k] === '\n') {
           line++;
@@ -130,14 +130,14 @@ function lex(src: string): Tok[] {
       lineStart = i;
       const lines: string[] = [];
       for (;;) {
-        if (i >= src.length) fail(`Unterminated heredoc; no line with just ${marker} closes it`, i);
+        if (i >= src.length) throw new HclSyntaxError(startLine, startCol, `Unterminated heredoc; no line with just ${marker} closes the heredoc started here`);
         const nl = src.indexOf('\n', i);
         const end = nl < 0 ? src.length : nl;
         const text = src.slice(i, end).replace(/\r$/, '');
         i = end;
         if (text.trim() === marker && (indent || text === marker)) break;
         lines.push(text);
-        if (nl < 0) fail(`Unterminated heredoc; no line with just ${marker} closes it`, i);
+        if (nl < 0) throw new HclSyntaxError(startLine, startCol, `Unterminated heredoc; no line with just ${marker} closes the heredoc started here`);
         i = nl + 1;
         line++;
         lineStart = i;
@@ -193,7 +193,7 @@ class Parser {
   }
 
   /** Items until `}` (nested) or end of input (top level). */
-  body(path: string, depth: number, closer: '}' | 'eof'): Record<string, unknown> {
+  body(path: string, depth: number, closer: '}' | 'eof', open?: Tok): Record<string, unknown> {
     if (depth > MAX_DEPTH) this.fail(this.peek(), `Nesting too deep; more than ${MAX_DEPTH} levels`);
     const obj: Record<string, unknown> = {};
     const attrs = new Map<string, number>();
@@ -206,7 +206,7 @@ class Parser {
       if (closer === '}' && t.k === 'punct' && t.v === '}') return obj;
       if (t.k === 'eof') {
         if (closer === 'eof') return obj;
-        this.fail(t, 'Unclosed block; a { is missing its }');
+        this.fail(open ?? t, 'Unclosed block; this { has no matching }');
       }
       this.item(obj, attrs, path, depth);
     }
@@ -250,7 +250,7 @@ class Parser {
       const [type, ...labels] = keys as [string, ...string[]];
       if (attrs.has(type)) this.fail(first, `Attribute redefined; ${JSON.stringify(type)} was already set at line ${attrs.get(type)!} as an argument`);
       for (let n = 1; n <= keys.length; n++) this.record(full(keys.slice(0, n)), first.line);
-      const body = this.body(full(keys), depth + 1, '}');
+      const body = this.body(full(keys), depth + 1, '}', t);
       this.next();
       if (labels.length === 0) {
         const list = (obj[type] ??= []) as unknown[];
@@ -311,7 +311,7 @@ class Parser {
   }
 
   private object(path: string, depth: number): Record<string, unknown> {
-    const obj = this.body(path, depth + 1, '}');
+    const obj = this.body(path, depth + 1, '}', this.toks[this.p - 1]);
     this.next();
     return obj;
   }

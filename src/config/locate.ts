@@ -1,6 +1,7 @@
 /**
  * Maps dotted keys ("agent.sync_interval", "plugins.WorkloadAttestor.unix.plugin_data.x") to the
- * first line where they appear, for HCL and JSON alike. Best effort: hcl2json keeps no positions.
+ * first line where they appear, for HCL and JSON alike, from the text alone (JSON.parse and
+ * plugin_data files keep no positions; hcl1.ts records its own).
  */
 import { scan } from './scan.js';
 

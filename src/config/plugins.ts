@@ -1,5 +1,5 @@
 /**
- * `plugins { Type "name" { ... } }` → PluginConfig[], in file order. Accepts the shapes hcl2json
+ * `plugins { Type "name" { ... } }` → PluginConfig[], in file order. Accepts the shapes hcl1.ts
  * produces for HCL and the shapes spire-agent users write in JSON:
  *   "plugins": { "Type": [ { "name": { ... } } ] }   and   "plugins": { "Type": { "name": { ... } } }
  * Plugin names are not checked here; the catalog reports names it does not know.
@@ -39,7 +39,7 @@ function collect(plugins: unknown, problems: ProblemList): RawPlugin[] {
   return out;
 }
 
-/** hcl2json sorts keys; spire-agent keeps file order, which decides attestor order in logs. */
+/** JSON objects may come in any order; spire-agent keeps file order, which decides attestor order in logs. */
 function fileOrder(plugins: RawPlugin[], problems: ProblemList): RawPlugin[] {
   const at = (p: RawPlugin) => problems.lineOf(`plugins.${p.type}.${p.name}`) ?? Number.MAX_SAFE_INTEGER;
   return plugins.map((p) => ({ p, line: at(p) })).sort((a, b) => a.line - b.line).map((x) => x.p);

@@ -81,7 +81,7 @@ export function suggest(key: string, known: Iterable<string>): string | undefine
 }
 
 /**
- * A block written as `name { ... }` comes out of hcl2json as `[{...}]`; in JSON it is usually `{...}`.
+ * A block written as `name { ... }` comes out of hcl1.ts as `[{...}]`; in JSON it is usually `{...}`.
  * Returns the object, merging repeats and reporting them.
  */
 export function unwrapBlock(v: unknown, key: string, problems: ProblemList, opts: { repeatable?: boolean } = {}): Raw | undefined {

@@ -1,7 +1,6 @@
 /**
- * A small lexer over HCL/JSON source, used for two things hcl2json cannot do for us:
- * finding the line of a key (hcl2json drops positions), and accepting HCL1 forms that
- * spire-agent (HCL1) takes but hcl2json (HCL2) rejects. It does not validate; the parser does.
+ * A small lexer over HCL/JSON source for the key locator (./locate.ts) and the nesting
+ * pre-check: it finds lines without parsing. It does not validate; the parsers do.
  */
 export interface Token {
   readonly kind: 'word' | 'string' | 'punct' | 'newline';
