@@ -1,6 +1,8 @@
 /**
  * uid → user name and gid → group name from /etc/passwd and /etc/group, re-read
- * only when the file changes, so attestation does not parse them per call.
+ * only when the file changes, so attestation does not parse them per call. Whether
+ * a file changed is checked at most once per CHECK_MS, and concurrent attestations
+ * share one check: a burst of connections would otherwise stat both files for each.
  */
 import { readFile, stat } from 'node:fs/promises';
 
@@ -10,12 +12,17 @@ interface Table {
   byId: Map<number, string>;
 }
 
+/** An edit to /etc/passwd or /etc/group is seen within this long. */
+const CHECK_MS = 1000;
+
 export class UserDb {
   private readonly tables = new Map<string, Table>();
+  private readonly checks = new Map<string, { at: number; table: Promise<Table> }>();
 
   constructor(
     private readonly passwdPath = '/etc/passwd',
     private readonly groupPath = '/etc/group',
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   async userName(uid: number): Promise<string | undefined> {
@@ -26,7 +33,16 @@ export class UserDb {
     return (await this.table(this.groupPath)).byId.get(gid);
   }
 
-  private async table(path: string): Promise<Table> {
+  private table(path: string): Promise<Table> {
+    const t = this.now();
+    const c = this.checks.get(path);
+    if (c && t - c.at < CHECK_MS) return c.table;
+    const table = this.load(path);
+    this.checks.set(path, { at: t, table });
+    return table;
+  }
+
+  private async load(path: string): Promise<Table> {
     let st;
     try {
       st = await stat(path);
