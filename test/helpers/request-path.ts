@@ -11,6 +11,7 @@ import type { Selector } from '../../src/domain/types.js';
 import type { RegistrationEntry, SignedJWTSVID, TrustBundle } from '../../src/authority/types.js';
 import type { BundleView, Subscription, WorkloadView, X509Identity } from '../../src/cache/manager.js';
 import { PeerError } from '../../src/proc/errors.js';
+import { makeEntry } from './entries.js';
 import type { Caller } from '../../src/proc/peer-tracker.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 
@@ -72,23 +73,7 @@ export class FakeAttestation {
 }
 
 export function entry(id: string, spiffeId: string, selectors: readonly Selector[], extra: Partial<RegistrationEntry> = {}): RegistrationEntry {
-  return {
-    id,
-    spiffeId,
-    parentId: 'spiffe://example.org/spire/agent/test',
-    selectors,
-    x509SvidTtl: 0,
-    jwtSvidTtl: 0,
-    dnsNames: [],
-    hint: '',
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    createdAt: 0,
-    revisionNumber: 0,
-    jwtSvidIncludeJti: false,
-    ...extra,
-  };
+  return makeEntry(id, [], { spiffeId, parentId: 'spiffe://example.org/spire/agent/test', selectors, ...extra });
 }
 
 export const BUNDLE: TrustBundle = {

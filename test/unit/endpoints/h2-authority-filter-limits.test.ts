@@ -1,33 +1,14 @@
-import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { AuthorityRewriter } from '../../../src/endpoints/h2-authority-filter.js';
 import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError, goawayFrame } from '../../../src/endpoints/h2-limits.js';
+import { PREFACE, clientEncoder, frame } from '../../helpers/h2-frames.js';
 
-const hpack = createRequire(import.meta.url)('hpack.js');
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const HEADERS = 1;
 const RST_STREAM = 3;
 const CONTINUATION = 9;
 const END_HEADERS = 4;
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
 
-function encoder() {
-  const enc = hpack.compressor.create({ table: { size: 4096 } });
-  return (headers: { name: string; value: string }[]): Buffer => {
-    enc.write(headers);
-    const parts: Buffer[] = [];
-    for (let c = enc.read(); c; c = enc.read()) parts.push(c);
-    return Buffer.concat(parts);
-  };
-}
 
 const request = (extra: { name: string; value: string }[] = []) => [
   { name: ':method', value: 'POST' },
@@ -58,7 +39,7 @@ describe('HTTP/2 filter limits', () => {
 
   it('ends a CONTINUATION flood of empty frames once the block reaches its octet cap', () => {
     const r = new AuthorityRewriter();
-    r.push(Buffer.concat([PREFACE, frame(HEADERS, 0, 1, encoder()(request()))]));
+    r.push(Buffer.concat([PREFACE, frame(HEADERS, 0, 1, clientEncoder()(request()))]));
     const empty = frame(CONTINUATION, 0, 1, Buffer.alloc(0));
     let frames = 0;
     const err = connectionError(() => {
@@ -76,7 +57,7 @@ describe('HTTP/2 filter limits', () => {
   });
 
   it('stops decoding a small block that expands past the header list limit (dynamic-table references)', () => {
-    const enc = encoder();
+    const enc = clientEncoder();
     const big = { name: 'x-big', value: 'v'.repeat(3000) };
     // The first occurrence is indexed; the next ones are one-octet references to it.
     const block = enc(request(Array(10).fill(big)));
@@ -86,7 +67,7 @@ describe('HTTP/2 filter limits', () => {
   });
 
   it('refuses more header fields than the server accepts', () => {
-    const block = Buffer.concat([encoder()(request()), Buffer.alloc(200, 0x82)]); // 200 × ":method: GET"
+    const block = Buffer.concat([clientEncoder()(request()), Buffer.alloc(200, 0x82)]); // 200 × ":method: GET"
     const err = connectionError(() => new AuthorityRewriter().push(Buffer.concat([PREFACE, frame(HEADERS, END_HEADERS, 1, block)])));
     expect(err.h2Code).toBe(H2Code.ENHANCE_YOUR_CALM);
   });
@@ -114,7 +95,7 @@ describe('HTTP/2 filter limits', () => {
   });
 
   it('decodes at most one header block per call and hands the rest to drain()', () => {
-    const enc = encoder();
+    const enc = clientEncoder();
     const r = new AuthorityRewriter();
     const blocks = [1, 3, 5].map((id) => frame(HEADERS, END_HEADERS, id, enc(request())));
     const first = r.push(Buffer.concat([PREFACE, ...blocks]));
@@ -126,7 +107,7 @@ describe('HTTP/2 filter limits', () => {
   });
 
   it('still serves a request with several KiB of ordinary metadata', () => {
-    const enc = encoder();
+    const enc = clientEncoder();
     const meta = Array.from({ length: 20 }, (_, i) => ({ name: `x-meta-${i}`, value: 'm'.repeat(300) }));
     const out = new AuthorityRewriter().push(Buffer.concat([PREFACE, frame(HEADERS, END_HEADERS, 1, enc(request(meta)))]));
     expect(out.some((f) => f[3] === HEADERS)).toBe(true);

@@ -1,29 +1,12 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { AuthorityRewriter, H2ProtocolError } from '../../../src/endpoints/h2-authority-filter.js';
+import { PREFACE, clientEncoder, frame } from '../../helpers/h2-frames.js';
 
 const hpack = createRequire(import.meta.url)('hpack.js');
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
 
-/** A client-side HPACK encoder, as grpc-java's would be: state carries across requests. */
-function clientEncoder() {
-  const enc = hpack.compressor.create({ table: { size: 4096 } });
-  return (headers: { name: string; value: string }[]): Buffer => {
-    enc.write(headers);
-    const parts: Buffer[] = [];
-    for (let c = enc.read(); c; c = enc.read()) parts.push(c);
-    return Buffer.concat(parts);
-  };
-}
+
 
 /** Splits rewriter output into frames and decodes header blocks with a server-side decoder. */
 function serverView(out: Buffer) {

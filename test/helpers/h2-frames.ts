@@ -1,0 +1,26 @@
+/** HTTP/2 bytes as a client would send them, for tests of the :authority filter. */
+import { createRequire } from 'node:module';
+
+const hpack = createRequire(import.meta.url)('hpack.js');
+
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/** A client-side HPACK encoder, as grpc-java's would be: state carries across requests. */
+export function clientEncoder(): (headers: { name: string; value: string }[]) => Buffer {
+  const enc = hpack.compressor.create({ table: { size: 4096 } });
+  return (headers) => {
+    enc.write(headers);
+    const parts: Buffer[] = [];
+    for (let c = enc.read(); c; c = enc.read()) parts.push(c);
+    return Buffer.concat(parts);
+  };
+}
