@@ -82,6 +82,16 @@ export class BootstrapTrust {
     return this.startTime;
   }
 
+  /**
+   * Milliseconds since the current (re)bootstrap attempt started, starting it now if none runs.
+   * `now` is read after the start is settled (and persisted): read before, a slow write made the
+   * elapsed time negative, so rebootstrap_delay = 0 still said "ignoring for now".
+   */
+  async sinceStartMs(): Promise<number> {
+    const started = await this.startedAt();
+    return this.d.clock.now() - started;
+  }
+
   /** Fetches the bootstrap bundle from the configured source, counting the attempt. */
   async fetch(): Promise<BootstrapBundle> {
     const o = this.d.options;

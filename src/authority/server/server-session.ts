@@ -221,7 +221,7 @@ class Session implements ServerSession {
       return;
     }
     const bs = this.bootstrap as BootstrapTrust;
-    const waited = this.d.clock.now() - (await bs.startedAt());
+    const waited = await bs.sinceStartMs();
     if (waited < this.o.rebootstrapDelayMs) {
       this.log.info({ time_left: `${Math.ceil((this.o.rebootstrapDelayMs - waited) / 1000)}s` }, "Trust bundle and server don't agree; ignoring for now");
       return;
@@ -322,7 +322,7 @@ class Session implements ServerSession {
       if (bs.isBootstrap || mode === 'never') {
         return new SessionError('server_unknown_authority', `${base}; check trust_bundle_path/trust_bundle_url points at this server's bundle (spire-server bundle show)`, { cause: err });
       }
-      const waited = this.d.clock.now() - (await bs.startedAt());
+      const waited = await bs.sinceStartMs();
       if (waited < this.o.rebootstrapDelayMs) {
         return new SessionError('server_unknown_authority', `${base}; rebootstrap in ${Math.ceil((this.o.rebootstrapDelayMs - waited) / 1000)}s (rebootstrap_delay)`, { cause: err });
       }

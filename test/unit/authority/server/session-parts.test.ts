@@ -129,6 +129,22 @@ describe('bootstrap trust', () => {
     expect((await AgentStorage.open(dir)).bootstrapState()).toEqual({ use: USE_REBOOTSTRAP, startTime: 0, connectionAttempts: 0 });
   });
 
+  it('counts the time since the (re)bootstrap started from after the start is stored, so a slow write never makes it negative', async () => {
+    const storage = await AgentStorage.open(dir);
+    const clock = new FakeClock(10_000);
+    const store = storage.storeBootstrapState.bind(storage);
+    // The write takes 700 ms of wall time; an elapsed time read before it would come out at -700.
+    storage.storeBootstrapState = async (st) => {
+      await store(st);
+      clock.jump(700);
+    };
+    const bt = new BootstrapTrust({ options: opts({}), storage, clock: clock as never, log });
+    bt.init();
+    expect(await bt.sinceStartMs()).toBe(700);
+    clock.jump(300);
+    expect(await bt.sinceStartMs()).toBe(1_000);
+  });
+
   it('reads a SPIFFE bundle (trust_bundle_format = "spiffe") over http on trust_bundle_unix_socket with the spire-* parameters', async () => {
     const ca = await TestCA.create('example.org');
     const jwk = new X509Certificate(ca.der()).publicKey.export({ format: 'jwk' });
