@@ -29,6 +29,12 @@ const UID0 = 30_000;
 const KINDS = ['spire-agent', 'spiffe-agent'];
 const OUR_PARENT = `spiffe://${TD}/spire/agent/local`;
 
+/** BENCH_ONLY=idle,streams,rotation,seq,churn,burst runs just those parts (start → first SVID always runs). */
+function wanted(part) {
+  const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim()).filter(Boolean);
+  return !only?.length || only.includes(part);
+}
+
 function settings() {
   const smoke = process.env.BENCH_SMOKE === '1';
   const churnMin = Number(process.env.BENCH_CHURN_MIN ?? 2);
@@ -192,9 +198,9 @@ async function measure(kind, bins, bin, conf, s, r) {
     const last = await client(bin, conf.socketPath, UID0 + s.entries - 2, ['first', '-until', '180s'], 200_000);
     if (last.code !== 0) throw new Error(`${kind}: entries not all synced: ${JSON.stringify(last.lines)}`);
     await sleep(s.settleMs);
-    put(`RSS idle, ${s.entries} entries (MiB)`, (await rssKiB(agent.pid)) / 1024);
+    if (wanted('idle')) put(`RSS idle, ${s.entries} entries (MiB)`, (await rssKiB(agent.pid)) / 1024);
 
-    {
+    if (wanted('streams')) {
       const h = await holdStreams(bin, conf.socketPath, uids(s.procs), Math.ceil(s.hold / s.procs));
       await sleep(s.settleMs);
       put(`RSS with ${s.hold} open streams (MiB)`, (await rssKiB(agent.pid)) / 1024);
@@ -203,7 +209,7 @@ async function measure(kind, bins, bin, conf, s, r) {
       await h.close();
     }
 
-    {
+    if (wanted('rotation')) {
       // Rotation: every stream on the 20 s TTL entry; the first later response on each is the rotated SVID.
       const rotUid = UID0 + s.entries - 1;
       const nProcs = Math.max(1, Math.floor(s.procs / 2));
@@ -224,7 +230,7 @@ async function measure(kind, bins, bin, conf, s, r) {
       await h.close();
     }
 
-    for (const [c, n] of [[1, s.seq1], [20, s.seq20]]) {
+    for (const [c, n] of wanted('seq') ? [[1, s.seq1], [20, s.seq20]] : []) {
       const q = await client(bin, conf.socketPath, UID0, ['seq', '-n', String(n), '-c', String(c)]);
       const ms = q.lines[0].ms;
       put(`connect → first SVID, ${c} concurrent: p50 (ms)`, pct(ms, 50));
@@ -233,7 +239,7 @@ async function measure(kind, bins, bin, conf, s, r) {
       put(`connect → first SVID, ${c} concurrent: errors`, n - ms.length);
     }
 
-    {
+    if (wanted('churn')) {
       // Churn: 4 loops of connect, fetch, exit (a new process each time) across 100 uids, bounded in time.
       const before = (await rssKiB(agent.pid)) / 1024;
       let peak = before;
@@ -259,7 +265,7 @@ async function measure(kind, bins, bin, conf, s, r) {
       put(`churn ${f(min, 1)} min: clients run`, runs);
       put(`churn ${f(min, 1)} min: failed`, fails);
     }
-    for (const n of s.bursts) {
+    for (const n of wanted('burst') ? s.bursts : []) {
       const per = Math.ceil(n / s.procs);
       const at = Date.now() + 1500 + s.procs * 20; // every process is waiting before the burst starts
       const res = await Promise.all(uids(s.procs).map((uid) => client(bin, conf.socketPath, uid, ['burst', '-n', String(per), '-at', String(at), '-timeout', '60s'])));
@@ -317,7 +323,8 @@ export async function run() {
     const oursConf = await ourConf(entriesDoc(s.entries, OUR_PARENT));
     confs.push(spireConf, oursConf);
     console.log(`  spire-server on 127.0.0.1:${server.port}; ${s.entries} entries on each agent`);
-    for (const kind of KINDS) {
+    const kinds = process.env.BENCH_AGENTS ? KINDS.filter((k) => process.env.BENCH_AGENTS.split(',').includes(k)) : KINDS;
+    for (const kind of kinds) {
       try {
         await measure(kind, bins, bin.path, kind === 'spire-agent' ? spireConf : oursConf, s, results[kind]);
       } catch (e) {
