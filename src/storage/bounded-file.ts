@@ -46,6 +46,8 @@ export const INPUT_LIMITS = {
   bundle: 16 << 20,
   /** Service-account and join tokens, private keys. */
   token: 1 << 20,
+  /** /etc/passwd and /etc/group: ~60 bytes a line, room for a quarter of a million users. */
+  userDb: 16 << 20,
 } as const;
 
 // O_NONBLOCK: open() of a FIFO returns at once instead of waiting for a writer; reads of

@@ -4,7 +4,8 @@
  * a file changed is checked at most once per CHECK_MS, and concurrent attestations
  * share one check: a burst of connections would otherwise stat both files for each.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { INPUT_LIMITS, readBoundedFile } from '../../../storage/bounded-file.js';
 
 interface Table {
   mtimeMs: number;
@@ -51,8 +52,16 @@ export class UserDb {
     }
     const cached = this.tables.get(path);
     if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached;
+    let text: string;
+    try {
+      // Bounded: a huge or special file there (a FIFO, /dev/zero bind-mounted) must not hang or
+      // exhaust the agent; names are then missing (no user:/group: selectors), as for a missing file.
+      text = await readBoundedFile(path, { maxBytes: INPUT_LIMITS.userDb, what: 'user database' });
+    } catch {
+      return { mtimeMs: 0, size: 0, byId: new Map() };
+    }
     const byId = new Map<number, string>();
-    for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    for (const line of text.split('\n')) {
       if (!line || line.startsWith('#')) continue;
       const [name, , id] = line.split(':');
       if (name && id && /^\d+$/.test(id) && !byId.has(Number(id))) byId.set(Number(id), name);

@@ -2,6 +2,7 @@
  * UserDb re-reads /etc/passwd and /etc/group when they change, but checks for a change at
  * most once per second, and concurrent lookups share one check (real files, injected time).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,5 +62,19 @@ describe('UserDb', () => {
     writePasswd('carol');
     now = 1500;
     expect(await db.userName(1301)).toBe('carol');
+  });
+
+  it('gives no names for a FIFO or an oversized file in place of passwd, without hanging, and recovers', async () => {
+    const p = join(dir, 'passwd');
+    rmSync(p);
+    execFileSync('mkfifo', [p]);
+    expect(await db.userName(1301)).toBeUndefined();
+    rmSync(p);
+    writeFileSync(p, `alice:x:1301:1302::/home/alice:/bin/sh\n${'#'.repeat(17 << 20)}\n`);
+    now = 1000;
+    expect(await db.userName(1301)).toBeUndefined();
+    writePasswd('dave');
+    now = 2000;
+    expect(await db.userName(1301)).toBe('dave');
   });
 });
