@@ -139,7 +139,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function start(clock: Clock = systemClock) {
+async function start(clock: Clock = systemClock, opts: { hideServer?: boolean } = {}) {
   const log = memoryLogger();
   const attestation = new FakeAttestation();
   const cache = new FakeCache();
@@ -162,7 +162,10 @@ async function start(clock: Clock = systemClock) {
   const counting = { ...libc, socketpair: () => (pairs++, libc.socketpair()) };
   const server = buildGrpcServer({ workload: handler }, () => 'SERVING');
   const path = join(mkdtempSync(join(tmpdir(), 'h2-gate-')), 'public', 'api.sock');
-  listener = new UdsListener(path, server, { track: async () => new FakeCaller(4242) }, log, 0o777, authorityFilter({ libc: counting, log, clock }));
+  const front = authorityFilter({ libc: counting, log, clock });
+  // As if grpc-js no longer had the map the listener finds its HTTP/2 server in.
+  if (opts.hideServer) front.attach = ((attach) => () => attach(undefined))(front.attach!.bind(front));
+  listener = new UdsListener(path, server, { track: async () => new FakeCaller(4242) }, log, 0o777, front);
   await listener.listen();
   attestation.byPid.set(4242, [{ type: 'unix', value: 'uid:1000' }]);
   cleanups.push(() => listener!.close(100));
@@ -212,6 +215,13 @@ describe('the gate on a real listener', () => {
     expect(r.err).toBeNull();
     expect(r.res).toMatchObject({ svids: [{ spiffe_id: 'spiffe://example.org/web' }] });
     expect(t.pairs()).toBe(0);
+  });
+
+  it("filters every connection when grpc-js's HTTP/2 server cannot be found (its limits could not be set)", async () => {
+    const t = await start(systemClock, { hideServer: true });
+    expect((await t.fetchJWT()).err).toBeNull();
+    expect(t.pairs()).toBe(1);
+    expect(t.log.lines.some((l) => l.msg.includes('every connection goes through the :authority filter'))).toBe(true);
   });
 
   it('serves a grpc-java-like client (waits for SETTINGS, socket-path :authority) through the filter', async () => {
