@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AGENT_MAIN, f, isMain, pct, rssKiB, sleep } from './lib/common.mjs';
+import { AGENT_MAIN, cpuMs, f, isMain, pct, rssKiB, sleep } from './lib/common.mjs';
 import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
 import { compareClient } from './lib/compare-client.mjs';
 
@@ -231,12 +231,16 @@ async function measure(kind, bins, bin, conf, s, r) {
     }
 
     for (const [c, n] of wanted('seq') ? [[1, s.seq1], [20, s.seq20]] : []) {
+      const cpu0 = cpuMs(agent.pid);
       const q = await client(bin, conf.socketPath, UID0, ['seq', '-n', String(n), '-c', String(c)]);
+      const cpu = cpuMs(agent.pid) - cpu0;
       const ms = q.lines[0].ms;
       put(`connect → first SVID, ${c} concurrent: p50 (ms)`, pct(ms, 50));
       put(`connect → first SVID, ${c} concurrent: p99 (ms)`, pct(ms, 99));
       put(`connect → first SVID, ${c} concurrent: throughput (/s)`, (ms.length * 1000) / q.lines[0].wallMs);
       put(`connect → first SVID, ${c} concurrent: errors`, n - ms.length);
+      // The agent's own CPU (utime+stime, 10 ms ticks) per connection: steadier than latency on a shared machine.
+      put(`connect → first SVID, ${c} concurrent: agent CPU per connection (ms)`, cpu / n);
     }
 
     if (wanted('churn')) {
@@ -268,7 +272,9 @@ async function measure(kind, bins, bin, conf, s, r) {
     for (const n of wanted('burst') ? s.bursts : []) {
       const per = Math.ceil(n / s.procs);
       const at = Date.now() + 1500 + s.procs * 20; // every process is waiting before the burst starts
+      const cpu0 = cpuMs(agent.pid);
       const res = await Promise.all(uids(s.procs).map((uid) => client(bin, conf.socketPath, uid, ['burst', '-n', String(per), '-at', String(at), '-timeout', '60s'])));
+      const cpu = cpuMs(agent.pid) - cpu0;
       const ms = res.flatMap((x) => x.lines[0]?.ms ?? []);
       const errs = {};
       for (const x of res) for (const [k, v] of Object.entries(x.lines[0] ? (x.lines[0].errors ?? {}) : { [`client exit ${x.code}: ${x.stderr.slice(0, 80)}`]: per })) errs[k] = (errs[k] ?? 0) + v;
@@ -278,6 +284,7 @@ async function measure(kind, bins, bin, conf, s, r) {
       put(`${n} at once: other errors`, sum(errs) - refused);
       put(`${n} at once: all first responses (ms)`, ms.length ? Math.max(...ms) : NaN);
       put(`${n} at once: first responses p50 (ms)`, pct(ms, 50));
+      put(`${n} at once: agent CPU (ms)`, cpu);
       if (sum(errs)) console.log(`  ${kind}: ${n} at once: errors ${JSON.stringify(errs)}`);
       await sleep(2000);
     }

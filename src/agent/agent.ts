@@ -142,7 +142,7 @@ export class Agent {
           },
         });
     const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams);
-    // Both sockets: peer credentials from the kernel first, then the :authority filter in front of gRPC.
+    // Both sockets: peer credentials from the kernel first, then the :authority gate (and filter when needed) in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, authorityFilter({ libc, log: endpointsLog, clock }), {
         clock,

@@ -101,6 +101,8 @@ export class CacheManager {
   private readonly inflight = new Map<string, Promise<X509Identity>>();
   private readonly jwts: JWTSVIDs;
   private readonly subs = new Set<SubState>();
+  /** How many subscribers use each entry id: the union of every `SubState.inUse`, kept as counts so a view costs O(its entries), not O(subscribers). */
+  private readonly inUseCount = new Map<string, number>();
   private cancelTimer: (() => void) | undefined;
   private timerAt = Infinity;
   private unsubscribe: (() => void) | undefined;
@@ -133,6 +135,7 @@ export class CacheManager {
     this.unsubscribe?.();
     this.cancelTimer?.();
     this.subs.clear();
+    this.inUseCount.clear();
   }
 
   get entryCount(): number {
@@ -188,14 +191,15 @@ export class CacheManager {
       view: async () => {
         const entries = this.match(state.selectors);
         const identities = await Promise.all(entries.map((e) => this.ensureX509(e)));
-        state.inUse = new Set(entries.map((e) => e.id));
+        this.setInUse(state, new Set(entries.map((e) => e.id)));
         this.armTimer();
         return { identities, ...this.bundlesFor(entries) };
       },
       entries: () => this.match(state.selectors),
       bundles: () => this.bundlesFor(this.match(state.selectors)),
       close: () => {
-        this.subs.delete(state);
+        if (!this.subs.delete(state)) return;
+        this.setInUse(state, new Set());
         this.evict();
       },
     };
@@ -280,10 +284,18 @@ export class CacheManager {
     return identity;
   }
 
-  private inUse(): Set<string> {
-    const ids = new Set<string>();
-    for (const s of this.subs) for (const id of s.inUse) ids.add(id);
-    return ids;
+  private inUse(): { has(id: string): boolean } {
+    return { has: (id) => this.inUseCount.has(id) };
+  }
+
+  private setInUse(state: SubState, next: Set<string>): void {
+    for (const id of state.inUse) {
+      const n = (this.inUseCount.get(id) ?? 0) - 1;
+      if (n > 0) this.inUseCount.set(id, n);
+      else this.inUseCount.delete(id);
+    }
+    for (const id of next) this.inUseCount.set(id, (this.inUseCount.get(id) ?? 0) + 1);
+    state.inUse = next;
   }
 
   /** Drops least-recently-used SVIDs nobody subscribes to, down to the configured size. */

@@ -114,7 +114,7 @@ export function listenBacklog(somaxconnPath = '/proc/sys/net/core/somaxconn'): n
 
 /**
  * Descriptors kept free for the agent itself (entries reloads, SVID and key writes, logs),
- * and for the three more each accepted connection needs (a pidfd and a socketpair).
+ * and for the three more each accepted connection may need (a pidfd, and a socketpair when it is filtered).
  */
 export const FD_RESERVE = 32;
 

@@ -33,6 +33,9 @@ export function auditCaller(a: Attested): { pid: number; uid: number; gid: numbe
 /** The parts of a grpc-js server call attestation needs (unary, server-streaming and bidi calls all fit). */
 export type AttestableCall = { getPeer(): string };
 
+/** One abort reason for every cancelled call: `abort()` without one builds a DOMException per call. */
+const CALL_CANCELLED = new Error('call cancelled by the client');
+
 export class CallAttestor {
   constructor(private readonly d: CallAttestorDeps) {}
 
@@ -41,7 +44,7 @@ export class CallAttestor {
     const caller = this.d.callerOf(call);
     if (!caller) throw new StatusError(grpc.status.UNAUTHENTICATED, 'caller connection is not tracked');
     const controller = new AbortController();
-    const onCancel = (): void => controller.abort();
+    const onCancel = (): void => controller.abort(CALL_CANCELLED);
     const events = call as unknown as NodeJS.EventEmitter;
     events.once('cancelled', onCancel);
     try {

@@ -9,6 +9,8 @@ import { lstat, rm } from 'node:fs/promises';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { Http2Server } from 'node:http2';
+import type { ConnectionFront } from './h2-authority-filter.js';
 import type { Caller, PeerTracker } from '../proc/peer-tracker.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
@@ -42,8 +44,8 @@ export class UdsListener {
     private readonly log: Logger,
     /** 0o777 for the public Workload API (any local process may ask); tighter for admin. */
     private readonly mode = 0o777,
-    /** Puts a filter between the client and gRPC (see h2-authority-filter.ts); identity is read first. */
-    private readonly wrap: (socket: Socket) => Socket = (s) => s,
+    /** Decides how a connection reaches gRPC (see h2-authority-filter.ts); identity is read first. */
+    private readonly front: ConnectionFront = { wrap: (s, serve) => serve(() => s) },
     opts: { clock?: Clock; fdLimit?: () => number } = {},
   ) {
     const clock = opts.clock ?? systemClock;
@@ -70,7 +72,9 @@ export class UdsListener {
     const realDir = await prepareSocketDir(this.path, { euid, log: this.log, what: this.mode === 0o777 ? 'Workload API' : 'admin' });
     const bound = join(realDir, basename(this.path));
     await removeStaleSocket(bound);
+    const known = new Set(http2ServersOf(this.grpcServer));
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.front.attach?.(http2ServersOf(this.grpcServer).find((s) => !known.has(s)));
     // Paused until set up (see SetupPacer): in a burst, reads of connections still waiting
     // their turn would otherwise crowd accept(2) out of the event loop.
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
@@ -137,17 +141,26 @@ export class UdsListener {
     // The listener may have been closed while this connection waited for its turn.
     if (guard.closed || !this.injector || !this.net) return guard.release();
     const id = `${PEER_PREFIX}${this.nextId++}`;
-    const served = this.wrap(socket);
-    guard.own(() => served.destroy());
-    Object.defineProperty(served, 'remoteAddress', { value: id, configurable: true });
-    Object.defineProperty(served, 'remotePort', { value: undefined, configurable: true });
     this.callers.set(id, caller);
     this.sockets.add(socket);
     guard.own(() => {
       this.callers.delete(id);
       this.sockets.delete(socket);
     });
-    this.injector.injectConnection(served);
+    // `front` may call back on a later turn (after the client's first request), so everything is checked again then.
+    this.front.wrap(socket, (open) => {
+      try {
+        if (guard.closed || !this.injector || !this.net) return guard.release();
+        const served = open();
+        if (served !== socket) guard.own(() => served.destroy());
+        Object.defineProperty(served, 'remoteAddress', { value: id, configurable: true });
+        Object.defineProperty(served, 'remotePort', { value: undefined, configurable: true });
+        this.injector.injectConnection(served);
+      } catch (err) {
+        guard.release();
+        this.refusals.refused(err);
+      }
+    });
     socket.resume();
   }
 
@@ -176,6 +189,17 @@ export class UdsListener {
     const ino = await lstat(this.boundPath).then((st) => st.ino, () => undefined);
     if (ino !== undefined && ino === this.boundIno) await rm(this.boundPath, { force: true });
   }
+}
+
+/**
+ * grpc-js's HTTP/2 servers (one per injector), from its private `http2Servers` map: grpc-js has
+ * no public way to reach them, and the limits on sessions it reads directly are set there.
+ * Empty if grpc-js changes that, and then every connection is filtered (see ConnectionFront.attach).
+ */
+function http2ServersOf(server: grpc.Server): Http2Server[] {
+  const map = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(map instanceof Map)) return [];
+  return [...map.keys()].filter((s): s is Http2Server => typeof (s as Partial<Http2Server> | null)?.updateSettings === 'function');
 }
 
 /** A bind failure in words an operator can act on (the directory checks have already passed). */

@@ -37,6 +37,12 @@ export interface StreamLoopOptions {
   readonly onFinish?: () => void;
 }
 
+/**
+ * The abort reason of every ended loop: `abort()` without one builds a DOMException (with a stack
+ * trace) per stream, ~20 µs of every connection's CPU. Nothing reads the reason.
+ */
+const STREAM_ENDED = new Error('stream ended');
+
 export function runStreamLoop(call: StreamCall, o: StreamLoopOptions): StreamLoop {
   const abort = new AbortController();
   let done = false;
@@ -44,7 +50,7 @@ export function runStreamLoop(call: StreamCall, o: StreamLoopOptions): StreamLoo
     if (done) return;
     done = true;
     o.onFinish?.();
-    abort.abort();
+    abort.abort(STREAM_ENDED);
     sub.close();
     if (err) call.emit('error', toServiceError(err));
   };

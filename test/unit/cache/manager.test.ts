@@ -123,6 +123,23 @@ describe('cache manager', () => {
     expect(v.identities[0]!.serial).toBe('s3');
   });
 
+  it('keeps rotating an SVID while any subscriber uses it, and stops once the last one closed', async () => {
+    const { cache, clock, authority } = setup([entry('a', ['unix:uid:1'])]);
+    const subs = Array.from({ length: 3 }, () => cache.subscribe([parseSelector('unix:uid:1')], () => {}));
+    for (const s of subs) await s.view();
+    subs[0]!.close();
+    subs[0]!.close(); // twice: counted once
+    subs[1]!.close();
+    clock.advance(30_000);
+    await flush();
+    expect(authority.x509Signed).toBe(2);
+    subs[2]!.close();
+    clock.advance(30_000);
+    await flush();
+    expect(authority.x509Signed).toBe(2);
+    expect(cache.cachedX509Count).toBe(0);
+  });
+
   it('evicts unused SVIDs beyond x509_svid_cache_max_size but never one a subscriber uses', async () => {
     const entries = ['a', 'b', 'c'].map((id, i) => entry(id, [`unix:uid:${i}`]));
     const { cache } = setup(entries, { x509Max: 1 });
