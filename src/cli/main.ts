@@ -1,8 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --v8-pool-size=1
-// The flags above are part of the agent: a 1 MiB young-generation semi-space (V8 grows it to 16 MiB
-// otherwise, ≈14 MiB of RSS for nothing, and scavenges got faster) and one V8 worker thread. Every
-// launcher runs this file directly (the bin, the systemd unit, `npm start`, the benches), so they all
-// get them; test/unit/cli/launcher-flags.test.ts fails if they are dropped. bench/README.md has the numbers.
+#!/usr/bin/env -S node --max-semi-space-size=1
+// The flag above is part of the agent: 1 MiB young-generation semi-spaces (V8 grows them to 16 MiB
+// otherwise: ≈14 MiB of RSS for nothing, and scavenges of a smaller young generation are no slower).
+// Every launcher runs this file directly (the bin, the systemd unit, `npm start`, the benches), so
+// all get it; test/unit/cli/launcher-flags.test.ts fails if it is dropped. bench/README.md has numbers.
 /** spiffe-agent's command dispatcher: spire-agent's verbs, each in its own module, loaded on demand. */
 import { constants } from 'node:os';
 import type { CliIO, Command } from './flags.js';
