@@ -14,13 +14,14 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const AGENT_MAIN = process.env.BENCH_AGENT_MAIN ?? join(REPO, 'dist/src/cli/main.js');
 
 /**
- * The command that starts our agent the way users do: main.js itself, so its shebang's node flags
- * apply. Extra node flags (profiling) mean running node explicitly, with the shebang's flags first.
+ * The command that starts our agent the way users do: main.js itself, so the node flags its first two
+ * lines (sh) give apply. Extra node flags (profiling) mean running node explicitly, with those flags first.
  */
 export function agentCommand(args, nodeFlags = []) {
   if (!nodeFlags.length) return [AGENT_MAIN, args];
-  const line = readFileSync(AGENT_MAIN, 'utf8').split('\n', 1)[0];
-  const shebang = line.startsWith('#!') ? line.split(/\s+/).filter((w) => w.startsWith('--')) : [];
+  // main.js starts `#!/bin/sh` then `//bin/true; exec node <flags> "$0" "$@"`.
+  const [first, second = ''] = readFileSync(AGENT_MAIN, 'utf8').split('\n', 2);
+  const shebang = first.startsWith('#!') && /\bexec node\b/.test(second) ? second.split(/\s+/).filter((w) => w.startsWith('--')) : [];
   return [process.execPath, [...shebang, ...nodeFlags, AGENT_MAIN, ...args]];
 }
 export const LIB = dirname(fileURLToPath(import.meta.url));
