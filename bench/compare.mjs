@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AGENT_MAIN, cpuMs, f, isMain, pct, rssKiB, sleep } from './lib/common.mjs';
+import { agentCommand, cpuMs, f, isMain, pct, rssKiB, sleep } from './lib/common.mjs';
 import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
 import { compareClient } from './lib/compare-client.mjs';
 
@@ -162,7 +162,7 @@ function startAgent(kind, bins, conf) {
   const [cmd, args] =
     kind === 'spire-agent'
       ? [bins.agent, ['run', '-config', conf.confPath]]
-      : [process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--heap-prof', '--heap-prof-dir', prof] : []), AGENT_MAIN, 'run', '-config', conf.confPath]];
+      : agentCommand(['run', '-config', conf.confPath], prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--heap-prof', '--heap-prof-dir', prof] : []);
   const p = spawn(cmd, args, { cwd: conf.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   p.logs = [];
   const on = (c) => {

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { AGENT_MAIN, REPO, f, isMain, now, pct, sleep } from './lib/common.mjs';
+import { REPO, agentCommand, f, isMain, now, pct, sleep } from './lib/common.mjs';
 
 const N = Number(process.env.BENCH_STARTUP_N ?? 10);
 
@@ -41,7 +41,7 @@ async function once() {
       .replace(/entries_file\s*=\s*"[^"]*"/, `entries_file = "${dir}/entries.json"`),
   );
   const t0 = now();
-  const p = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', process.execPath, AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', ...agentCommand(['run', '-config', conf]).flat()], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => (err += d));
   const exited = new Promise((r) => p.once('exit', r));

@@ -68,6 +68,7 @@ process.stderr.write(
   `spiffe-agent (development): entry ${wanted.spiffe_id} for uid ${uid}; config ${confPath}\n` +
     `In another terminal: npx spiffe-agent api fetch x509\n`,
 );
-const child = spawn(process.execPath, [join(root, 'dist/src/cli/main.js'), 'run', '-config', confPath], { stdio: 'inherit' });
+// main.js itself, not `node main.js`: its shebang carries the agent's node flags (memory).
+const child = spawn(join(root, 'dist/src/cli/main.js'), ['run', '-config', confPath], { stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 0 : 1)));

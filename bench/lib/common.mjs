@@ -12,6 +12,18 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const AGENT_MAIN = process.env.BENCH_AGENT_MAIN ?? join(REPO, 'dist/src/cli/main.js');
+
+/**
+ * The command that starts our agent the way users do: main.js itself, so the node flags its first two
+ * lines (sh) give apply. Extra node flags (profiling) mean running node explicitly, with those flags first.
+ */
+export function agentCommand(args, nodeFlags = []) {
+  if (!nodeFlags.length) return [AGENT_MAIN, args];
+  // main.js starts `#!/bin/sh` then `//bin/true; exec node <flags> "$0" "$@"`.
+  const [first, second = ''] = readFileSync(AGENT_MAIN, 'utf8').split('\n', 2);
+  const shebang = first.startsWith('#!') && /\bexec node\b/.test(second) ? second.split(/\s+/).filter((w) => w.startsWith('--')) : [];
+  return [process.execPath, [...shebang, ...nodeFlags, AGENT_MAIN, ...args]];
+}
 export const LIB = dirname(fileURLToPath(import.meta.url));
 export const TD = 'example.org';
 export const PARENT_ID = `spiffe://${TD}/spire/agent/local`;
@@ -133,7 +145,7 @@ plugins {
 }
 `,
   );
-  const proc = spawn(process.execPath, [...(process.env.BENCH_AGENT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_AGENT_PROF] : []), AGENT_MAIN, 'run', '-config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(...agentCommand(['run', '-config', conf], process.env.BENCH_AGENT_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_AGENT_PROF] : []), { stdio: ['ignore', 'pipe', 'pipe'] });
   const a = new Agent('spiffe-agent', dir, socketPath, entriesPath, proc);
   await waitReady(a, () => a.logs.some((l) => /Starting (Workload and SDS APIs|Workload API|SDS API)/.test(l)));
   return a;

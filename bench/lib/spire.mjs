@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
-import { AGENT_MAIN, REPO, sleep } from './common.mjs';
+import { REPO, agentCommand, sleep } from './common.mjs';
 
 export const TD = 'example.org';
 
@@ -188,7 +188,7 @@ plugins {
 /** Starts an agent on conf; resolves with the process once its socket accepts connections. */
 export async function startAgentProc(kind, bins, conf, timeoutMs = 120_000) {
   await rm(conf.socketPath, { force: true });
-  const [cmd, args] = kind === 'spire-agent' ? [bins.agent, ['run', '-config', conf.confPath]] : [process.execPath, [AGENT_MAIN, 'run', '-config', conf.confPath]];
+  const [cmd, args] = kind === 'spire-agent' ? [bins.agent, ['run', '-config', conf.confPath]] : agentCommand(['run', '-config', conf.confPath]);
   const t0 = performance.now();
   const p = new Proc(kind, cmd, args, { cwd: conf.dir });
   const deadline = Date.now() + timeoutMs;

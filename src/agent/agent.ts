@@ -20,6 +20,7 @@ import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
+import { MemoryTrimmer } from '../proc/memory-trim.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
 import { ProcReader } from '../proc/proc-reader.js';
 import { AuditLog } from '../telemetry/audit.js';
@@ -57,6 +58,7 @@ export class Agent {
   private cache: CacheManager | undefined;
   private listener: UdsListener | undefined;
   private adminListener: UdsListener | undefined;
+  private trimmer: MemoryTrimmer | undefined;
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private ready = false;
@@ -182,6 +184,10 @@ export class Agent {
       log.info({ [F.path]: a.adminSocketPath, authorized_delegates: (a.authorizedDelegates ?? []).join(',') }, 'Starting admin API');
     }
     this.ready = true;
+    // Memory back to the OS once idle after start-up, a burst or churn (issue 9; src/proc/memory-trim.ts).
+    this.trimmer = new MemoryTrimmer({
+      onTrim: (before, after) => log.debug({ rss_before_mib: Math.round(before / 2 ** 20), rss_after_mib: Math.round(after / 2 ** 20) }, 'Idle: garbage collected and malloc trimmed'),
+    }).start();
     log.info(
       {
         [F.trustDomain]: a.trustDomain,
@@ -209,6 +215,7 @@ export class Agent {
    */
   async close(): Promise<void> {
     this.ready = false;
+    this.trimmer?.stop();
     const grace = this.d.config.agent.shutdownGracePeriodMs;
     // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
     const ended = this.streams.endAll();

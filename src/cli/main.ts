@@ -1,4 +1,10 @@
-#!/usr/bin/env node
+#!/bin/sh
+//bin/true; exec node --max-semi-space-size=1 "$0" "$@"
+// The line above is sh for the kernel (for node it is a comment): it starts node with
+// the agent's flag, 1 MiB young-generation semi-spaces (V8 grows them to 16 MiB otherwise: ≈14 MiB of
+// RSS for nothing). sh rather than `env -S`, which busybox's env (Alpine) lacks. Every launcher runs this
+// file itself (the bin, the systemd unit, `npm start`, the benches), so all get it;
+// test/unit/cli/launcher-flags.test.ts fails if it is dropped. bench/README.md has the numbers.
 /** spiffe-agent's command dispatcher: spire-agent's verbs, each in its own module, loaded on demand. */
 import { constants } from 'node:os';
 import type { CliIO, Command } from './flags.js';
