@@ -80,7 +80,7 @@ export class Agent {
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
-    const authority = createAuthority({
+    const authority = await createAuthority({
       config,
       log,
       clock,

@@ -151,3 +151,63 @@ export function pemDecode(text: string | Uint8Array, label?: string): Uint8Array
   }
   return out;
 }
+
+/** One DER element at `off`: tag, where its content starts and ends. */
+function element(buf: Uint8Array, off: number, end: number): { tag: number; start: number; end: number } {
+  const tag = buf[off];
+  const first = buf[off + 1];
+  if (tag === undefined || first === undefined || off + 2 > end) throw new EncodingError('truncated', `der: truncated element at byte ${off}`);
+  let n = first;
+  let start = off + 2;
+  if (first >= 0x80) {
+    const k = first & 0x7f;
+    if (k === 0 || k > 4) throw new EncodingError('bad_length', `der: unsupported length encoding at byte ${off}`);
+    n = 0;
+    for (let i = 0; i < k; i++) n = n * 256 + (buf[start + i] ?? 0);
+    start += k;
+  }
+  if (start + n > end) throw new EncodingError('truncated', `der: element at byte ${off} runs past its container`);
+  return { tag, start, end: start + n };
+}
+
+function children(buf: Uint8Array, parent: { start: number; end: number }): { tag: number; start: number; end: number }[] {
+  const out = [];
+  for (let off = parent.start; off < parent.end; ) {
+    const e = element(buf, off, parent.end);
+    out.push(e);
+    off = e.end;
+  }
+  return out;
+}
+
+/** 2.5.29.17, subjectAltName, as its DER OID content bytes. */
+const SAN_OID = Buffer.from([0x55, 0x1d, 0x11]);
+
+/**
+ * The URI SANs of one DER certificate, read straight from its extensions (no ASN.1 library, so
+ * the server-session start path does not load one). The caller parses the certificate with
+ * node:crypto first; this only walks the structure that parse accepted.
+ */
+export function sanURIs(der: Uint8Array): string[] {
+  assertSingleDer(der);
+  const cert = element(der, 0, der.length);
+  const tbs = children(der, cert)[0];
+  if (!tbs || tbs.tag !== 0x30) throw new EncodingError('not_der', 'der: certificate without tbsCertificate');
+  const exts = children(der, tbs).find((e) => e.tag === 0xa3);
+  if (!exts) return [];
+  const seq = children(der, exts)[0];
+  if (!seq || seq.tag !== 0x30) throw new EncodingError('not_der', 'der: malformed extensions');
+  const uris: string[] = [];
+  for (const ext of children(der, seq)) {
+    const parts = children(der, ext);
+    const id = parts[0];
+    if (!id || id.tag !== 0x06 || !SAN_OID.equals(der.subarray(id.start, id.end))) continue;
+    const value = parts[parts.length - 1];
+    if (!value || value.tag !== 0x04) throw new EncodingError('not_der', 'der: malformed subjectAltName');
+    const names = children(der, value)[0];
+    if (!names || names.tag !== 0x30) throw new EncodingError('not_der', 'der: malformed subjectAltName');
+    // GeneralName uniformResourceIdentifier is [6] IA5String, implicitly tagged: 0x86.
+    for (const n of children(der, names)) if (n.tag === 0x86) uris.push(Buffer.from(der.subarray(n.start, n.end)).toString('latin1'));
+  }
+  return uris;
+}
