@@ -2,7 +2,7 @@
 import { generateKeyPair as nodeGenerateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { KeyType } from '../config/types.js';
-import { makeCsr } from '../crypto/csr.js';
+import { ecKeyDer, makeCsr } from '../crypto/csr.js';
 
 export interface GeneratedKey {
   readonly pkcs8: Uint8Array;
@@ -26,8 +26,10 @@ function keyPair(type: KeyType): Promise<{ publicKey: KeyObject; privateKey: Key
 
 export async function generateKeyAndCsr(type: KeyType): Promise<GeneratedKey> {
   const { publicKey, privateKey } = await keyPair(type);
+  const { spki, pkcs8 } =
+    privateKey.asymmetricKeyType === 'ec'
+      ? ecKeyDer(privateKey)
+      : { spki: publicKey.export({ type: 'spki', format: 'der' }), pkcs8: new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' })) };
   // The authority takes only the public key from the CSR; the subject is informational.
-  const csrDer = makeCsr(privateKey, publicKey.export({ type: 'spki', format: 'der' }), [['O', 'SPIRE']]);
-  const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
-  return { pkcs8, csrDer };
+  return { pkcs8, csrDer: makeCsr(privateKey, spki, [['O', 'SPIRE']]) };
 }

@@ -59,3 +59,46 @@ export function makeCsr(privateKey: KeyObject, publicKeySpki: Uint8Array, subjec
   const sig = sign(alg.hash, info, alg.dsaEncoding ? { key: privateKey, dsaEncoding: alg.dsaEncoding } : privateKey);
   return new Uint8Array(tlv(0x30, info, alg.id, tlv(0x03, Buffer.from([0x00]), sig)));
 }
+
+/** The elements directly inside the DER SEQUENCE `der` (definite lengths only). */
+function sequenceChildren(der: Uint8Array): { tag: number; body: Uint8Array; whole: Uint8Array }[] {
+  const read = (off: number): { tag: number; start: number; end: number } => {
+    const tag = der[off]!;
+    let n = der[off + 1]!;
+    let start = off + 2;
+    if (n >= 0x80) {
+      const k = n & 0x7f;
+      n = 0;
+      for (let i = 0; i < k; i++) n = n * 256 + der[start + i]!;
+      start += k;
+    }
+    if (start + n > der.length) throw new Error('csr: truncated DER');
+    return { tag, start, end: start + n };
+  };
+  const top = read(0);
+  const out = [];
+  for (let off = top.start; off < top.end; ) {
+    const e = read(off);
+    out.push({ tag: e.tag, body: der.subarray(e.start, e.end), whole: der.subarray(off, e.end) });
+    off = e.end;
+  }
+  return out;
+}
+
+const EC_PUBLIC_KEY = oid('1.2.840.10045.2.1');
+
+/**
+ * An EC key's SubjectPublicKeyInfo and PKCS#8 DER, built from its SEC1 export: byte for byte
+ * what KeyObject.export gives for spki and pkcs8, without OpenSSL's encoder lookup, which makes
+ * those two exports ~10× slower than sec1 (they were most of the agent's per-SVID CPU).
+ */
+export function ecKeyDer(privateKey: KeyObject): { spki: Uint8Array; pkcs8: Uint8Array } {
+  const sec1 = privateKey.export({ type: 'sec1', format: 'der' });
+  const [version, d, params, pub] = sequenceChildren(sec1);
+  if (version?.tag !== 0x02 || d?.tag !== 0x04 || params?.tag !== 0xa0 || pub?.tag !== 0xa1) throw new Error('csr: unexpected SEC1 key layout');
+  const algorithmId = tlv(0x30, EC_PUBLIC_KEY, params.body);
+  return {
+    spki: new Uint8Array(tlv(0x30, algorithmId, pub.body)),
+    pkcs8: new Uint8Array(tlv(0x30, Buffer.from([0x02, 0x01, 0x00]), algorithmId, tlv(0x04, tlv(0x30, version.whole, d.whole, pub.whole)))),
+  };
+}

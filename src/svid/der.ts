@@ -211,3 +211,34 @@ export function sanURIs(der: Uint8Array): string[] {
   }
   return uris;
 }
+
+function derTime(der: Uint8Array, e: { tag: number; start: number; end: number }): number {
+  const s = Buffer.from(der.subarray(e.start, e.end)).toString('latin1');
+  // UTCTime YYMMDDHHMMSSZ (years 1950-2049) or GeneralizedTime YYYYMMDDHHMMSSZ, as RFC 5280 requires.
+  const m = e.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : e.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
+  if (!m) throw new EncodingError('not_der', `der: certificate validity is not an RFC 5280 time: ${JSON.stringify(s)}`);
+  let year = Number(m[1]);
+  if (e.tag === 0x17) year += year < 50 ? 2000 : 1900;
+  return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+/**
+ * Serial (lowercase hex, as node:crypto's serialNumber) and validity (epoch ms) of one DER
+ * certificate, read from its tbsCertificate without building an X509Certificate (a quarter of a
+ * millisecond each, for every SVID of a batch the server returns).
+ */
+export function certSerialAndValidity(der: Uint8Array): { serial: string; notBefore: number; notAfter: number } {
+  assertSingleDer(der);
+  const tbs = children(der, element(der, 0, der.length))[0];
+  if (!tbs || tbs.tag !== 0x30) throw new EncodingError('not_der', 'der: certificate without tbsCertificate');
+  const f = children(der, tbs);
+  const i = f[0]?.tag === 0xa0 ? 1 : 0;
+  const serial = f[i];
+  const validity = f[i + 3];
+  if (serial?.tag !== 0x02 || validity?.tag !== 0x30) throw new EncodingError('not_der', 'der: malformed tbsCertificate');
+  const [from, to] = children(der, validity);
+  if (!from || !to) throw new EncodingError('not_der', 'der: malformed validity');
+  let s = serial.start;
+  while (s < serial.end - 1 && der[s] === 0) s++;
+  return { serial: Buffer.from(der.subarray(s, serial.end)).toString('hex'), notBefore: derTime(der, from), notAfter: derTime(der, to) };
+}
