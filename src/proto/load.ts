@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 
 /** The package root holds proto/; found by walking up so both src/ (tests) and dist/src/ work. */
@@ -28,10 +28,16 @@ export const PROTO_OPTIONS: protoLoader.Options = {
   oneofs: true,
 };
 
+/**
+ * The services of one .proto file (and its imports) as grpc-js objects, the shape
+ * grpc.loadPackageDefinition gives: namespaces down to service client constructors with `.service`.
+ * Services only (no message type entries); built as loadServiceDefinitions builds them, from the
+ * build's precompiled JSON when the file is a PROTO_SETS set of its own.
+ */
 export function loadProto(relPath: string): grpc.GrpcObject {
-  const root = protoRoot();
-  const def = protoLoader.loadSync(join(root, relPath), { ...PROTO_OPTIONS, includeDirs: [root] });
-  return grpc.loadPackageDefinition(def);
+  const set = (Object.keys(PROTO_SETS) as ProtoSet[]).find((k) => PROTO_SETS[k].length === 1 && PROTO_SETS[k][0] === relPath);
+  const defs = set ? loadServiceDefinitions(set) : serviceDefinitionsOf(parseProtoFiles([relPath]));
+  return grpc.loadPackageDefinition(Object.fromEntries(defs) as unknown as Parameters<typeof grpc.loadPackageDefinition>[0]);
 }
 
 /**
@@ -41,12 +47,19 @@ export function loadProto(relPath: string): grpc.GrpcObject {
  */
 export const PROTO_SETS = {
   'spire-server': ['spire/api/server/agent/v1/agent.proto', 'spire/api/server/entry/v1/entry.proto', 'spire/api/server/svid/v1/svid.proto', 'spire/api/server/bundle/v1/bundle.proto'],
+  workload: ['spiffe/workload/workload.proto'],
+  sds: ['envoy/service/secret/v3/sds.proto'],
+  health: ['grpc/health/v1/health.proto'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type ProtoSet = keyof typeof PROTO_SETS;
 
 /** The files of a set parsed as proto-loader parses them: field names kept, imports from proto/ (else protobufjs' bundled google/protobuf types). */
 export function parseProtoSet(set: ProtoSet): protobuf.Root {
+  return parseProtoFiles(PROTO_SETS[set]);
+}
+
+function parseProtoFiles(files: readonly string[]): protobuf.Root {
   const dir = protoRoot();
   const root = new protobuf.Root();
   const fallback = root.resolvePath;
@@ -56,7 +69,7 @@ export function parseProtoSet(set: ProtoSet): protobuf.Root {
     return existsSync(p) ? p : fallback(origin, target);
   };
   root.loadSync(
-    PROTO_SETS[set].filter((f) => existsSync(join(dir, f))).map((f) => join(dir, f)),
+    files.filter((f) => existsSync(join(dir, f))).map((f) => join(dir, f)),
     { keepCase: true },
   );
   root.resolveAll();

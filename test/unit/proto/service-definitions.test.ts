@@ -2,7 +2,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROTO_OPTIONS, PROTO_SETS, parseProtoSet, protoRoot, rootFromJSON, serviceDefinitionsOf } from '../../../src/proto/load.js';
+import { PROTO_OPTIONS, PROTO_SETS, loadProto, parseProtoSet, protoRoot, rootFromJSON, serviceDefinitionsOf } from '../../../src/proto/load.js';
 import { loadServiceConstructors } from '../../../src/authority/server/clients.js';
 
 /** What proto-loader (the reference) makes of the same files. */
@@ -72,5 +72,36 @@ describe('service definitions without proto-loader (PROTO_SETS)', () => {
     expect(typeof (ctors.entry.prototype as unknown as Record<string, unknown>)['SyncAuthorizedEntries']).toBe('function');
     expect(typeof (ctors.agent.prototype as unknown as Record<string, unknown>)['AttestAgent']).toBe('function');
     expect(typeof (ctors.bundle.prototype as unknown as Record<string, unknown>)['GetFederatedBundle']).toBe('function');
+  });
+});
+
+describe('every PROTO_SETS set, parsed and precompiled, against proto-loader', () => {
+  it.each(Object.keys(PROTO_SETS) as (keyof typeof PROTO_SETS)[])('%s: services, paths, flags; empty messages encode and decode (defaults) alike', (set) => {
+    const dir = protoRoot();
+    const ref = protoLoader.loadSync(PROTO_SETS[set].map((f) => join(dir, f)), { ...PROTO_OPTIONS, includeDirs: [dir] });
+    const refServices = Object.entries(ref).filter(([, v]) => !(v as { format?: string }).format) as [string, grpc.ServiceDefinition][];
+    expect(refServices.length).toBeGreaterThan(0);
+    for (const root of [parseProtoSet(set), rootFromJSON(JSON.parse(JSON.stringify(parseProtoSet(set).toJSON())))]) {
+      const ours = serviceDefinitionsOf(root);
+      expect([...ours.keys()].sort()).toEqual(refServices.map(([k]) => k).sort());
+      for (const [name, refDef] of refServices) {
+        for (const [method, r] of Object.entries(refDef)) {
+          const m = ours.get(name)![method]!;
+          expect({ path: m.path, requestStream: m.requestStream, responseStream: m.responseStream }).toEqual({ path: r.path, requestStream: r.requestStream, responseStream: r.responseStream });
+          expect(Buffer.from(m.requestSerialize({})).equals(Buffer.from(r.requestSerialize({})))).toBe(true);
+          expect(m.requestDeserialize(Buffer.alloc(0))).toEqual(r.requestDeserialize(Buffer.alloc(0)));
+          expect(m.responseDeserialize(Buffer.alloc(0))).toEqual(r.responseDeserialize(Buffer.alloc(0)));
+        }
+      }
+    }
+  });
+
+  it('loadProto gives service constructors with .service, as grpc.loadPackageDefinition does', () => {
+    const wl = loadProto('spiffe/workload/workload.proto') as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor };
+    const dir = protoRoot();
+    const ref = protoLoader.loadSync(join(dir, 'spiffe/workload/workload.proto'), { ...PROTO_OPTIONS, includeDirs: [dir] })['SpiffeWorkloadAPI'] as grpc.ServiceDefinition;
+    expect(Object.keys(wl.SpiffeWorkloadAPI.service).sort()).toEqual(Object.keys(ref).sort());
+    expect(Object.keys(wl.SpiffeWorkloadAPI.service)).toContain('FetchX509SVID');
+    expect(wl.SpiffeWorkloadAPI.service['FetchX509SVID']!.path).toBe('/SpiffeWorkloadAPI/FetchX509SVID');
   });
 });
