@@ -27,11 +27,6 @@ import { AuditLog } from '../telemetry/audit.js';
 import type { LevelControl, Logger } from '../telemetry/logger.js';
 import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
-import { DelegateAuth } from '../endpoints/admin/delegate-auth.js';
-import { DelegatedIdentityHandler } from '../endpoints/admin/delegated-identity.js';
-import { DebugHandler } from '../endpoints/admin/debug.js';
-import { LoggerHandler } from '../endpoints/admin/logger-service.js';
-import { buildAdminServer } from '../endpoints/admin/server.js';
 import { F } from '../telemetry/names.js';
 
 export interface AgentDeps {
@@ -78,11 +73,11 @@ export class Agent {
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
     // The file's text puts line numbers on plugin_data problems, as `validate` reports them.
     const configText = await readFile(config.source, 'utf8').catch(() => undefined);
-    const attestors = createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source, configText });
+    const attestors = await createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source, configText });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
-    const authority = createAuthority({
+    const authority = await createAuthority({
       config,
       log,
       clock,
@@ -154,6 +149,14 @@ export class Agent {
     this.listener = listener;
     const publicDir = await listener.listen();
     if (a.adminSocketPath !== undefined) {
+      // The admin API's modules load only when it is configured.
+      const [{ DelegateAuth }, { DelegatedIdentityHandler }, { DebugHandler }, { LoggerHandler }, { buildAdminServer }] = await Promise.all([
+        import('../endpoints/admin/delegate-auth.js'),
+        import('../endpoints/admin/delegated-identity.js'),
+        import('../endpoints/admin/debug.js'),
+        import('../endpoints/admin/logger-service.js'),
+        import('../endpoints/admin/server.js'),
+      ]);
       // The placement rule again, on the directories as they really are, before the admin socket exists.
       const adminDir = await prepareSocketDir(a.adminSocketPath, { euid: process.geteuid?.() ?? 0, log: endpointsLog, what: 'admin' });
       checkAdminSocketDirs(publicDir, adminDir, a.adminSocketPath);

@@ -1,15 +1,14 @@
 /**
  * Picks the Authority from the config's mode: the embedded CA without server_address, the
  * SPIRE server (through a ServerSession) with it. The agent's lifecycle module calls this and
- * nothing else constructs an authority, so the choice lives in one place.
+ * nothing else constructs an authority, so the choice lives in one place. Each mode's modules
+ * are loaded only when that mode runs: the embedded CA (an ASN.1 library, JOSE) is not on the
+ * server-mode start path, nor the SPIRE server client on the embedded one.
  */
 import type { Clock } from '../clock.js';
 import type { AgentConfig, ServerModeConfig } from '../config/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
-import { EmbeddedAuthority } from './embedded/index.js';
-import { ServerAuthority } from './server/server-authority.js';
-import { createServerSession } from './server/server-session.js';
 import type { ServerSession } from './server/session.js';
 import type { Authority } from './types.js';
 
@@ -23,7 +22,8 @@ export interface AuthorityFactoryDeps {
   readonly cachedX509Count?: () => number;
 }
 
-function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock): ServerSession {
+async function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock): Promise<ServerSession> {
+  const { createServerSession } = await import('./server/server-session.js');
   const a = config.agent;
   return createServerSession({
     options: { ...config.server, trustDomain: a.trustDomain, dataDir: a.dataDir, availabilityTargetMs: a.availabilityTargetMs },
@@ -34,9 +34,10 @@ function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock): Se
   });
 }
 
-export function createAuthority(d: AuthorityFactoryDeps): Authority {
+export async function createAuthority(d: AuthorityFactoryDeps): Promise<Authority> {
   const { config, clock, log } = d;
   if (config.mode === 'embedded') {
+    const { EmbeddedAuthority } = await import('./embedded/index.js');
     return new EmbeddedAuthority({
       trustDomain: config.agent.trustDomain,
       dataDir: config.agent.dataDir,
@@ -46,7 +47,10 @@ export function createAuthority(d: AuthorityFactoryDeps): Authority {
     });
   }
   const sessionLog = log.child({ [F.subsystem]: 'server_session' });
-  const session = d.createServerSession ? d.createServerSession(config, sessionLog) : defaultSession(config, sessionLog, clock);
+  const [{ ServerAuthority }, session] = await Promise.all([
+    import('./server/server-authority.js'),
+    d.createServerSession ? d.createServerSession(config, sessionLog) : defaultSession(config, sessionLog, clock),
+  ]);
   return new ServerAuthority({
     trustDomain: config.agent.trustDomain,
     syncIntervalMs: config.server.syncIntervalMs,

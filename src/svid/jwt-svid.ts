@@ -1,4 +1,3 @@
-import { compactVerify, importJWK } from 'jose';
 import { JWTSVIDError } from './errors.js';
 import type { BundleSource } from './bundle-set.js';
 import type { JWTBundle } from './jwt-bundle.js';
@@ -161,6 +160,8 @@ export async function validateJWTSVID(
     throw new JWTSVIDError('unknown_kid', `jwtsvid: no JWT authority "${kid}" found for trust domain "${td.name}"`);
   }
   const alg = d.header['alg'] as string;
+  // JOSE is loaded on the first validation, not at start (tens of ms of module loading).
+  const { compactVerify, importJWK } = await import('jose');
   try {
     const key = await importJWK({ ...jwk }, alg);
     await compactVerify(token, key, { algorithms: [alg] });

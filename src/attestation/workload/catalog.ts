@@ -2,15 +2,17 @@
  * Built-in workload attestors: one literal list, chosen by name from agent.conf. Each has a
  * `configure` (plugin_data → typed config, every problem with file, line and dotted key) and a
  * `create`; `run` does both and `validate` only the first, so both see exactly the same problems.
+ * The config parsers are loaded with the catalog; an attestor's own code only when agent.conf
+ * configures it (docker, k8s and systemd are not on the start path of an agent that uses unix).
  */
 import type { PluginConfig } from '../../config/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import type { ProcReader } from '../../proc/proc-reader.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Clock } from '../../clock.js';
-import { DockerAttestor, parseDockerConfig } from './docker/index.js';
-import { K8sAttestor, parseK8sConfig } from './k8s/index.js';
-import { SystemdAttestor, parseSystemdConfig } from './systemd/index.js';
+import { parseDockerConfig } from './docker/config.js';
+import { parseK8sConfig } from './k8s/config.js';
+import { parseSystemdConfig } from './systemd/config.js';
 import type { WorkloadAttestor } from './types.js';
 import { UnixAttestor, parseUnixConfig } from './unix/index.js';
 
@@ -35,7 +37,7 @@ export interface WorkloadAttestorConfigContext {
 
 interface BuiltIn<C> {
   configure(plugin: PluginConfig, ctx: WorkloadAttestorConfigContext): C;
-  create(config: C, deps: WorkloadAttestorDeps): WorkloadAttestor;
+  create(config: C, deps: WorkloadAttestorDeps): WorkloadAttestor | Promise<WorkloadAttestor>;
 }
 
 const builtIn = <C>(b: BuiltIn<C>): BuiltIn<unknown> => b as BuiltIn<unknown>;
@@ -47,15 +49,15 @@ const BUILT_IN: Readonly<Record<string, BuiltIn<unknown>>> = {
   }),
   docker: builtIn({
     configure: (p, c) => parseDockerConfig(p, { file: c.file, text: c.text }),
-    create: (config, d) => new DockerAttestor(config, { proc: d.proc, log: d.log, clock: d.clock }),
+    create: async (config, d) => new (await import('./docker/index.js')).DockerAttestor(config, { proc: d.proc, log: d.log, clock: d.clock }),
   }),
   systemd: builtIn({
     configure: (p, c) => parseSystemdConfig(p, c.env, { file: c.file, text: c.text }),
-    create: (config, d) => new SystemdAttestor(config, { log: d.log }),
+    create: async (config, d) => new (await import('./systemd/index.js')).SystemdAttestor(config, { log: d.log }),
   }),
   k8s: builtIn({
     configure: (p, c) => parseK8sConfig(p, { ...c.env }, { file: c.file, text: c.text }),
-    create: (config, d) => new K8sAttestor(config, { proc: d.proc, log: d.log, clock: d.clock, env: { ...d.env }, file: d.configFile }),
+    create: async (config, d) => new (await import('./k8s/index.js')).K8sAttestor(config, { proc: d.proc, log: d.log, clock: d.clock, env: { ...d.env }, file: d.configFile }),
   }),
 };
 
@@ -72,13 +74,13 @@ export function checkWorkloadAttestorConfig(p: PluginConfig, ctx: WorkloadAttest
   builtInFor(p).configure(p, ctx);
 }
 
-export function createWorkloadAttestors(plugins: readonly PluginConfig[], deps: WorkloadAttestorDeps): WorkloadAttestor[] {
+export async function createWorkloadAttestors(plugins: readonly PluginConfig[], deps: WorkloadAttestorDeps): Promise<WorkloadAttestor[]> {
   const out: WorkloadAttestor[] = [];
   for (const p of plugins) {
     if (p.type !== 'WorkloadAttestor' || !p.enabled) continue;
     const b = builtInFor(p);
     const config = b.configure(p, { file: deps.configFile, text: deps.configText, env: deps.env });
-    out.push(b.create(config, { ...deps, log: deps.log.child({ [`subsystem_name`]: 'workload_attestor', plugin_name: p.name }) }));
+    out.push(await b.create(config, { ...deps, log: deps.log.child({ [`subsystem_name`]: 'workload_attestor', plugin_name: p.name }) }));
   }
   return out;
 }

@@ -4,7 +4,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { tokenFingerprint } from '../../attestation/node/join-token/index.js';
-import { certFacts } from '../../svid/x509-cert.js';
+import { sanURIs } from '../../svid/der.js';
 import type { ManagedKey } from '../../keymanager/types.js';
 
 export interface AgentSVIDState {
@@ -22,7 +22,7 @@ export interface AgentSVIDState {
 
 export function leafInfo(leaf: Uint8Array): { spiffeId: string; notBefore: number; notAfter: number; spki: Uint8Array } {
   const c = new X509Certificate(leaf);
-  const uris = certFacts(leaf).uris;
+  const uris = sanURIs(leaf);
   return {
     spiffeId: uris[0] ?? '',
     notBefore: Date.parse(c.validFrom),

@@ -3,27 +3,21 @@
  * adds the CSR to the first message, relays challenges and answers, and returns the SVID the
  * server assigned (the agent never chooses its own ID: the CSR carries no URI SAN).
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import type * as grpc from '@grpc/grpc-js';
-import { webcrypto, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { AttestationData, AttestationStream, NodeAttestor } from '../../attestation/node/types.js';
+import { makeCsr } from '../../crypto/csr.js';
 import { SessionError } from './session-errors.js';
-
-const subtle = webcrypto.subtle;
 
 /** DER PKCS#10 as spire-agent's MakeCSRWithoutURISAN: subject C=US, O=SPIRE, ECDSA-SHA256, no SANs. */
 export async function makeAgentCSR(key: KeyObject): Promise<Uint8Array> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256' };
-  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
-  const privateKey = await subtle.importKey('pkcs8', pkcs8, alg, false, ['sign']);
-  const jwk = key.export({ format: 'jwk' });
-  const publicKey = await subtle.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, alg, true, ['verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    { keys: { privateKey, publicKey } as unknown as x509.Pkcs10CertificateRequestCreateParams['keys'], signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, name: 'C=US, O=SPIRE' },
-    webcrypto as unknown as Crypto,
-  );
-  return new Uint8Array(csr.rawData);
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new SessionError('attestation_failed', 'attest: the agent key must be EC P-256 (spire-agent\'s CSR is ECDSA-SHA256)');
+  }
+  return makeCsr(key, createPublicKey(key).export({ type: 'spki', format: 'der' }), [
+    ['C', 'US'],
+    ['O', 'SPIRE'],
+  ]);
 }
 
 export interface AttestResult {

@@ -10,7 +10,6 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Clock } from '../../clock.js';
 import { pemDecode } from '../../svid/der.js';
-import { SpiffeBundle } from '../../svid/spiffe-bundle.js';
 import { TrustDomain } from '../../svid/spiffe-id.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { AgentStorage } from './agent-storage.js';
@@ -124,7 +123,7 @@ export class BootstrapTrust {
     } else {
       throw new SessionError('bootstrap_bundle', 'bootstrap: no trust bundle source; set trust_bundle_path, trust_bundle_url or insecure_bootstrap in the agent block');
     }
-    const certs = parseTrustBundle(bytes, o.trustBundleFormat, o.trustDomain, from);
+    const certs = await parseTrustBundle(bytes, o.trustBundleFormat, o.trustDomain, from);
     this.last = certs;
     return { certs, insecure: false };
   }
@@ -173,10 +172,12 @@ export class BootstrapTrust {
 }
 
 /** PEM (any number of CERTIFICATE blocks) or a SPIFFE bundle document → DER authorities. */
-export function parseTrustBundle(bytes: Uint8Array, format: 'pem' | 'spiffe', trustDomain: string, from: string): Uint8Array[] {
+export async function parseTrustBundle(bytes: Uint8Array, format: 'pem' | 'spiffe', trustDomain: string, from: string): Promise<Uint8Array[]> {
+  // The SPIFFE bundle parser brings an ASN.1 library: loaded only for that format, off the PEM start path.
+  const SpiffeBundle = format === 'spiffe' ? (await import('../../svid/spiffe-bundle.js')).SpiffeBundle : undefined;
   let certs: Uint8Array[];
   try {
-    certs = format === 'spiffe' ? [...SpiffeBundle.parse(TrustDomain.parse(trustDomain), bytes).x509Bundle().authorities()] : pemDecode(bytes, 'CERTIFICATE');
+    certs = SpiffeBundle ? [...SpiffeBundle.parse(TrustDomain.parse(trustDomain), bytes).x509Bundle().authorities()] : pemDecode(bytes, 'CERTIFICATE');
   } catch (err) {
     throw new SessionError('bootstrap_bundle', `bootstrap: ${from} is not a valid ${format === 'spiffe' ? 'SPIFFE bundle' : 'PEM bundle'} (trust_bundle_format = "${format}"): ${(err as Error).message}`, { cause: err });
   }

@@ -5,33 +5,25 @@
  * for attestation and renewal.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { PROTO_OPTIONS, protoRoot } from '../../proto/load.js';
+import { loadServiceDefinitions } from '../../proto/load.js';
 import type { ServerClients } from './session.js';
 
 const SERVICES = {
-  agent: ['spire/api/server/agent/v1/agent.proto', 'spire.api.server.agent.v1.Agent'],
-  entry: ['spire/api/server/entry/v1/entry.proto', 'spire.api.server.entry.v1.Entry'],
-  svid: ['spire/api/server/svid/v1/svid.proto', 'spire.api.server.svid.v1.SVID'],
-  bundle: ['spire/api/server/bundle/v1/bundle.proto', 'spire.api.server.bundle.v1.Bundle'],
+  agent: 'spire.api.server.agent.v1.Agent',
+  entry: 'spire.api.server.entry.v1.Entry',
+  svid: 'spire.api.server.svid.v1.SVID',
+  bundle: 'spire.api.server.bundle.v1.Bundle',
 } as const;
 
 type Ctor = new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client;
 
 /** Loaded once per session (the proto files do not change while the agent runs). */
 export function loadServiceConstructors(): Record<keyof ServerClients, Ctor> {
-  const root = protoRoot();
+  const defs = loadServiceDefinitions('spire-server');
   const out = {} as Record<keyof ServerClients, Ctor>;
-  for (const [name, [file, service]] of Object.entries(SERVICES) as [keyof ServerClients, readonly [string, string]][]) {
-    const path = join(root, file);
-    if (!existsSync(path)) {
-      out[name] = grpc.Client as unknown as Ctor;
-      continue;
-    }
-    const def = protoLoader.loadSync(path, { ...PROTO_OPTIONS, includeDirs: [root] });
-    out[name] = grpc.makeGenericClientConstructor(def[service] as grpc.ServiceDefinition, service) as unknown as Ctor;
+  for (const [name, service] of Object.entries(SERVICES) as [keyof ServerClients, string][]) {
+    const def = defs.get(service);
+    out[name] = def ? (grpc.makeGenericClientConstructor(def, service) as unknown as Ctor) : (grpc.Client as unknown as Ctor);
   }
   return out;
 }

@@ -5,11 +5,10 @@
  * it), so Node's hostname check is replaced by the SPIFFE ID check.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
-import { pemEncodeCertificates } from '../../svid/der.js';
-import { certFacts } from '../../svid/x509-cert.js';
+import { pemEncodeCertificates, sanURIs } from '../../svid/der.js';
 import { SessionError } from './session-errors.js';
 
 export function serverIdOf(trustDomain: string): string {
@@ -20,7 +19,9 @@ export function serverIdOf(trustDomain: string): string {
 export function checkServerId(der: Uint8Array, expected: string): string | undefined {
   let uris: string[];
   try {
-    uris = certFacts(der).uris;
+    // node:crypto throws on what is not a certificate; the URI SANs are then read from its DER.
+    new X509Certificate(der);
+    uris = sanURIs(der);
   } catch (err) {
     return `server certificate cannot be parsed: ${(err as Error).message}`;
   }

@@ -4,9 +4,9 @@
  * at most `limit` CSRs per call. The limit follows spire-agent's size-limited backoff: it starts
  * at the server's 500 CSRs, halves after a failed call and doubles back after a good one.
  */
-import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../clock.js';
+import { certSerialAndValidity } from '../../svid/der.js';
 import type { SignedX509SVID } from '../types.js';
 import { ServerAuthorityError } from './authority-errors.js';
 import { unary } from './rpc.js';
@@ -38,13 +38,13 @@ export interface X509BatcherDeps {
 export function signedFromChain(chain: readonly Uint8Array[]): SignedX509SVID {
   const leaf = chain[0];
   if (!leaf) throw new ServerAuthorityError('svid_malformed', 'server-authority: the server returned an X509-SVID with an empty chain');
-  const cert = new X509Certificate(leaf);
-  return {
-    chain,
-    serial: cert.serialNumber.toLowerCase(),
-    notBefore: new Date(cert.validFrom).getTime(),
-    notAfter: new Date(cert.validTo).getTime(),
-  };
+  let facts;
+  try {
+    facts = certSerialAndValidity(leaf);
+  } catch (err) {
+    throw new ServerAuthorityError('svid_malformed', `server-authority: the server returned an X509-SVID that does not parse: ${(err as Error).message}`, { cause: err });
+  }
+  return { chain, ...facts };
 }
 
 export class X509Batcher {

@@ -12,7 +12,7 @@ const load = (agentBody: string) => parseConfigText(`agent {\n  trust_domain = "
 describe('createAuthority', () => {
   it('builds the embedded authority without server_address', async () => {
     const config = await load('');
-    const a = createAuthority({ config, log: nullLogger, clock: new FakeClock() });
+    const a = await createAuthority({ config, log: nullLogger, clock: new FakeClock() });
     expect(a).toBeInstanceOf(EmbeddedAuthority);
     expect(a.status()).toMatchObject({ mode: 'embedded', agentSVID: undefined, serverReachable: undefined });
   });
@@ -21,7 +21,7 @@ describe('createAuthority', () => {
     const config = await load('  server_address = "127.0.0.1"\n  insecure_bootstrap = true\n  experimental { sync_interval = "7s" }');
     let seen: unknown;
     const session = { start: async () => {}, close: async () => {} } as unknown as ServerSession;
-    const a = createAuthority({
+    const a = await createAuthority({
       config,
       log: nullLogger,
       clock: new FakeClock(),

@@ -8,7 +8,6 @@ import { INPUT_LIMITS, readBoundedFile } from '../../../storage/bounded-file.js'
 import { pemDecode } from '../../../svid/der.js';
 import { NodeAttestorError } from '../errors.js';
 import type { AttestationStream, NodeAttestor } from '../types.js';
-import { calculateResponse, parseChallenge } from './challenge.js';
 import type { X509popConfig } from './config.js';
 
 export { parseX509popConfig, type X509popConfig } from './config.js';
@@ -74,6 +73,8 @@ export class X509popAttestor implements NodeAttestor {
     const { key, certificates } = await loadX509popMaterial(this.config);
     const payload = JSON.stringify({ certificates: certificates.map((c) => Buffer.from(c).toString('base64')) });
     let challenge = await stream.sendAttestationData({ type: X509POP, payload: new TextEncoder().encode(payload) });
+    // The challenge code brings an elliptic-curve library; loaded only when this attestor runs.
+    const { calculateResponse, parseChallenge } = await import('./challenge.js');
     while (challenge !== undefined) {
       challenge = await stream.sendChallengeResponse(calculateResponse(key, parseChallenge(challenge)));
     }

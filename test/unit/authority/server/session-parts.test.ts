@@ -175,8 +175,8 @@ describe('bootstrap trust', () => {
     expect(Buffer.from(got.certs[0]!).equals(Buffer.from(ca.der()))).toBe(true);
   });
 
-  it('says which source and format failed', () => {
-    expect(() => parseTrustBundle(Buffer.from('nothing'), 'pem', 'example.org', 'trust_bundle_path /x')).toThrow(/no certificates found in trust bundle trust_bundle_path \/x/);
-    expect(() => parseTrustBundle(Buffer.from('{'), 'spiffe', 'example.org', 'trust_bundle_path /x')).toThrow(/not a valid SPIFFE bundle/);
+  it('says which source and format failed', async () => {
+    await expect(parseTrustBundle(Buffer.from('nothing'), 'pem', 'example.org', 'trust_bundle_path /x')).rejects.toThrow(/no certificates found in trust bundle trust_bundle_path \/x/);
+    await expect(parseTrustBundle(Buffer.from('{'), 'spiffe', 'example.org', 'trust_bundle_path /x')).rejects.toThrow(/not a valid SPIFFE bundle/);
   });
 });
