@@ -1,5 +1,7 @@
 /** HTTP/2 bytes as a client would send them, for tests of the :authority filter. */
 import { createRequire } from 'node:module';
+import { expect } from 'vitest';
+import { H2ProtocolError } from '../../src/endpoints/h2-limits.js';
 
 const hpack = createRequire(import.meta.url)('hpack.js');
 
@@ -23,4 +25,15 @@ export function clientEncoder(): (headers: { name: string; value: string }[]) =>
     for (let c = enc.read(); c; c = enc.read()) parts.push(c);
     return Buffer.concat(parts);
   };
+}
+
+/** Runs `fn` and returns the HTTP/2 connection error it throws (failing if it throws none). */
+export function connectionError(fn: () => unknown): H2ProtocolError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(H2ProtocolError);
+    return err as H2ProtocolError;
+  }
+  throw new Error('expected an HTTP/2 connection error');
 }

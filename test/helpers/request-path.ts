@@ -14,6 +14,9 @@ import { PeerError } from '../../src/proc/errors.js';
 import { makeEntry } from './entries.js';
 import type { Caller } from '../../src/proc/peer-tracker.js';
 import type { Logger } from '../../src/telemetry/logger.js';
+import { WorkloadHandler } from '../../src/endpoints/workload/handler.js';
+import { AuditLog } from '../../src/telemetry/audit.js';
+import { FakeClock } from './fake-clock.js';
 
 export interface LogLine {
   readonly level: string;
@@ -190,4 +193,25 @@ export function unary(fn: grpc.handleUnaryCall<unknown, unknown>, call: FakeCall
 export async function settle(ms = 0): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
   if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+}
+
+/** A WorkloadHandler over the fakes, for tests that put a real listener and grpc-js server in front of it. */
+export function listenerWorkloadHandler(d: {
+  cache: FakeCache;
+  attestation: FakeAttestation;
+  log: Logger;
+  callerOf: ConstructorParameters<typeof WorkloadHandler>[0]['callerOf'];
+}): WorkloadHandler {
+  return new WorkloadHandler({
+    cache: d.cache,
+    attestation: d.attestation,
+    callerOf: d.callerOf,
+    proc: { exePath: async () => undefined as unknown as string },
+    audit: new AuditLog(d.log, ['unix']),
+    log: d.log,
+    allowUnauthenticatedVerifiers: false,
+    allowedForeignJwtClaims: [],
+    clock: new FakeClock(),
+    reattestIntervalMs: 0,
+  });
 }

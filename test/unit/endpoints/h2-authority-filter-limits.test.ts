@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuthorityRewriter } from '../../../src/endpoints/h2-authority-filter.js';
 import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError, goawayFrame } from '../../../src/endpoints/h2-limits.js';
-import { PREFACE, clientEncoder, frame } from '../../helpers/h2-frames.js';
+import { PREFACE, clientEncoder, connectionError, frame } from '../../helpers/h2-frames.js';
 
 const HEADERS = 1;
 const RST_STREAM = 3;
@@ -18,16 +18,6 @@ const request = (extra: { name: string; value: string }[] = []) => [
   ...extra,
 ];
 
-/** Runs `fn` and returns the connection error it throws (failing if it throws none). */
-function connectionError(fn: () => unknown): H2ProtocolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(H2ProtocolError);
-    return err as H2ProtocolError;
-  }
-  throw new Error('expected an HTTP/2 connection error');
-}
 
 describe('HTTP/2 filter limits', () => {
   it('refuses a frame larger than SETTINGS_MAX_FRAME_SIZE from its 9-byte header, before any body arrives', () => {

@@ -19,12 +19,10 @@ import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError } from '../../../src/endpoin
 import { loadProto } from '../../../src/endpoints/proto.js';
 import { buildGrpcServer } from '../../../src/endpoints/server.js';
 import { UdsListener } from '../../../src/endpoints/uds-listener.js';
-import { WorkloadHandler } from '../../../src/endpoints/workload/handler.js';
 import { loadLibc } from '../../../src/proc/libc.js';
-import { AuditLog } from '../../../src/telemetry/audit.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { PREFACE, clientEncoder, frame } from '../../helpers/h2-frames.js';
-import { FakeAttestation, FakeCache, FakeCaller, entry, memoryLogger } from '../../helpers/request-path.js';
+import { PREFACE, clientEncoder, connectionError, frame } from '../../helpers/h2-frames.js';
+import { FakeAttestation, FakeCache, FakeCaller, entry, listenerWorkloadHandler, memoryLogger } from '../../helpers/request-path.js';
 
 const HEADERS = 1;
 const RST_STREAM = 3;
@@ -47,15 +45,6 @@ const request = (authority: string, extra: { name: string; value: string }[] = [
   ...extra,
 ];
 
-function h2Error(fn: () => unknown): H2ProtocolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(H2ProtocolError);
-    return err as H2ProtocolError;
-  }
-  throw new Error('expected an HTTP/2 connection error');
-}
 
 describe('FirstRequestScanner', () => {
   it('waits for the request and the ACK of its SETTINGS, then gives back every byte but that ACK', () => {
@@ -107,20 +96,20 @@ describe('FirstRequestScanner', () => {
   });
 
   it("applies the filter's limits: frame size from the header, header block as sent, header list as decoded", () => {
-    expect(h2Error(() => new FirstRequestScanner().push(Buffer.concat([PREFACE, Buffer.from([0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0])]))).h2Code).toBe(H2Code.FRAME_SIZE_ERROR);
+    expect(connectionError(() => new FirstRequestScanner().push(Buffer.concat([PREFACE, Buffer.from([0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0])]))).h2Code).toBe(H2Code.FRAME_SIZE_ERROR);
     const flood = new FirstRequestScanner();
     flood.push(Buffer.concat([PREFACE, frame(HEADERS, 0, 1, Buffer.alloc(0))]));
     expect(
-      h2Error(() => {
+      connectionError(() => {
         for (let i = 0; i < 10_000; i++) flood.push(frame(CONTINUATION, 0, 1, Buffer.alloc(0)));
       }).h2Code,
     ).toBe(H2Code.ENHANCE_YOUR_CALM);
     const big = new FirstRequestScanner();
     big.push(Buffer.concat([PREFACE, frame(HEADERS, 0, 1, Buffer.alloc(16_000, 0x40))]));
-    expect(h2Error(() => big.push(frame(CONTINUATION, 0, 1, Buffer.alloc(16_000, 0x40)))).h2Code).toBe(H2Code.ENHANCE_YOUR_CALM);
+    expect(connectionError(() => big.push(frame(CONTINUATION, 0, 1, Buffer.alloc(16_000, 0x40)))).h2Code).toBe(H2Code.ENHANCE_YOUR_CALM);
     const meta = Array.from({ length: 60 }, (_, i) => ({ name: `x-${i}`, value: 'v'.repeat(400) }));
     expect(() => new FirstRequestScanner({ ...DEFAULT_H2_LIMITS, maxHeaderBlock: 1 << 20 }).push(Buffer.concat([PREFACE, frame(HEADERS, END_HEADERS, 1, clientEncoder()(request('localhost', meta)))]))).toThrow(H2ProtocolError);
-    expect(h2Error(() => new FirstRequestScanner().push(Buffer.concat([PREFACE, frame(HEADERS, 0, 1, Buffer.alloc(0)), SETTINGS_FRAME]))).message).toMatch(/CONTINUATION/);
+    expect(connectionError(() => new FirstRequestScanner().push(Buffer.concat([PREFACE, frame(HEADERS, 0, 1, Buffer.alloc(0)), SETTINGS_FRAME]))).message).toMatch(/CONTINUATION/);
   });
 });
 
@@ -145,18 +134,7 @@ async function start(clock: Clock = systemClock, opts: { hideServer?: boolean } 
   const cache = new FakeCache();
   cache.entries = [entry('e1', 'spiffe://example.org/web', [{ type: 'unix', value: 'uid:1000' }])];
   let listener: UdsListener | undefined;
-  const handler = new WorkloadHandler({
-    cache,
-    attestation,
-    callerOf: (call) => listener?.callerOf(call),
-    proc: { exePath: async () => undefined as unknown as string },
-    audit: new AuditLog(log, ['unix']),
-    log,
-    allowUnauthenticatedVerifiers: false,
-    allowedForeignJwtClaims: [],
-    clock: new FakeClock(),
-    reattestIntervalMs: 0,
-  });
+  const handler = listenerWorkloadHandler({ cache, attestation, log, callerOf: (call) => listener?.callerOf(call) });
   const libc = loadLibc();
   let pairs = 0;
   const counting = { ...libc, socketpair: () => (pairs++, libc.socketpair()) };

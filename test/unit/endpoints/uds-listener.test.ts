@@ -16,10 +16,7 @@ import { PeerError } from '../../../src/proc/errors.js';
 import { loadProto } from '../../../src/endpoints/proto.js';
 import { buildGrpcServer } from '../../../src/endpoints/server.js';
 import { UdsListener } from '../../../src/endpoints/uds-listener.js';
-import { WorkloadHandler } from '../../../src/endpoints/workload/handler.js';
-import { AuditLog } from '../../../src/telemetry/audit.js';
-import { FakeClock } from '../../helpers/fake-clock.js';
-import { FakeAttestation, FakeCache, FakeCaller, entry, memoryLogger } from '../../helpers/request-path.js';
+import { FakeAttestation, FakeCache, FakeCaller, entry, listenerWorkloadHandler, memoryLogger } from '../../helpers/request-path.js';
 
 type Client = grpc.Client & { FetchJWTSVID: (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void };
 
@@ -34,18 +31,7 @@ async function start(identify: (socket: Socket) => Promise<FakeCaller>) {
   const cache = new FakeCache();
   cache.entries = [entry('e1', 'spiffe://example.org/web', [{ type: 'unix', value: 'uid:1000' }])];
   let listener: UdsListener | undefined;
-  const handler = new WorkloadHandler({
-    cache,
-    attestation,
-    callerOf: (call) => listener?.callerOf(call),
-    proc: { exePath: async () => undefined as unknown as string },
-    audit: new AuditLog(log, ['unix']),
-    log,
-    allowUnauthenticatedVerifiers: false,
-    allowedForeignJwtClaims: [],
-    clock: new FakeClock(),
-    reattestIntervalMs: 0,
-  });
+  const handler = listenerWorkloadHandler({ cache, attestation, log, callerOf: (call) => listener?.callerOf(call) });
   const server = buildGrpcServer({ workload: handler }, () => 'SERVING');
   const path = join(mkdtempSync(join(tmpdir(), 'uds-listener-')), 'public', 'api.sock');
   listener = new UdsListener(path, server, { track: identify }, log);
