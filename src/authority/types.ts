@@ -39,8 +39,13 @@ export interface Authority {
   snapshot(): AuthoritySnapshot;
   /** Called after every snapshot change (entries, bundle, federated bundles). Returns an unsubscribe function. */
   onChange(listener: (snap: AuthoritySnapshot) => void): () => void;
-  /** Sign a workload X.509-SVID for `entry` from a PKCS#10 CSR (DER). */
-  signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array): Promise<SignedX509SVID>;
+  /**
+   * Sign a workload X.509-SVID for `entry` from a PKCS#10 CSR (DER). `urgent`: a workload waits
+   * for it, so an authority that batches (the SPIRE server's) sends it at once.
+   */
+  signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array, opts?: { urgent?: boolean }): Promise<SignedX509SVID>;
+  /** A workload now waits for a signing already queued: send it at once. Returns whether one was queued. */
+  expediteX509SVID?(entryId: string): boolean;
   signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID>;
   /** Re-read whatever the authority reads from disk (SIGHUP). */
   reload?(): Promise<void>;

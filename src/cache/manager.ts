@@ -99,6 +99,8 @@ export class CacheManager {
   private index: EntryIndex;
   private readonly svids = new Map<string, X509Identity>();
   private readonly inflight = new Map<string, Promise<X509Identity>>();
+  /** In-flight signings a workload now waits for whose CSR is not yet with the authority (key generation, or already sent). */
+  private readonly urgent = new Set<string>();
   private readonly jwts: JWTSVIDs;
   private readonly subs = new Set<SubState>();
   /** How many subscribers use each entry id: the union of every `SubState.inUse`, kept as counts so a view costs O(its entries), not O(subscribers). */
@@ -190,7 +192,7 @@ export class CacheManager {
       },
       view: async () => {
         const entries = this.match(state.selectors);
-        const identities = await Promise.all(entries.map((e) => this.ensureX509(e)));
+        const identities = await Promise.all(entries.map((e) => this.x509ForWorkload(e)));
         this.setInUse(state, new Set(entries.map((e) => e.id)));
         this.armTimer();
         return { identities, ...this.bundlesFor(entries) };
@@ -208,8 +210,19 @@ export class CacheManager {
   /** One-shot identities for a unary call (FetchJWTSVID needs no X.509 signing). */
   async x509For(selectors: readonly Selector[]): Promise<WorkloadView> {
     const entries = this.match(selectors);
-    const identities = await Promise.all(entries.map((e) => this.ensureX509(e)));
+    const identities = await Promise.all(entries.map((e) => this.x509ForWorkload(e)));
     return { identities, ...this.bundlesFor(entries) };
+  }
+
+  /**
+   * ensureX509 for a workload that is waiting: a signing already under way for a prefetch or a
+   * rotation wave (hundreds of CSRs at start-up with a server) is moved ahead of that wave.
+   */
+  private x509ForWorkload(entry: RegistrationEntry): Promise<X509Identity> {
+    const pending = this.inflight.get(entry.id);
+    if (!pending) return this.ensureX509(entry);
+    if (!this.o.authority.expediteX509SVID?.(entry.id)) this.urgent.add(entry.id);
+    return pending;
   }
 
   jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
@@ -247,7 +260,10 @@ export class CacheManager {
         this.signingFailing = true;
         return retry;
       })
-      .finally(() => this.inflight.delete(entry.id));
+      .finally(() => {
+        this.inflight.delete(entry.id);
+        this.urgent.delete(entry.id);
+      });
     this.inflight.set(entry.id, p);
     return p;
   }
@@ -257,7 +273,8 @@ export class CacheManager {
     const issuedAt = this.o.clock.now();
     let signed;
     try {
-      signed = await this.o.authority.signX509SVID(entry, csrDer);
+      // Asked for after key generation, so a workload that started waiting meanwhile counts.
+      signed = await this.o.authority.signX509SVID(entry, csrDer, { urgent: this.urgent.delete(entry.id) });
     } catch (err) {
       throw new CacheError('sign_failed', `cache: could not obtain an X.509-SVID for ${entry.spiffeId}: ${(err as Error).message}`, { cause: err });
     }

@@ -133,8 +133,12 @@ export class ServerAuthority implements Authority {
     return { mode: 'server', ready: this.snap !== undefined && !this.closed, agentSVID, lastSyncSuccess: this.lastSync, serverReachable: this.reachable };
   }
 
-  signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array): Promise<SignedX509SVID> {
-    return this.batcher.sign(entry.id, csrDer);
+  signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array, opts?: { urgent?: boolean }): Promise<SignedX509SVID> {
+    return this.batcher.sign(entry.id, csrDer, opts?.urgent ?? false);
+  }
+
+  expediteX509SVID(entryId: string): boolean {
+    return this.batcher.expedite(entryId);
   }
 
   async signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {

@@ -14,6 +14,8 @@ import { unary } from './rpc.js';
 export const MAX_BATCH = 500;
 /** Long enough to gather one wave of key generations, short against a workload's first fetch. */
 export const COALESCE_MS = 15;
+/** Urgent CSRs (a workload waits) that arrive together still go in one call. */
+export const URGENT_COALESCE_MS = 2;
 
 interface Pending {
   readonly entryId: string;
@@ -49,6 +51,8 @@ export function signedFromChain(chain: readonly Uint8Array[]): SignedX509SVID {
 
 export class X509Batcher {
   private queue: Pending[] = [];
+  private urgentQueue: Pending[] = [];
+  private urgentTimer: (() => void) | undefined;
   private timer: (() => void) | undefined;
   private inFlight = false;
   private limit = MAX_BATCH;
@@ -58,11 +62,41 @@ export class X509Batcher {
 
   constructor(private readonly d: X509BatcherDeps) {}
 
-  sign(entryId: string, csr: Uint8Array): Promise<SignedX509SVID> {
+  /**
+   * `urgent`: a workload is waiting for this SVID. It goes out within URGENT_COALESCE_MS in a call
+   * of its own (with other urgent ones), even while a batch is in flight, instead of behind a
+   * start-up or rotation wave of hundreds of CSRs.
+   */
+  sign(entryId: string, csr: Uint8Array, urgent = false): Promise<SignedX509SVID> {
     if (this.closed) return Promise.reject(new ServerAuthorityError('closed', 'server-authority: closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ entryId, csr, resolve, reject });
+      const p = { entryId, csr, resolve, reject };
+      if (urgent) return this.pushUrgent(p);
+      this.queue.push(p);
       this.schedule();
+    });
+  }
+
+  /** A workload now waits for a CSR already queued: it moves to the urgent call. Returns whether one was queued. */
+  expedite(entryId: string): boolean {
+    const i = this.queue.findIndex((p) => p.entryId === entryId);
+    if (i < 0 || this.closed) return false;
+    const [p] = this.queue.splice(i, 1);
+    this.pushUrgent(p as Pending);
+    return true;
+  }
+
+  private pushUrgent(p: Pending): void {
+    this.urgentQueue.push(p);
+    this.armUrgent();
+  }
+
+  private armUrgent(): void {
+    if (this.urgentTimer || this.urgentQueue.length === 0 || this.closed) return;
+    this.urgentTimer = this.d.clock.setTimer(URGENT_COALESCE_MS, () => {
+      this.urgentTimer = undefined;
+      void this.call(this.urgentQueue.splice(0, this.limit));
+      this.armUrgent();
     });
   }
 
@@ -70,8 +104,11 @@ export class X509Batcher {
     this.closed = true;
     this.timer?.();
     this.timer = undefined;
-    const q = this.queue;
+    this.urgentTimer?.();
+    this.urgentTimer = undefined;
+    const q = [...this.queue, ...this.urgentQueue];
     this.queue = [];
+    this.urgentQueue = [];
     for (const p of q) p.reject(new ServerAuthorityError('closed', 'server-authority: closed'));
   }
 
@@ -87,6 +124,17 @@ export class X509Batcher {
     if (this.closed || this.inFlight || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.limit);
     this.inFlight = true;
+    try {
+      await this.call(batch);
+    } finally {
+      this.inFlight = false;
+    }
+    // What queued up meanwhile goes out now: it has already waited for one round trip.
+    if (this.queue.length > 0) void this.flush();
+  }
+
+  /** One BatchNewX509SVID call; settles every request in it, never throws. */
+  private async call(batch: Pending[]): Promise<void> {
     this.sent.push(batch.length);
     try {
       const resp = await unary<{ results?: BatchResult[] }>(this.d.client(), 'BatchNewX509SVID', {
@@ -101,11 +149,7 @@ export class X509Batcher {
       this.limit = Math.max(1, Math.floor(this.limit / 2));
       const e = new ServerAuthorityError('server_unavailable', `server-authority: BatchNewX509SVID failed: ${(err as Error).message}`, { cause: err });
       for (const p of batch) p.reject(e);
-    } finally {
-      this.inFlight = false;
     }
-    // What queued up meanwhile goes out now: it has already waited for one round trip.
-    if (this.queue.length > 0) void this.flush();
   }
 }
 

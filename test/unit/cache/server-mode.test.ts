@@ -96,6 +96,31 @@ describe('cache manager with a server', () => {
     expect(cache.cachedX509Count).toBe(5);
   });
 
+  it('moves a prefetch signing that a workload now waits for ahead of the wave; a fresh signing is not urgent', async () => {
+    const entries = [makeEntry('a', ['unix:uid:1']), makeEntry('b', ['unix:uid:2'])];
+    const { cache, authority } = setup(entries, { prefetch: true });
+    const expedited: string[] = [];
+    const urgentFlags: boolean[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sign = authority.signX509SVID.bind(authority);
+    authority.signX509SVID = async (...args: Parameters<Authority['signX509SVID']>) => {
+      urgentFlags.push(args[2]?.urgent ?? false);
+      await held;
+      return sign();
+    };
+    (authority as Authority).expediteX509SVID = (id) => {
+      expedited.push(id);
+      return true;
+    };
+    await settle(); // the prefetch of a and b is with the authority, held
+    const view = cache.x509For([parseSelector('unix:uid:1')]);
+    expect(expedited).toEqual(['a']);
+    release();
+    expect((await view).identities).toHaveLength(1);
+    expect(urgentFlags).toEqual([false, false]);
+  });
+
   it('does not prefetch for the embedded authority', async () => {
     const { cache } = setup([makeEntry('a', ['unix:uid:1'])], { prefetch: false });
     await settle();

@@ -1,0 +1,79 @@
+/**
+ * X509Batcher: CSRs that a workload waits for (urgent, or expedited out of the queue) go out in
+ * a call of their own at once, even while a big batch is in flight, instead of behind it. The
+ * server is a FAKE grpc client whose BatchNewX509SVID answers only when the test releases it.
+ */
+import { describe, expect, it } from 'vitest';
+import type * as grpc from '@grpc/grpc-js';
+import { systemClock } from '../../../../src/clock.js';
+import { X509Batcher } from '../../../../src/authority/server/x509-batcher.js';
+import { TestCA } from '../../../helpers/test-ca.js';
+
+interface HeldCall {
+  ids: string[];
+  release(): void;
+}
+
+async function setup() {
+  const ca = await TestCA.create('example.org');
+  const calls: HeldCall[] = [];
+  const client = {
+    BatchNewX509SVID(req: { params: { entry_id: string }[] }, _md: unknown, _opts: unknown, cb: (err: null, res: unknown) => void) {
+      const ids = req.params.map((p) => p.entry_id);
+      calls.push({
+        ids,
+        release: () => cb(null, { results: ids.map(() => ({ status: { code: 0 }, svid: { cert_chain: [ca.der()] } })) }),
+      });
+      return {};
+    },
+  };
+  const batcher = new X509Batcher({ client: () => client as unknown as grpc.Client, clock: systemClock, onCall: () => {} });
+  return { batcher, calls };
+}
+
+const tick = (ms = 40) => new Promise((r) => setTimeout(r, ms));
+const csr = new Uint8Array([0x30, 0]);
+
+describe('X509Batcher priority for waiting workloads', () => {
+  it('sends an expedited CSR at once while a 500-CSR batch is in flight, and the rest after that batch', async () => {
+    const { batcher, calls } = await setup();
+    const done = new Set<string>();
+    const all = Array.from({ length: 600 }, (_, i) => batcher.sign(`e${i}`, csr).then(() => done.add(`e${i}`)));
+    await tick();
+    expect(calls.map((c) => c.ids.length)).toEqual([500]);
+    expect(batcher.expedite('e599')).toBe(true);
+    expect(batcher.expedite('e0')).toBe(false); // already sent in the first batch
+    await tick();
+    expect(calls.map((c) => c.ids)).toEqual([calls[0]!.ids, ['e599']]);
+    calls[1]!.release();
+    await tick();
+    expect(done.has('e599')).toBe(true);
+    expect(done.size).toBe(1);
+    calls[0]!.release();
+    await tick();
+    expect(calls.map((c) => c.ids.length)).toEqual([500, 1, 99]);
+    calls[2]!.release();
+    await Promise.all(all);
+    expect(done.size).toBe(600);
+  });
+
+  it('sends urgent CSRs that arrive together in one call, without waiting for the batch in flight', async () => {
+    const { batcher, calls } = await setup();
+    const wave = Array.from({ length: 10 }, (_, i) => batcher.sign(`w${i}`, csr));
+    await tick();
+    const urgent = [batcher.sign('u1', csr, true), batcher.sign('u2', csr, true)];
+    await tick();
+    expect(calls.map((c) => c.ids)).toEqual([calls[0]!.ids, ['u1', 'u2']]);
+    calls[1]!.release();
+    await Promise.all(urgent);
+    calls[0]!.release();
+    await Promise.all(wave);
+  });
+
+  it('rejects queued urgent CSRs on close', async () => {
+    const { batcher } = await setup();
+    const p = batcher.sign('u', csr, true);
+    batcher.close();
+    await expect(p).rejects.toMatchObject({ code: 'closed' });
+  });
+});
