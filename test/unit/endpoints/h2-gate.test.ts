@@ -164,7 +164,7 @@ function rawClient(path: string) {
   const frames: { type: number; flags: number; stream: number; payload: Buffer }[] = [];
   let rx = Buffer.alloc(0);
   let closed = false;
-  s.on('data', (c) => {
+  s.on('data', (c: Buffer) => {
     rx = Buffer.concat([rx, c]);
     while (rx.length >= 9 && rx.length >= 9 + rx.readUIntBE(0, 3)) {
       const len = rx.readUIntBE(0, 3);
@@ -199,7 +199,7 @@ describe('the gate on a real listener', () => {
     const t = await start(systemClock, { hideServer: true });
     expect((await t.fetchJWT()).err).toBeNull();
     expect(t.pairs()).toBe(1);
-    expect(t.log.lines.some((l) => l.msg.includes('every connection goes through the :authority filter'))).toBe(true);
+    expect(t.log.lines.some((l) => l.msg?.includes('every connection goes through the :authority filter'))).toBe(true);
   });
 
   it('serves a grpc-java-like client (waits for SETTINGS, socket-path :authority) through the filter', async () => {
@@ -239,7 +239,7 @@ describe('the gate on a real listener', () => {
     await expect.poll(() => c.closed()).toBe(true);
     const g = c.frames.find((f) => f.type === GOAWAY);
     expect(g?.payload.readUInt32BE(4)).toBe(H2Code.ENHANCE_YOUR_CALM);
-    expect(t.log.lines.some((l) => l.msg.startsWith('Closing an HTTP/2 connection that broke a protocol limit'))).toBe(true);
+    expect(t.log.lines.some((l) => l.msg?.startsWith('Closing an HTTP/2 connection that broke a protocol limit'))).toBe(true);
   });
 
   it('limits a directly read session: rapid reset gets GOAWAY ENHANCE_YOUR_CALM and the connection is closed', async () => {
