@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { agentCommand, cpuMs, f, isMain, pct, rssKiB, sleep } from './lib/common.mjs';
+import { agentCommand, cpuMs, f, isMain, pct, rssAnonKiB, rssKiB, sleep } from './lib/common.mjs';
 import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
 import { compareClient } from './lib/compare-client.mjs';
 
@@ -198,12 +198,16 @@ async function measure(kind, bins, bin, conf, s, r) {
     const last = await client(bin, conf.socketPath, UID0 + s.entries - 2, ['first', '-until', '180s'], 200_000);
     if (last.code !== 0) throw new Error(`${kind}: entries not all synced: ${JSON.stringify(last.lines)}`);
     await sleep(s.settleMs);
-    if (wanted('idle')) put(`RSS idle, ${s.entries} entries (MiB)`, (await rssKiB(agent.pid)) / 1024);
+    if (wanted('idle')) {
+      put(`RSS idle, ${s.entries} entries (MiB)`, (await rssKiB(agent.pid)) / 1024);
+      put(`RSS idle: anonymous part (MiB)`, (await rssAnonKiB(agent.pid)) / 1024);
+    }
 
     if (wanted('streams')) {
       const h = await holdStreams(bin, conf.socketPath, uids(s.procs), Math.ceil(s.hold / s.procs));
       await sleep(s.settleMs);
       put(`RSS with ${s.hold} open streams (MiB)`, (await rssKiB(agent.pid)) / 1024);
+      put(`RSS with ${s.hold} open streams: anonymous part (MiB)`, (await rssAnonKiB(agent.pid)) / 1024);
       put(`RSS with ${s.hold} open streams: streams open`, h.served);
       if (sum(h.errors)) console.log(`  ${kind}: open streams: errors ${JSON.stringify(h.errors)}`);
       await h.close();

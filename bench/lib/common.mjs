@@ -200,6 +200,12 @@ export async function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
 }
 
+/** The anonymous part of a process's RSS (heap, stacks; not file pages such as its binary's code), KiB. */
+export async function rssAnonKiB(pid) {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/RssAnon:\s+(\d+)/.exec(s)[1]);
+}
+
 /** utime+stime of a process in milliseconds. */
 export function cpuMs(pid) {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
