@@ -144,6 +144,7 @@ export class Agent {
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, authorityFilter({ libc, log: endpointsLog, clock }), {
         clock,
         fdLimit: () => libc.fdLimit(),
+        sys: libc,
       });
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;

@@ -9,7 +9,7 @@
  *   flood of lines: the first of each kind is logged, then at most one summary per interval.
  */
 import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
@@ -140,7 +140,11 @@ export class SetupPacer {
   private readonly queue: (() => void)[] = [];
   private scheduled = false;
 
-  constructor(private readonly batch = 16) {}
+  constructor(
+    private readonly batch = 16,
+    /** The listen-queue pump, run on every turn before the set-ups (see ListenQueuePump). */
+    private readonly pump: () => void = () => {},
+  ) {}
 
   run(fn: () => void): void {
     this.queue.push(fn);
@@ -151,9 +155,79 @@ export class SetupPacer {
   }
 
   private drain(): void {
+    this.pump();
     for (const fn of this.queue.splice(0, this.batch)) runQuietly(fn);
     if (this.queue.length > 0) setImmediate(() => this.drain());
     else this.scheduled = false;
+  }
+}
+
+/**
+ * Drains the kernel's listen queue from inside the agent's own work. libuv accepts only when the
+ * event loop reaches the listening fd, once per loop turn; in a burst a turn may serve dozens of
+ * connections' HTTP/2 and gRPC work, the queue (net.core.somaxconn, 4,096 by default) fills, and
+ * clients get EAGAIN: with 5,000 clients at once that refused ~850 of them. The pump is called at
+ * each step of a connection's set-up and each call (at most once per `everyMs`); each time it takes
+ * every queued connection with accept4 (a few µs each when the queue is empty, one failed call)
+ * and passes it, paused, to the same accept path libuv's connections take. Identity is still read
+ * from the kernel (SO_PEERCRED) on that socket, as for every other connection.
+ */
+export class ListenQueuePump {
+  private last = -Infinity;
+  /** Connections taken from the queue by the pump (for tests and the debug log). */
+  taken = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly listenFd: number,
+    private readonly sys: { accept(listenFd: number): number; close(fd: number): void },
+    private readonly onSocket: (socket: Socket) => void,
+    private readonly onError: (err: unknown) => void,
+    private readonly now: () => number = () => performance.now(),
+    private readonly everyMs = 1,
+    /** At most this many per pump, so one pump never holds the loop for long. */
+    private readonly max = 256,
+  ) {}
+
+  maybe(): number {
+    if (this.stopped) return 0;
+    const t = this.now();
+    if (t - this.last < this.everyMs && t >= this.last) return 0;
+    return this.drain();
+  }
+
+  /** Takes every queued connection (up to `max`); returns how many. */
+  drain(): number {
+    this.last = this.now();
+    let n = 0;
+    for (let i = 0; i < this.max && !this.stopped; i++) {
+      let fd: number;
+      try {
+        fd = this.sys.accept(this.listenFd);
+      } catch (err) {
+        this.onError(err);
+        return n;
+      }
+      if (fd < 0) return n;
+      this.taken++;
+      n++;
+      let socket: Socket;
+      try {
+        // pauseOnCreate: as net.Server's pauseOnConnect, nothing is read before the caller is identified.
+        socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false, pauseOnCreate: true } as SocketConstructorOpts);
+      } catch (err) {
+        this.sys.close(fd);
+        this.onError(err);
+        continue;
+      }
+      this.onSocket(socket);
+    }
+    return n;
+  }
+
+  /** Before the listening fd is closed: a closed fd number may be reused by something else. */
+  stop(): void {
+    this.stopped = true;
   }
 }
 

@@ -17,7 +17,7 @@ import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
 import { prepareSocketDir, withSocketMode } from './socket-dir.js';
 import { systemClock, type Clock } from '../clock.js';
-import { ConnectionGuard, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
+import { ConnectionGuard, ListenQueuePump, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -34,7 +34,9 @@ export class UdsListener {
   private boundIno: number | undefined;
   private readonly refusals: RefusalLog;
   private readonly fdLimit: () => number;
-  private readonly pacer = new SetupPacer();
+  private readonly pacer = new SetupPacer(16, () => this.pump?.maybe());
+  private readonly sys: { accept(listenFd: number): number; close(fd: number): void } | undefined;
+  private pump: ListenQueuePump | undefined;
 
   constructor(
     private readonly path: string,
@@ -46,15 +48,22 @@ export class UdsListener {
     private readonly mode = 0o777,
     /** Decides how a connection reaches gRPC (see h2-authority-filter.ts); identity is read first. */
     private readonly front: ConnectionFront = { wrap: (s, serve) => serve(() => s) },
-    opts: { clock?: Clock; fdLimit?: () => number } = {},
+    opts: {
+      clock?: Clock;
+      fdLimit?: () => number;
+      /** accept4 and close (libc): with them, a burst is taken from the listen queue between steps of work (ListenQueuePump). */
+      sys?: { accept(listenFd: number): number; close(fd: number): void };
+    } = {},
   ) {
     const clock = opts.clock ?? systemClock;
+    this.sys = opts.sys;
     this.refusals = new RefusalLog(log, clock);
     this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
   }
 
   /** The caller behind a gRPC call, or undefined if the connection is unknown or gone. */
   callerOf(call: { getPeer(): string }): Caller | undefined {
+    this.pump?.maybe();
     return this.callers.get(call.getPeer());
   }
 
@@ -77,12 +86,7 @@ export class UdsListener {
     this.front.attach?.(http2ServersOf(this.grpcServer).find((s) => !known.has(s)));
     // Paused until set up (see SetupPacer): in a burst, reads of connections still waiting
     // their turn would otherwise crowd accept(2) out of the event loop.
-    const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
-      // Every connection from the moment it is accepted, so shutdown can end even those never identified.
-      this.open.add(socket);
-      socket.once('close', () => this.open.delete(socket));
-      this.accept(socket);
-    });
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => this.onConnection(socket));
     this.net = server;
     await new Promise<void>((resolve, reject) => {
       const onBindError = (err: NodeJS.ErrnoException): void => reject(bindError(bound, euid, err));
@@ -107,7 +111,23 @@ export class UdsListener {
     }
     this.boundPath = bound;
     this.boundIno = st.ino;
+    const listenFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.sys && typeof listenFd === 'number' && listenFd >= 0) {
+      this.pump = new ListenQueuePump(listenFd, this.sys, (s) => this.onConnection(s), (err) => this.refusals.refused(err));
+    }
     return realDir;
+  }
+
+  /** Connections taken from the listen queue by the pump rather than by libuv (tests, debug). */
+  get pumped(): number {
+    return this.pump?.taken ?? 0;
+  }
+
+  private onConnection(socket: Socket): void {
+    // Every connection from the moment it is accepted, so shutdown can end even those never identified.
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+    this.accept(socket);
   }
 
   /**
@@ -149,6 +169,7 @@ export class UdsListener {
     });
     // `front` may call back on a later turn (after the client's first request), so everything is checked again then.
     this.front.wrap(socket, (open) => {
+      this.pump?.maybe();
       try {
         if (guard.closed || !this.injector || !this.net) return guard.release();
         const served = open();
@@ -174,6 +195,7 @@ export class UdsListener {
     const deadline = Date.now() + graceMs;
     const server = this.net;
     this.net = undefined;
+    this.pump?.stop();
     server?.close();
     await this.removeOwnSocket();
     this.injector?.drain(graceMs);

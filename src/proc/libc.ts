@@ -33,6 +33,11 @@ export interface Libc {
   fdLimit(): number;
   /** A connected pair of AF_UNIX stream sockets (close-on-exec); FdExhaustedError when out of fds. */
   socketpair(): [number, number];
+  /**
+   * One connection from a listening socket's queue (non-blocking, close-on-exec), or -1 when the
+   * queue is empty; FdExhaustedError when out of fds, SyscallError for anything else.
+   */
+  accept(listenFd: number): number;
 }
 
 /** "EBADF (errno 9)" for the errno the last libc call left, so a failure says which one it was. */
@@ -59,6 +64,7 @@ function bindLibc(): Libc {
   const syscall5 = lib.func('long syscall(long, int, int, void *, int)');
   const closeFn = lib.func('int close(int)');
   const socketpairFn = lib.func('int socketpair(int, int, int, _Out_ int *sv)');
+  const accept4 = lib.func('int accept4(int, void *, void *, int)');
   koffi.struct('spiffe_agent_rlimit', { cur: 'uint64', max: 'uint64' });
   const getrlimit = lib.func('int getrlimit(int, _Out_ spiffe_agent_rlimit *)');
   return {
@@ -100,6 +106,17 @@ function bindLibc(): Libc {
         throw new SyscallError('syscall_failed', `libc: socketpair(AF_UNIX, SOCK_STREAM) failed: ${lastErrno()}; raise the open-file limit (ulimit -n) if it is EMFILE`);
       }
       return [sv[0]!, sv[1]!];
+    },
+    accept(listenFd) {
+      const SOCK_NONBLOCK = 0o4000;
+      const SOCK_CLOEXEC = 0o2000000;
+      const fd = accept4(listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC) as number;
+      if (fd >= 0) return fd;
+      const errno = koffi.errno();
+      // EAGAIN: the queue is empty. ECONNABORTED: a client gave up while queued; nothing to serve.
+      if (errno === osConstants.errno.EAGAIN || errno === osConstants.errno.ECONNABORTED || errno === osConstants.errno.EINTR) return -1;
+      if (isFdExhaustion(errno)) throw new FdExhaustedError('endpoints: accept', errno);
+      throw new SyscallError('syscall_failed', `libc: accept4 failed on fd ${listenFd}: ${lastErrno()}`);
     },
   };
 }

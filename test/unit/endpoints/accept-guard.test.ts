@@ -1,6 +1,11 @@
-import { Socket } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConnectionGuard, RefusalLog, checkFdHeadroom, listenBacklog } from '../../../src/endpoints/accept-guard.js';
+import { ConnectionGuard, ListenQueuePump, RefusalLog, checkFdHeadroom, listenBacklog } from '../../../src/endpoints/accept-guard.js';
+import { loadLibc } from '../../../src/proc/libc.js';
 import { FdExhaustedError, PeerError } from '../../../src/proc/errors.js';
 import type { Logger } from '../../../src/telemetry/logger.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
@@ -86,5 +91,80 @@ describe('fd headroom and backlog', () => {
   it('listens with the kernel maximum backlog', () => {
     expect(listenBacklog('/nonexistent/somaxconn')).toBe(4096);
     expect(listenBacklog()).toBeGreaterThan(511);
+  });
+});
+
+describe('ListenQueuePump', () => {
+  /**
+   * A real listening socket whose queue is filled by a child process while this thread is
+   * blocked in execFileSync, so libuv has had no chance to accept: what the pump takes is
+   * exactly what the kernel queued.
+   */
+  async function queued(n: number) {
+    const dir = mkdtempSync(join(tmpdir(), 'pump-'));
+    const path = join(dir, 's.sock');
+    const viaLibuv: Socket[] = [];
+    const server = createServer({ pauseOnConnect: true }, (s) => viaLibuv.push(s));
+    await new Promise<void>((r) => server.listen({ path, backlog: 64 }, r));
+    const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+    const child = `const net = require('node:net'); let open = 0;
+      for (let i = 0; i < ${n}; i++) { const c = net.connect(${JSON.stringify(path)}, () => { c.write('hello ' + i); if (++open === ${n}) setTimeout(() => process.exit(0), 50); }); }`;
+    const pid = (): void => void execFileSync(process.execPath, ['-e', child], { timeout: 20_000 });
+    return { path, fd, server, viaLibuv, fill: pid, done: () => new Promise<void>((r) => server.close(() => (rmSync(dir, { recursive: true, force: true }), r()))) };
+  }
+
+  it('takes every queued connection before libuv does, paused: nothing is read until the caller is identified', async () => {
+    const q = await queued(5);
+    const taken: Socket[] = [];
+    const pump = new ListenQueuePump(q.fd, loadLibc(), (s) => taken.push(s), (err) => { throw err; });
+    q.fill();
+    expect(pump.drain()).toBe(5);
+    expect(pump.taken).toBe(5);
+    expect(pump.drain()).toBe(0); // the queue is empty: one failed accept4, nothing else
+    // Identity still comes from the kernel, on the pumped socket's fd (the client has exited since).
+    const creds = taken.map((s) => loadLibc().peerCred((s as unknown as { _handle: { fd: number } })._handle.fd));
+    expect(creds.every((c) => c.uid === process.getuid!() && c.pid > 0 && c.pid !== process.pid)).toBe(true);
+    let early = 0;
+    for (const s of taken) s.on('data', () => early++);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(early).toBe(0);
+    const got = await Promise.all(taken.map((s) => new Promise<string>((r) => { let b = ''; s.setEncoding('utf8').on('data', (d) => (b += d)).on('end', () => r(b)); s.resume(); })));
+    expect(got.sort()).toEqual(['hello 0', 'hello 1', 'hello 2', 'hello 3', 'hello 4']);
+    expect(q.viaLibuv).toHaveLength(0);
+    await q.done();
+  });
+
+  it('pumps at most once per interval through maybe(), never after stop(), and takes at most `max` per pump', async () => {
+    const q = await queued(6);
+    let now = 0;
+    const taken: Socket[] = [];
+    const pump = new ListenQueuePump(q.fd, loadLibc(), (s) => taken.push(s), (err) => { throw err; }, () => now, 1, 4);
+    q.fill();
+    expect(pump.maybe()).toBe(4);
+    expect(pump.maybe()).toBe(0); // within the interval
+    now += 1;
+    expect(pump.maybe()).toBe(2);
+    pump.stop();
+    q.fill();
+    now += 5;
+    expect(pump.maybe()).toBe(0);
+    expect(pump.drain()).toBe(0);
+    for (const s of taken) s.destroy();
+    await new Promise((r) => setTimeout(r, 20)); // libuv accepts what the stopped pump left
+    for (const s of q.viaLibuv) s.destroy();
+    expect(q.viaLibuv).toHaveLength(6);
+    await q.done();
+  });
+
+  it('reports accept4 failures (fd exhaustion) to the refusal path and keeps going later', () => {
+    const errors: unknown[] = [];
+    let fail = true;
+    const sys = { accept: () => { if (fail) throw new FdExhaustedError('endpoints: accept', 24); return -1; }, close: () => {} };
+    const pump = new ListenQueuePump(99, sys, () => {}, (err) => errors.push(err));
+    expect(pump.drain()).toBe(0);
+    expect(errors[0]).toBeInstanceOf(FdExhaustedError);
+    fail = false;
+    expect(pump.drain()).toBe(0);
+    expect(errors).toHaveLength(1);
   });
 });

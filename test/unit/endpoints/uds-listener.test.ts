@@ -16,6 +16,9 @@ import { PeerError } from '../../../src/proc/errors.js';
 import { loadProto } from '../../../src/endpoints/proto.js';
 import { buildGrpcServer } from '../../../src/endpoints/server.js';
 import { UdsListener } from '../../../src/endpoints/uds-listener.js';
+import type { ConnectionFront } from '../../../src/endpoints/h2-authority-filter.js';
+import { loadLibc } from '../../../src/proc/libc.js';
+import { execFileSync } from 'node:child_process';
 import { FakeAttestation, FakeCache, FakeCaller, entry, listenerWorkloadHandler, memoryLogger } from '../../helpers/request-path.js';
 
 type Client = grpc.Client & { FetchJWTSVID: (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void };
@@ -25,7 +28,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function start(identify: (socket: Socket) => Promise<FakeCaller>) {
+async function start(identify: (socket: Socket) => Promise<FakeCaller>, extra: { front?: ConnectionFront; sys?: { accept(fd: number): number; close(fd: number): void } } = {}) {
   const log = memoryLogger();
   const attestation = new FakeAttestation();
   const cache = new FakeCache();
@@ -34,7 +37,7 @@ async function start(identify: (socket: Socket) => Promise<FakeCaller>) {
   const handler = listenerWorkloadHandler({ cache, attestation, log, callerOf: (call) => listener?.callerOf(call) });
   const server = buildGrpcServer({ workload: handler }, () => 'SERVING');
   const path = join(mkdtempSync(join(tmpdir(), 'uds-listener-')), 'public', 'api.sock');
-  listener = new UdsListener(path, server, { track: identify }, log);
+  listener = new UdsListener(path, server, { track: identify }, log, 0o777, extra.front, { sys: extra.sys });
   await listener.listen();
   cleanups.push(() => listener!.close(100));
   const wl = loadProto('spiffe/workload/workload.proto') as unknown as { SpiffeWorkloadAPI: new (addr: string, creds: grpc.ChannelCredentials) => Client };
@@ -79,5 +82,36 @@ describe('UdsListener', () => {
     expect(existsSync(t.path)).toBe(true);
     await t.listener.close(100);
     expect(existsSync(t.path)).toBe(false);
+  });
+
+  it('takes connections queued while it works from the listen queue itself, and serves them like any other', async () => {
+    // The front stands for a connection's set-up work: while it runs, 5 more clients connect and
+    // queue in the kernel. The pump right after it takes them, before libuv gets back to the socket.
+    let path = '';
+    let filled = false;
+    const identified: number[] = [];
+    const front: ConnectionFront = {
+      wrap: (s, serve) => {
+        if (!filled) {
+          filled = true;
+          const child = `const net = require('node:net'); let n = 0;
+            for (let i = 0; i < 5; i++) { const c = net.connect(${JSON.stringify('PATH')}, () => { if (++n === 5) setTimeout(() => process.exit(0), 50); }); }`;
+          execFileSync(process.execPath, ['-e', child.replace('PATH', path)], { timeout: 20_000 });
+        }
+        serve(() => s);
+      },
+    };
+    let next = 100;
+    const t = await start(async () => {
+      identified.push(next);
+      return new FakeCaller(next++);
+    }, { front, sys: loadLibc() });
+    path = t.path;
+    t.attestation.byPid.set(100, [{ type: 'unix', value: 'uid:1000' }]);
+    const r = await t.fetchJWT();
+    expect(r.err).toBeNull();
+    expect(t.listener.pumped).toBe(5);
+    // Each pumped connection went through identification as well (and was then dropped: its client exited).
+    await expect.poll(() => identified.length).toBe(6);
   });
 });
