@@ -104,8 +104,8 @@ describe('cache manager with a server', () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const sign = authority.signX509SVID.bind(authority);
-    authority.signX509SVID = async (...args: Parameters<Authority['signX509SVID']>) => {
-      urgentFlags.push(args[2]?.urgent ?? false);
+    authority.signX509SVID = async (...args: unknown[]) => {
+      urgentFlags.push((args[2] as Parameters<Authority['signX509SVID']>[2])?.urgent ?? false);
       await held;
       return sign();
     };

@@ -151,7 +151,7 @@ describe('X509BundlesResponse and JWTBundlesResponse encoding', () => {
     const leaky: TrustBundle = {
       ...trustBundle([own]),
       jwtAuthorities: [
-        { keyId: 'k1', expiresAt: 0, publicKey: { kty: 'EC', crv: 'P-256', x: 'xx', y: 'yy', d: 'PRIVATE', use: 'sig', alg: 'ES256', key_ops: ['verify'], ext: true, kid: 'stale' } },
+        { keyId: 'k1', expiresAt: 0, publicKey: { kty: 'EC', crv: 'P-256', x: 'xx', y: 'yy', d: 'PRIVATE', use: 'sig', alg: 'ES256', key_ops: ['verify'], ext: true, kid: 'stale' } as never },
         { keyId: 'k2', expiresAt: 0, publicKey: { kty: 'RSA', n: 'nn', e: 'AQAB', d: 'D', p: 'P', q: 'Q', dp: 'DP', dq: 'DQ', qi: 'QI', oth: [] } as never },
         { keyId: 'k3', expiresAt: 0, publicKey: { kty: 'oct', k: 'SYMMETRIC' } as never },
       ],
