@@ -143,7 +143,8 @@ export class CAStore {
     // Generation files never change once written; skip the ones already on disk.
     const metaPath = join(this.dir, `${g.id}.json`);
     if ((await readFileIfExists(metaPath)) !== undefined) return;
-    await writeFileAtomic(join(this.dir, `${g.id}.ca.crt.pem`), toPem('CERTIFICATE', g.certDer) + '\n');
+    // One PEM block and a newline: byte for byte what the @peculiar/x509 writer produced.
+    await writeFileAtomic(join(this.dir, `${g.id}.ca.crt.pem`), toPem('CERTIFICATE', g.certDer));
     await writeFileAtomic(join(this.dir, `${g.id}.ca.key.pem`), await exportPrivateKeyPem(g.keys.privateKey));
     await writeFileAtomic(join(this.dir, `${g.id}.jwt.key.pem`), await exportPrivateKeyPem(g.jwt.keys.privateKey));
     // Written last: its presence means the generation is complete.
