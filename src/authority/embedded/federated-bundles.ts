@@ -55,13 +55,14 @@ export class FederatedBundles {
     const next = new Map(this.bundles);
     let changed = false;
     const files = Object.entries(this.o.files);
+    if (files.length === 0) return errors;
     // The bundle parsers (and the certificate library under them) load only when a file is configured.
-    const { parseBundleFile } = files.length > 0 ? await import('./federated-bundle-file.js') : { parseBundleFile: undefined };
+    const { parseBundleFile } = await import('./federated-bundle-file.js');
     for (const [td, file] of files) {
       try {
         const text = await readBoundedFile(file, { maxBytes: INPUT_LIMITS.bundle, what: `federated bundle of "${td}"` });
         if (this.raw.get(td) === text) continue;
-        const parsed = parseBundleFile!(td, file, text);
+        const parsed = parseBundleFile(td, file, text);
         const prev = this.bundles.get(td);
         // Bundles without spiffe_sequence (PEM) still need a number that moves on change.
         const seq = Math.max(parsed.sequenceNumber, (prev?.sequenceNumber ?? 0) + 1);
