@@ -6,19 +6,22 @@
  */
 import { sign, type KeyObject } from 'node:crypto';
 
-function len(n: number): Buffer {
+/** DER definite length octets. */
+export function len(n: number): Buffer {
   if (n < 0x80) return Buffer.from([n]);
   const bytes: number[] = [];
   for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
-function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
+/** One DER element: tag, length, the concatenated parts. */
+export function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
   const body = Buffer.concat(parts);
   return Buffer.concat([Buffer.from([tag]), len(body.length), body]);
 }
 
-function oid(dotted: string): Buffer {
+/** A DER OBJECT IDENTIFIER from its dotted form. */
+export function oid(dotted: string): Buffer {
   const arcs = dotted.split('.').map(Number);
   const out: number[] = [40 * arcs[0]! + arcs[1]!];
   for (const arc of arcs.slice(2)) {
@@ -36,8 +39,8 @@ function name(rdns: ReadonlyArray<readonly ['C' | 'O', string]>): Buffer {
   return tlv(0x30, ...rdns.map(([k, v]) => tlv(0x31, tlv(0x30, oid(ATTR[k]!), tlv(0x13, Buffer.from(v, 'latin1'))))));
 }
 
-/** Signature algorithm for a key: ECDSA with the curve's hash (as Go and spire-agent pick it), RSA PKCS#1 v1.5 with SHA-256. */
-function algorithm(key: KeyObject): { hash: string; id: Buffer; dsaEncoding?: 'der' } {
+/** Signature algorithm for a key (hash, DER AlgorithmIdentifier): ECDSA with the curve's hash (as Go and spire-agent pick it), RSA PKCS#1 v1.5 with SHA-256. */
+export function signatureAlgorithm(key: KeyObject): { hash: string; id: Buffer; dsaEncoding?: 'der' } {
   const t = key.asymmetricKeyType;
   if (t === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
@@ -54,7 +57,7 @@ function algorithm(key: KeyObject): { hash: string; id: Buffer; dsaEncoding?: 'd
  * version 0, the subject, no attributes, no extensions (so no URI SAN).
  */
 export function makeCsr(privateKey: KeyObject, publicKeySpki: Uint8Array, subject: ReadonlyArray<readonly ['C' | 'O', string]>): Uint8Array {
-  const alg = algorithm(privateKey);
+  const alg = signatureAlgorithm(privateKey);
   const info = tlv(0x30, Buffer.from([0x02, 0x01, 0x00]), name(subject), publicKeySpki, Buffer.from([0xa0, 0x00]));
   const sig = sign(alg.hash, info, alg.dsaEncoding ? { key: privateKey, dsaEncoding: alg.dsaEncoding } : privateKey);
   return new Uint8Array(tlv(0x30, info, alg.id, tlv(0x03, Buffer.from([0x00]), sig)));

@@ -242,3 +242,118 @@ export function certSerialAndValidity(der: Uint8Array): { serial: string; notBef
   while (s < serial.end - 1 && der[s] === 0) s++;
   return { serial: Buffer.from(der.subarray(s, serial.end)).toString('hex'), notBefore: derTime(der, from), notAfter: derTime(der, to) };
 }
+
+/** The dotted form of a DER OBJECT IDENTIFIER's content bytes. */
+export function oidString(body: Uint8Array): string {
+  const arcs: number[] = [];
+  let v = 0;
+  for (const b of body) {
+    v = v * 128 + (b & 0x7f);
+    if ((b & 0x80) === 0) {
+      arcs.push(v);
+      v = 0;
+    }
+  }
+  if (arcs.length === 0 || (body[body.length - 1]! & 0x80) !== 0) throw new EncodingError('not_der', 'der: malformed OBJECT IDENTIFIER');
+  const first = arcs[0]!;
+  const head = first < 80 ? [Math.floor(first / 40), first % 40] : [2, first - 80];
+  return [...head, ...arcs.slice(1)].join('.');
+}
+
+/** 2.5.29.14, subjectKeyIdentifier, as its DER OID content bytes. */
+const SKI_OID = Buffer.from([0x55, 0x1d, 0x0e]);
+
+export interface CertFields {
+  /** Lowercase hex without leading zero bytes (as certSerialAndValidity). */
+  serial: string;
+  notBefore: number;
+  notAfter: number;
+  /** The subject Name, whole DER element (tag and length included): the issuer of what this certificate signs. */
+  subject: Uint8Array;
+  /** SubjectPublicKeyInfo, whole DER element. */
+  spki: Uint8Array;
+  /** SubjectKeyIdentifier extension's key id, lowercase hex; undefined without one. */
+  subjectKeyId: string | undefined;
+}
+
+/**
+ * The fields of one DER certificate the embedded CA needs about its own certificate, read from
+ * the tbsCertificate without an ASN.1 library. As with sanURIs, parse the certificate with
+ * node:crypto first; this only walks the structure.
+ */
+export function certFields(der: Uint8Array): CertFields {
+  const { serial, notBefore, notAfter } = certSerialAndValidity(der);
+  const tbs = children(der, element(der, 0, der.length))[0]!;
+  const f = children(der, tbs);
+  const i = f[0]?.tag === 0xa0 ? 1 : 0;
+  const subject = f[i + 4];
+  const spki = f[i + 5];
+  if (subject?.tag !== 0x30 || spki?.tag !== 0x30) throw new EncodingError('not_der', 'der: malformed tbsCertificate');
+  let subjectKeyId: string | undefined;
+  const exts = f.slice(i + 6).find((e) => e.tag === 0xa3);
+  const seq = exts ? children(der, exts)[0] : undefined;
+  if (exts && seq?.tag !== 0x30) throw new EncodingError('not_der', 'der: malformed extensions');
+  for (const ext of seq ? children(der, seq) : []) {
+    const parts = children(der, ext);
+    const id = parts[0];
+    if (!id || id.tag !== 0x06 || !SKI_OID.equals(der.subarray(id.start, id.end))) continue;
+    const value = parts[parts.length - 1];
+    const keyId = value?.tag === 0x04 ? children(der, value)[0] : undefined;
+    if (keyId?.tag !== 0x04) throw new EncodingError('not_der', 'der: malformed subjectKeyIdentifier');
+    subjectKeyId = Buffer.from(der.subarray(keyId.start, keyId.end)).toString('hex');
+  }
+  const whole = (e: { start: number; end: number }, off: number): Uint8Array => der.slice(off, e.end);
+  return { serial, notBefore, notAfter, subject: whole(subject, headerStart(der, tbs, i + 4)), spki: whole(spki, headerStart(der, tbs, i + 5)), subjectKeyId };
+}
+
+/** Offset of the `index`th child of `parent` (its tag byte). */
+function headerStart(der: Uint8Array, parent: { start: number; end: number }, index: number): number {
+  let off = parent.start;
+  for (let k = 0; k < index; k++) off = element(der, off, parent.end).end;
+  return off;
+}
+
+/** The subjectPublicKey BIT STRING's content after its unused-bits octet: what a SubjectKeyIdentifier hashes (RFC 5280 4.2.1.2 method 1). */
+export function spkiPublicKeyBits(spki: Uint8Array): Uint8Array {
+  const top = element(spki, 0, spki.length);
+  const [alg, bits] = children(spki, top);
+  if (top.tag !== 0x30 || top.end !== spki.length || alg?.tag !== 0x30 || bits?.tag !== 0x03 || bits.end === bits.start) {
+    throw new EncodingError('not_der', 'der: malformed SubjectPublicKeyInfo');
+  }
+  return spki.subarray(bits.start + 1, bits.end);
+}
+
+export interface CsrParts {
+  /** certificationRequestInfo, whole DER element: the signed bytes. */
+  info: Uint8Array;
+  spki: Uint8Array;
+  /** Dotted OID of the signature algorithm. */
+  signatureAlgorithm: string;
+  /** Whether the AlgorithmIdentifier carries parameters other than NULL (none of the accepted algorithms do). */
+  signatureParams: boolean;
+  signature: Uint8Array;
+}
+
+/** The parts of a DER PKCS#10 CertificationRequest (RFC 2986) needed to check its signature and take its key. */
+export function csrParts(der: Uint8Array): CsrParts {
+  assertSingleDer(der);
+  const top = element(der, 0, der.length);
+  const [info, alg, sig, ...rest] = children(der, top);
+  if (info?.tag !== 0x30 || alg?.tag !== 0x30 || sig?.tag !== 0x03 || rest.length > 0) throw new EncodingError('not_der', 'der: not a PKCS#10 CertificationRequest');
+  const fields = children(der, info);
+  const [version, subject, spki, attrs, ...more] = fields;
+  if (version?.tag !== 0x02 || subject?.tag !== 0x30 || spki?.tag !== 0x30 || attrs?.tag !== 0xa0 || more.length > 0) {
+    throw new EncodingError('not_der', 'der: malformed certificationRequestInfo');
+  }
+  const [algId, params, ...extra] = children(der, alg);
+  if (algId?.tag !== 0x06 || extra.length > 0) throw new EncodingError('not_der', 'der: malformed signature AlgorithmIdentifier');
+  if (sig.end === sig.start || der[sig.start] !== 0) throw new EncodingError('not_der', 'der: malformed signature BIT STRING');
+  const spkiStart = headerStart(der, info, 2);
+  return {
+    info: der.slice(headerStart(der, top, 0), info.end),
+    spki: der.slice(spkiStart, spki.end),
+    signatureAlgorithm: oidString(der.subarray(algId.start, algId.end)),
+    signatureParams: params !== undefined && !(params.tag === 0x05 && params.end === params.start),
+    signature: der.slice(sig.start + 1, sig.end),
+  };
+}

@@ -2,7 +2,7 @@ import { setWallTimer, type Clock } from '../../clock.js';
 import type { KeyType } from '../../config/types.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
-import { caTrustDomain, createGeneration, nextCheckAt, rotationStep, validAt, type CAGeneration, type CASubject } from './ca.js';
+import { createGeneration, nextCheckAt, rotationStep, validAt, type CAGeneration, type CASubject } from './ca.js';
 import { CAStore, type CAState } from './ca-store.js';
 import { EmbeddedAuthorityError } from './errors.js';
 
@@ -52,7 +52,7 @@ export class CARotator {
     const loaded = await this.store.load();
     if (loaded) {
       for (const g of [loaded.active, ...(loaded.next ? [loaded.next] : []), ...loaded.retired]) {
-        const td = caTrustDomain(g.certificate);
+        const td = g.trustDomain;
         if (td !== this.o.trustDomain) {
           throw new EmbeddedAuthorityError(
             'ca_trust_domain',
@@ -61,7 +61,7 @@ export class CARotator {
         }
       }
       this.state = loaded;
-      this.o.log.info({ [F.path]: this.store.dir, serial: loaded.active.certificate.serialNumber }, 'Loaded embedded CA');
+      this.o.log.info({ [F.path]: this.store.dir, serial: loaded.active.serial }, 'Loaded embedded CA');
     }
     // Catches up on anything due while the agent was down (including creating the first CA).
     await this.tick(false);
@@ -128,17 +128,17 @@ export class CARotator {
       if (step === 'create-active') {
         const g = await this.create(now);
         state = { active: g, next: undefined, retired: state ? [...state.retired, state.active] : [] };
-        this.o.log.info({ serial: g.certificate.serialNumber, [F.expiresAt]: new Date(g.notAfter).toISOString() }, 'Created embedded CA');
+        this.o.log.info({ serial: g.serial, [F.expiresAt]: new Date(g.notAfter).toISOString() }, 'Created embedded CA');
       } else if (step === 'prepare' && state) {
         const g = await this.create(now);
         state = { ...state, next: g };
-        this.o.log.info({ serial: g.certificate.serialNumber }, 'Prepared next embedded CA and JWT key; published in the bundle');
+        this.o.log.info({ serial: g.serial }, 'Prepared next embedded CA and JWT key; published in the bundle');
       } else if (step === 'discard-next' && state?.next) {
-        this.o.log.warn({ serial: state.next.certificate.serialNumber }, 'The clock went back before the next embedded CA became valid; discarding it');
+        this.o.log.warn({ serial: state.next.serial }, 'The clock went back before the next embedded CA became valid; discarding it');
         state = { ...state, next: undefined };
       } else if (step === 'activate' && state?.next) {
         state = { active: state.next, next: undefined, retired: [...state.retired, state.active] };
-        this.o.log.info({ serial: state.active.certificate.serialNumber, kid: state.active.jwt.kid }, 'Activated next embedded CA and JWT key');
+        this.o.log.info({ serial: state.active.serial, kid: state.active.jwt.kid }, 'Activated next embedded CA and JWT key');
       }
     }
     if (!state) return; // unreachable: create-active always yields a state

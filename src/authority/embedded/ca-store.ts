@@ -1,11 +1,12 @@
-import { x509 } from '../../svid/x509-lib.js';
+import { X509Certificate } from 'node:crypto';
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyType } from '../../config/types.js';
 import { ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../../storage/atomic-file.js';
 import { fromParts, type CAGeneration } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';
-import { crypto, exportPrivateKeyPem, importKeyPairPem, isKeyType, publicJwk, type CryptoKeyPair } from '../../crypto/keys.js';
+import { crypto, exportPrivateKeyPem, importKeyPairPem, isKeyType, publicJwk, toPem, type CryptoKeyPair } from '../../crypto/keys.js';
+import { assertSingleDer, certFields, pemDecode } from '../../svid/der.js';
 
 /**
  * On-disk layout of <data_dir>/embedded-ca/ (directory 0700, files 0600):
@@ -110,7 +111,7 @@ export class CAStore {
       if (!isKeyType(caKeyType) || !isKeyType(jwtKeyType) || typeof kid !== 'string' || kid === '') {
         this.fail(`${id}.json has an unexpected shape`);
       }
-      const cert = new x509.X509Certificate(await read('ca.crt.pem'));
+      const cert = this.certificateDer(id, await read('ca.crt.pem'));
       const keys = await importKeyPairPem(caKeyType, await read('ca.key.pem'));
       await this.checkKeyMatchesCert(id, cert, keys);
       const jwtKeys = await importKeyPairPem(jwtKeyType, await read('jwt.key.pem'));
@@ -122,8 +123,18 @@ export class CAStore {
     }
   }
 
-  private async checkKeyMatchesCert(id: string, cert: x509.X509Certificate, keys: CryptoKeyPair): Promise<void> {
-    const fromCert = await crypto.subtle.exportKey('spki', await cert.publicKey.export(crypto));
+  /** The one certificate of a .ca.crt.pem, checked by node:crypto's parser. */
+  private certificateDer(id: string, pem: string): Uint8Array {
+    const blocks = pemDecode(pem, 'CERTIFICATE');
+    if (blocks.length !== 1) this.fail(`${id}.ca.crt.pem holds ${blocks.length} certificates, not one`);
+    const der = blocks[0]!;
+    assertSingleDer(der);
+    new X509Certificate(der);
+    return der;
+  }
+
+  private async checkKeyMatchesCert(id: string, certDer: Uint8Array, keys: CryptoKeyPair): Promise<void> {
+    const fromCert = certFields(certDer).spki;
     const fromKey = await crypto.subtle.exportKey('spki', keys.publicKey);
     if (!Buffer.from(fromCert).equals(Buffer.from(fromKey))) this.fail(`${id}.ca.key.pem does not match ${id}.ca.crt.pem`);
   }
@@ -132,7 +143,8 @@ export class CAStore {
     // Generation files never change once written; skip the ones already on disk.
     const metaPath = join(this.dir, `${g.id}.json`);
     if ((await readFileIfExists(metaPath)) !== undefined) return;
-    await writeFileAtomic(join(this.dir, `${g.id}.ca.crt.pem`), g.certificate.toString('pem') + '\n');
+    // One PEM block and a newline: byte for byte what the @peculiar/x509 writer produced.
+    await writeFileAtomic(join(this.dir, `${g.id}.ca.crt.pem`), toPem('CERTIFICATE', g.certDer));
     await writeFileAtomic(join(this.dir, `${g.id}.ca.key.pem`), await exportPrivateKeyPem(g.keys.privateKey));
     await writeFileAtomic(join(this.dir, `${g.id}.jwt.key.pem`), await exportPrivateKeyPem(g.jwt.keys.privateKey));
     // Written last: its presence means the generation is complete.

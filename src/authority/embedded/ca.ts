@@ -1,7 +1,18 @@
-import { x509 } from '../../svid/x509-lib.js';
-import { randomBytes } from 'node:crypto';
+import { KeyObject, randomBytes } from 'node:crypto';
 import type { KeyType } from '../../config/types.js';
-import { crypto, generateKeyPair, publicJwk, signingAlgorithm, type CryptoKeyPair, type JsonWebKey } from '../../crypto/keys.js';
+import { crypto, generateKeyPair, publicJwk, type CryptoKeyPair, type JsonWebKey } from '../../crypto/keys.js';
+import {
+  KeyUsageBit,
+  basicConstraintsExt,
+  encodeName,
+  keyIdentifier,
+  keyUsageExt,
+  signCertificate,
+  subjectAltNameExt,
+  subjectKeyIdExt,
+  type NameSpec,
+} from '../../crypto/x509-der.js';
+import { certFields, sanURIs } from '../../svid/der.js';
 
 /** SPIRE backdates certificates by this much to tolerate small clock skew between peers. */
 export const BACKDATE_MS = 10_000;
@@ -21,15 +32,23 @@ export interface JWTKey {
 
 /**
  * One generation of signing material: an X.509 CA and the JWT key that lives and
- * rotates with it. Both expire at the CA's notAfter.
+ * rotates with it. Both expire at the CA's notAfter. The certificate is kept as DER with
+ * the facts read from it (no parsed certificate object: see src/crypto/x509-der.ts).
  */
 export interface CAGeneration {
   /** Random hex; names the files of this generation on disk. */
   readonly id: string;
-  readonly certificate: x509.X509Certificate;
   readonly certDer: Uint8Array;
+  /** Lowercase hex, for logs. */
+  readonly serial: string;
+  /** The certificate's subject Name (DER): the issuer of every SVID it signs. */
+  readonly subjectDer: Uint8Array;
+  /** From its URI SAN spiffe://<td>; undefined without one. */
+  readonly trustDomain: string | undefined;
   readonly keyType: KeyType;
   readonly keys: CryptoKeyPair;
+  /** keys.privateKey for node:crypto's sign. */
+  readonly signingKey: KeyObject;
   /** Hex SubjectKeyIdentifier, used as the AKI of everything this CA signs. */
   readonly subjectKeyId: string;
   /** Epoch ms. */
@@ -54,42 +73,38 @@ export function randomSerialHex(): string {
   return b.toString('hex');
 }
 
-export function subjectName(s: CASubject): x509.JsonName {
-  const name: x509.JsonName = [];
-  if (s.country.length > 0) name.push({ C: [...s.country] });
-  if (s.organization.length > 0) name.push({ O: [...s.organization] });
-  if (s.commonName !== '') name.push({ CN: [s.commonName] });
-  return name;
+export function subjectName(s: CASubject): NameSpec {
+  return [
+    ['C', s.country],
+    ['O', s.organization],
+    ['CN', s.commonName === '' ? [] : [s.commonName]],
+  ];
 }
 
 export async function createGeneration(o: CreateGenerationOptions): Promise<CAGeneration> {
   const keys = await generateKeyPair(o.caKeyType);
-  const notBefore = o.now - BACKDATE_MS;
-  const notAfter = o.now + o.ttlMs;
-  const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto);
-  const name = subjectName(o.subject);
-  const cert = await x509.X509CertificateGenerator.create(
+  const spki = new Uint8Array(await crypto.subtle.exportKey('spki', keys.publicKey));
+  const name = encodeName(subjectName(o.subject));
+  const certDer = signCertificate(
     {
-      serialNumber: randomSerialHex(),
+      serialHex: randomSerialHex(),
       subject: name,
       issuer: name,
-      // X.509 has second precision; truncate so the in-memory value equals the reloaded one.
-      notBefore: new Date(Math.floor(notBefore / 1000) * 1000),
-      notAfter: new Date(Math.floor(notAfter / 1000) * 1000),
-      publicKey: keys.publicKey,
-      signingKey: keys.privateKey,
-      signingAlgorithm: signingAlgorithm(o.caKeyType),
+      // Encoded to the second: the in-memory value read back from the DER equals the reloaded one.
+      notBefore: o.now - BACKDATE_MS,
+      notAfter: o.now + o.ttlMs,
+      spki,
       extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        ski,
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${o.trustDomain}` }]),
+        basicConstraintsExt(true),
+        keyUsageExt([KeyUsageBit.keyCertSign, KeyUsageBit.cRLSign]),
+        subjectKeyIdExt(keyIdentifier(spki)),
+        subjectAltNameExt([`spiffe://${o.trustDomain}`], []),
       ],
     },
-    crypto,
+    KeyObject.from(keys.privateKey),
   );
   const jwt = await createJWTKey(o.jwtKeyType);
-  return fromParts(randomBytes(8).toString('hex'), cert, o.caKeyType, keys, jwt);
+  return fromParts(randomBytes(8).toString('hex'), certDer, o.caKeyType, keys, jwt);
 }
 
 export async function createJWTKey(keyType: KeyType): Promise<JWTKey> {
@@ -99,26 +114,29 @@ export async function createJWTKey(keyType: KeyType): Promise<JWTKey> {
   return { kid: randomBytes(24).toString('base64url'), keyType, keys, publicJwk: publicJwk(jwk) };
 }
 
-export function fromParts(id: string, cert: x509.X509Certificate, keyType: KeyType, keys: CryptoKeyPair, jwt: JWTKey): CAGeneration {
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension);
-  if (!ski) throw new Error('ca: CA certificate has no SubjectKeyIdentifier');
+/** A generation from its DER certificate (which the caller has parsed, e.g. with node:crypto) and keys. */
+export function fromParts(id: string, certDer: Uint8Array, keyType: KeyType, keys: CryptoKeyPair, jwt: JWTKey): CAGeneration {
+  const f = certFields(certDer);
+  if (f.subjectKeyId === undefined) throw new Error('ca: CA certificate has no SubjectKeyIdentifier');
   return {
     id,
-    certificate: cert,
-    certDer: new Uint8Array(cert.rawData),
+    certDer,
+    serial: f.serial,
+    subjectDer: f.subject,
+    trustDomain: caTrustDomain(certDer),
     keyType,
     keys,
-    subjectKeyId: ski.keyId,
-    notBefore: cert.notBefore.getTime(),
-    notAfter: cert.notAfter.getTime(),
+    signingKey: KeyObject.from(keys.privateKey),
+    subjectKeyId: f.subjectKeyId,
+    notBefore: f.notBefore,
+    notAfter: f.notAfter,
     jwt,
   };
 }
 
 /** The URI SAN of a CA cert ("spiffe://td"), if any. */
-export function caTrustDomain(cert: x509.X509Certificate): string | undefined {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const uri = san?.names.items.find((n) => n.type === 'url')?.value;
+export function caTrustDomain(certDer: Uint8Array): string | undefined {
+  const uri = sanURIs(certDer)[0];
   return uri?.startsWith('spiffe://') ? uri.slice('spiffe://'.length) : undefined;
 }
 

@@ -1,38 +1,11 @@
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
-import type { JWTAuthority, TrustBundle } from '../types.js';
+import type { TrustBundle } from '../types.js';
 import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
 import { EmbeddedAuthorityError } from './errors.js';
 import { FileWatcher } from './file-watcher.js';
-import { SpiffeBundle, TrustDomain, X509Bundle } from '../../svid/index.js';
 import { trustDomainProblem } from './spiffe-id.js';
-
-/**
- * Parse a federated trust domain's bundle file: SPIFFE bundle JSON, or PEM certificates
- * (what `spire-server bundle show` prints in either format).
- */
-export function parseBundleFile(trustDomain: string, file: string, text: string): TrustBundle {
-  try {
-    const td = TrustDomain.parse(trustDomain);
-    if (text.trimStart().startsWith('-----BEGIN')) {
-      const x509 = X509Bundle.fromPem(td, text);
-      if (x509.isEmpty()) throw new Error('no CERTIFICATE PEM block');
-      return { trustDomain, x509Authorities: x509.authorities(), jwtAuthorities: [], sequenceNumber: 0, refreshHintSeconds: 0 };
-    }
-    const b = SpiffeBundle.parse(td, text);
-    const jwtAuthorities: JWTAuthority[] = [...b.jwtBundle().keys()].map(([keyId, publicKey]) => ({ keyId, publicKey, expiresAt: 0 }));
-    return {
-      trustDomain,
-      x509Authorities: b.x509Bundle().authorities(),
-      jwtAuthorities,
-      sequenceNumber: b.sequenceNumber ?? 0,
-      refreshHintSeconds: b.refreshHintSeconds ?? 0,
-    };
-  } catch (err) {
-    throw new EmbeddedAuthorityError('federated_bundle', `federated-bundles: ${file} (trust domain "${trustDomain}"): ${(err as Error).message}`, { cause: err });
-  }
-}
 
 export interface FederatedBundlesOptions {
   /** trust domain name -> file */
@@ -81,7 +54,11 @@ export class FederatedBundles {
     const errors: Error[] = [];
     const next = new Map(this.bundles);
     let changed = false;
-    for (const [td, file] of Object.entries(this.o.files)) {
+    const files = Object.entries(this.o.files);
+    if (files.length === 0) return errors;
+    // The bundle parsers (and the certificate library under them) load only when a file is configured.
+    const { parseBundleFile } = await import('./federated-bundle-file.js');
+    for (const [td, file] of files) {
       try {
         const text = await readBoundedFile(file, { maxBytes: INPUT_LIMITS.bundle, what: `federated bundle of "${td}"` });
         if (this.raw.get(td) === text) continue;

@@ -2,4 +2,3 @@ export { EmbeddedAuthority, type EmbeddedAuthorityOptions } from './embedded-aut
 export { EmbeddedAuthorityError } from './errors.js';
 export { EntriesFileError, parseEntriesFile, deriveEntryId, type EntryDefinition, type EntriesFileProblem } from './entries-file.js';
 export type { ReloadResult } from './entries-source.js';
-export { parseBundleFile } from './federated-bundles.js';

@@ -1,4 +1,3 @@
-import { SignJWT } from 'jose';
 import { randomBytes } from 'node:crypto';
 import type { RegistrationEntry, SignedJWTSVID } from '../types.js';
 import type { JWTKey } from './ca.js';
@@ -29,6 +28,8 @@ export async function issueJWTSVID(o: IssueJWTOptions): Promise<SignedJWTSVID> {
   if (exp <= iat || (o.notBefore !== undefined && o.notBefore > o.now)) {
     throw new EmbeddedAuthorityError('ca_not_valid', `jwtsvid: the JWT signing key is not valid now (${new Date(o.now).toISOString()}); it must be rotated first`);
   }
+  // Loaded on the first JWT-SVID: most agents never sign one, and jose stays out of their memory.
+  const { SignJWT } = await import('jose');
   const jwt = new SignJWT({})
     .setProtectedHeader({ alg: jwsAlgorithm(o.key.keyType), kid: o.key.kid, typ: 'JWT' })
     .setSubject(o.entry.spiffeId)

@@ -1,4 +1,4 @@
-import { SpiffeId, TrustDomain } from '../../svid/index.js';
+import { SpiffeId, TrustDomain } from '../../svid/spiffe-id.js';
 
 /**
  * Problem-returning adapters over src/svid's parsers, for validators that collect every

@@ -1,8 +1,19 @@
-import { x509 } from '../../svid/x509-lib.js';
 import type { RegistrationEntry, SignedX509SVID } from '../types.js';
 import { BACKDATE_MS, randomSerialHex, type CAGeneration } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';
-import { crypto, signingAlgorithm } from '../../crypto/keys.js';
+import {
+  KeyUsageBit,
+  authorityKeyIdExt,
+  basicConstraintsExt,
+  checkCsr,
+  encodeName,
+  extKeyUsageServerClientExt,
+  keyIdentifier,
+  keyUsageExt,
+  signCertificate,
+  subjectAltNameExt,
+  subjectKeyIdExt,
+} from '../../crypto/x509-der.js';
 
 export interface IssueX509Options {
   ca: CAGeneration;
@@ -18,7 +29,7 @@ export interface IssueX509Options {
  * not the workload, decides the identity.
  */
 export async function issueX509SVID(o: IssueX509Options): Promise<SignedX509SVID> {
-  const publicKey = await csrPublicKey(o.csrDer);
+  const spki = csrPublicKey(o.csrDer);
   const ttlMs = o.entry.x509SvidTtl > 0 ? o.entry.x509SvidTtl * 1000 : o.defaultTtlMs;
   // X.509 times have second precision; truncate here so the returned times match the cert.
   // Never before the CA's own notBefore: a chain is only as valid as its shortest link.
@@ -30,54 +41,42 @@ export async function issueX509SVID(o: IssueX509Options): Promise<SignedX509SVID
       `x509svid: the embedded CA is valid from ${new Date(o.ca.notBefore).toISOString()} to ${new Date(o.ca.notAfter).toISOString()}, not now (${new Date(o.now).toISOString()}); it must be rotated first`,
     );
   }
-  const subject: x509.JsonName = [{ C: ['US'] }, { O: ['SPIRE'] }];
   const firstDns = o.entry.dnsNames[0];
-  if (firstDns !== undefined) subject.push({ CN: [firstDns] });
+  const subject = encodeName([
+    ['C', ['US']],
+    ['O', ['SPIRE']],
+    ['CN', firstDns === undefined ? [] : [firstDns]],
+  ]);
   const serial = randomSerialHex();
-  const names: x509.JsonGeneralName[] = [
-    { type: 'url', value: o.entry.spiffeId },
-    ...o.entry.dnsNames.map((d): x509.JsonGeneralName => ({ type: 'dns', value: d })),
-  ];
-  const KU = x509.KeyUsageFlags;
-  const cert = await x509.X509CertificateGenerator.create(
+  const der = signCertificate(
     {
-      serialNumber: serial,
+      serialHex: serial,
       subject,
-      issuer: o.ca.certificate.subjectName,
-      notBefore: new Date(notBefore),
-      notAfter: new Date(notAfter),
-      publicKey,
-      signingKey: o.ca.keys.privateKey,
-      signingAlgorithm: signingAlgorithm(o.ca.keyType),
+      issuer: o.ca.subjectDer,
+      notBefore,
+      notAfter,
+      spki,
       extensions: [
-        new x509.KeyUsagesExtension(KU.digitalSignature | KU.keyEncipherment | KU.keyAgreement, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        await x509.SubjectKeyIdentifierExtension.create(publicKey, false, crypto),
-        new x509.AuthorityKeyIdentifierExtension(o.ca.subjectKeyId),
-        new x509.SubjectAlternativeNameExtension(names),
+        keyUsageExt([KeyUsageBit.digitalSignature, KeyUsageBit.keyEncipherment, KeyUsageBit.keyAgreement]),
+        extKeyUsageServerClientExt(),
+        basicConstraintsExt(false),
+        subjectKeyIdExt(keyIdentifier(spki)),
+        authorityKeyIdExt(Buffer.from(o.ca.subjectKeyId, 'hex')),
+        subjectAltNameExt([o.entry.spiffeId], o.entry.dnsNames),
       ],
     },
-    crypto,
+    o.ca.signingKey,
   );
-  return { chain: [new Uint8Array(cert.rawData)], serial: BigInt('0x' + serial).toString(), notBefore, notAfter };
+  return { chain: [der], serial: BigInt('0x' + serial).toString(), notBefore, notAfter };
 }
 
-async function csrPublicKey(der: Uint8Array): Promise<x509.PublicKey> {
-  let csr: x509.Pkcs10CertificateRequest;
-  try {
-    csr = new x509.Pkcs10CertificateRequest(Buffer.from(der));
-  } catch (err) {
-    throw new EmbeddedAuthorityError('csr_invalid', 'x509svid: the CSR is not a DER PKCS#10 request', { cause: err });
-  }
-  let ok = false;
-  try {
-    ok = await csr.verify(crypto);
-  } catch (err) {
-    throw new EmbeddedAuthorityError('csr_invalid', `x509svid: the CSR signature cannot be checked (${(err as Error).message})`, { cause: err });
-  }
-  if (!ok) throw new EmbeddedAuthorityError('csr_invalid', 'x509svid: the CSR signature is invalid; the workload must sign it with the key it requests a certificate for');
-  return csr.publicKey;
+/** The CSR's SubjectPublicKeyInfo, once its signature shows the workload holds the key. */
+function csrPublicKey(der: Uint8Array): Uint8Array {
+  const c = checkCsr(der);
+  if (c.ok) return c.spki;
+  if (c.problem === 'malformed') throw new EmbeddedAuthorityError('csr_invalid', 'x509svid: the CSR is not a DER PKCS#10 request', { cause: new Error(c.detail) });
+  if (c.problem === 'unsupported') throw new EmbeddedAuthorityError('csr_invalid', `x509svid: the CSR signature cannot be checked (${c.detail})`);
+  throw new EmbeddedAuthorityError('csr_invalid', 'x509svid: the CSR signature is invalid; the workload must sign it with the key it requests a certificate for');
 }
 
 function floorSecond(ms: number): number {

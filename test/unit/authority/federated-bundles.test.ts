@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { parseBundleFile } from '../../../src/authority/embedded/index.js';
+import { parseBundleFile } from '../../../src/authority/embedded/federated-bundle-file.js';
 import { createGeneration } from '../../../src/authority/embedded/ca.js';
 import { toPem } from '../../../src/crypto/keys.js';
 import { HOUR } from './helpers.js';

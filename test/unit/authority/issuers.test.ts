@@ -34,7 +34,7 @@ describe('X.509-SVID issuer', () => {
     expect(leaf.notAfter.getTime()).toBe(NOW + HOUR);
     expect(svid.notAfter).toBe(NOW + HOUR);
     expect(BigInt('0x' + leaf.serialNumber).toString()).toBe(svid.serial);
-    expect(await leaf.verify({ publicKey: ca.certificate.publicKey, signatureOnly: true }, crypto)).toBe(true);
+    expect(await leaf.verify({ publicKey: new x509.X509Certificate(Buffer.from(ca.certDer)).publicKey, signatureOnly: true }, crypto)).toBe(true);
 
     // The shared SVID parser (go-spiffe's checks) and path validation accept it.
     const keyDer = new Uint8Array(await crypto.subtle.exportKey('pkcs8', csr.keys.privateKey));

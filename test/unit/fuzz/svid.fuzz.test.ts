@@ -19,7 +19,7 @@ import {
   pemEncodeCertificates,
   splitDerCertificates,
 } from '../../../src/svid/index.js';
-import { parseBundleFile } from '../../../src/authority/embedded/federated-bundles.js';
+import { parseBundleFile } from '../../../src/authority/embedded/federated-bundle-file.js';
 import { EmbeddedAuthorityError } from '../../../src/authority/embedded/errors.js';
 import { TestCA, type TestX509SVID } from '../../helpers/test-ca.js';
 import { fc, jsonishText, onlyTypedErrors, onlyTypedErrorsAsync, settings } from './fuzz.js';
