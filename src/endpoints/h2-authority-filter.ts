@@ -512,7 +512,9 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
       const cancel = clock.setTimer(GATE_MS, () => decide(scanner.toFilter()));
       client.on('data', onData);
       client.once('close', onClose);
-      client.on('error', () => {});
+      // Not a closure of this function: a listener left on the socket for its lifetime would keep
+      // the gate's state (scanner, the bytes it read, `serve`) alive after the hand-off.
+      client.on('error', ignore);
       client.write(GATE_SETTINGS);
     },
   };
@@ -556,6 +558,9 @@ export function limitSessions(server: Http2Server, limits: H2Limits, clock: Cloc
     });
   });
 }
+
+/** The socket 'error' listener of the gate: errors end in 'close', which the listener's guard handles. */
+function ignore(): void {}
 
 /** Allows one event per interval; allow() returns how many were held back since, or undefined. */
 class LogLimiter {
