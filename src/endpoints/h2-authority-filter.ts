@@ -551,7 +551,8 @@ export function limitSessions(server: Http2Server, limits: H2Limits, clock: Cloc
         refuse(new H2ProtocolError(`header list of ${size} octets exceeds ${limits.maxHeaderListSize}`, H2Code.ENHANCE_YOUR_CALM));
         return;
       }
-      stream.once('close', () => {
+      // 'close' comes once; on() saves the once() wrapper every open stream would hold.
+      stream.on('close', () => {
         if (stream.rstCode === 0 || session.destroyed || resets.take()) return;
         refuse(new H2ProtocolError('client resets streams faster than allowed (rapid reset)', H2Code.ENHANCE_YOUR_CALM));
       });
