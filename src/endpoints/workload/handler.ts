@@ -126,7 +126,8 @@ export class WorkloadHandler {
     if (!a) return;
     let last = '';
     let sent: { ids: Map<string, string>; selectors: readonly Selector[] } | undefined;
-    await this.stream(call, method, a, async (sub, cur) => {
+    // Returned, not awaited: this function's frame is not kept for the life of the stream.
+    return this.stream(call, method, a, async (sub, cur) => {
       const view: WorkloadView = await sub.view();
       if (sent) {
         const now = new Set(view.identities.map((i) => i.entry.id));
@@ -167,7 +168,8 @@ export class WorkloadHandler {
     if (!a) return;
     let last = '';
     let granted = false;
-    await this.stream(call, method, a, async (sub, cur) => {
+    // Returned, not awaited: this function's frame is not kept for the life of the stream.
+    return this.stream(call, method, a, async (sub, cur) => {
       const entries = sub.entries();
       if (entries.length === 0 && !this.d.allowUnauthenticatedVerifiers) throw this.deny(method, cur, 'no registration entry matches the caller');
       const view = sub.bundles();
