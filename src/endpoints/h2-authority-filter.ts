@@ -534,10 +534,12 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
  */
 export function limitSessions(server: Http2Server, limits: H2Limits, clock: Clock, onOffence: (err: unknown, code: number) => void): void {
   server.updateSettings({ maxHeaderListSize: limits.maxHeaderListSize });
+  // Shared by every session: what a session's listeners capture is held for its whole life.
+  const now = (): number => clock.now();
   server.on('session', (session: ServerHttp2Session) => {
-    const resets = new ResetBudget(limits, () => clock.now());
+    const resets = new ResetBudget(limits, now);
     // A destroyed session emits 'error' with the GOAWAY code; nothing else listens for it.
-    session.on('error', () => {});
+    session.on('error', ignore);
     const refuse = (err: H2ProtocolError): void => {
       onOffence(err, err.h2Code);
       session.destroy(err, err.h2Code);
