@@ -90,8 +90,52 @@ export interface Subscription {
 
 interface SubState {
   selectors: readonly Selector[];
-  inUse: Set<string>;
+  inUse: ReadonlySet<string>;
   onChange: () => void;
+}
+
+/** What a subscription asks of its manager: one object per manager, shared by every subscription. */
+interface SubscriptionHost {
+  view(state: SubState): Promise<WorkloadView>;
+  entries(state: SubState): RegistrationEntry[];
+  bundles(state: SubState): BundleView;
+  close(state: SubState): void;
+}
+
+const NO_ENTRIES: ReadonlySet<string> = new Set();
+
+/**
+ * A subscriber, which every open stream holds for its lifetime: a class with its methods on the
+ * prototype, not an object literal of closures (a getter and six closures per stream were ≈1 KiB).
+ */
+class CacheSubscription implements Subscription, SubState {
+  inUse: ReadonlySet<string> = NO_ENTRIES;
+
+  constructor(
+    private readonly host: SubscriptionHost,
+    public selectors: readonly Selector[],
+    readonly onChange: () => void,
+  ) {}
+
+  setSelectors(next: readonly Selector[]): void {
+    this.selectors = next;
+  }
+
+  view(): Promise<WorkloadView> {
+    return this.host.view(this);
+  }
+
+  entries(): RegistrationEntry[] {
+    return this.host.entries(this);
+  }
+
+  bundles(): BundleView {
+    return this.host.bundles(this);
+  }
+
+  close(): void {
+    this.host.close(this);
+  }
 }
 
 export class CacheManager {
@@ -181,31 +225,27 @@ export class CacheManager {
   }
 
   subscribe(selectors: readonly Selector[], onChange: () => void): Subscription {
-    const state: SubState = { selectors, inUse: new Set(), onChange };
-    this.subs.add(state);
-    return {
-      get selectors() {
-        return state.selectors;
-      },
-      setSelectors: (next) => {
-        state.selectors = next;
-      },
-      view: async () => {
-        const entries = this.match(state.selectors);
-        const identities = await Promise.all(entries.map((e) => this.x509ForWorkload(e)));
-        this.setInUse(state, new Set(entries.map((e) => e.id)));
-        this.armTimer();
-        return { identities, ...this.bundlesFor(entries) };
-      },
-      entries: () => this.match(state.selectors),
-      bundles: () => this.bundlesFor(this.match(state.selectors)),
-      close: () => {
-        if (!this.subs.delete(state)) return;
-        this.setInUse(state, new Set());
-        this.evict();
-      },
-    };
+    const sub = new CacheSubscription(this.subHost, selectors, onChange);
+    this.subs.add(sub);
+    return sub;
   }
+
+  private readonly subHost: SubscriptionHost = {
+    view: async (state) => {
+      const entries = this.match(state.selectors);
+      const identities = await Promise.all(entries.map((e) => this.x509ForWorkload(e)));
+      this.setInUse(state, new Set(entries.map((e) => e.id)));
+      this.armTimer();
+      return { identities, ...this.bundlesFor(entries) };
+    },
+    entries: (state) => this.match(state.selectors),
+    bundles: (state) => this.bundlesFor(this.match(state.selectors)),
+    close: (state) => {
+      if (!this.subs.delete(state)) return;
+      this.setInUse(state, NO_ENTRIES);
+      this.evict();
+    },
+  };
 
   /** One-shot identities for a unary call (FetchJWTSVID needs no X.509 signing). */
   async x509For(selectors: readonly Selector[]): Promise<WorkloadView> {
@@ -305,7 +345,7 @@ export class CacheManager {
     return { has: (id) => this.inUseCount.has(id) };
   }
 
-  private setInUse(state: SubState, next: Set<string>): void {
+  private setInUse(state: SubState, next: ReadonlySet<string>): void {
     for (const id of state.inUse) {
       const n = (this.inUseCount.get(id) ?? 0) - 1;
       if (n > 0) this.inUseCount.set(id, n);

@@ -22,7 +22,8 @@ export class ConnectionGuard {
 
   constructor(private readonly socket: Socket) {
     socket.on('error', () => {});
-    socket.once('close', () => this.release());
+    // release() is idempotent; on() saves the once() wrapper every connection would hold.
+    socket.on('close', () => this.release());
     if (socket.destroyed) this.release();
   }
 

@@ -512,7 +512,9 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
       const cancel = clock.setTimer(GATE_MS, () => decide(scanner.toFilter()));
       client.on('data', onData);
       client.once('close', onClose);
-      client.on('error', () => {});
+      // Not a closure of this function: a listener left on the socket for its lifetime would keep
+      // the gate's state (scanner, the bytes it read, `serve`) alive after the hand-off.
+      client.on('error', ignore);
       client.write(GATE_SETTINGS);
     },
   };
@@ -532,10 +534,12 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
  */
 export function limitSessions(server: Http2Server, limits: H2Limits, clock: Clock, onOffence: (err: unknown, code: number) => void): void {
   server.updateSettings({ maxHeaderListSize: limits.maxHeaderListSize });
+  // Shared by every session: what a session's listeners capture is held for its whole life.
+  const now = (): number => clock.now();
   server.on('session', (session: ServerHttp2Session) => {
-    const resets = new ResetBudget(limits, () => clock.now());
+    const resets = new ResetBudget(limits, now);
     // A destroyed session emits 'error' with the GOAWAY code; nothing else listens for it.
-    session.on('error', () => {});
+    session.on('error', ignore);
     const refuse = (err: H2ProtocolError): void => {
       onOffence(err, err.h2Code);
       session.destroy(err, err.h2Code);
@@ -549,13 +553,17 @@ export function limitSessions(server: Http2Server, limits: H2Limits, clock: Cloc
         refuse(new H2ProtocolError(`header list of ${size} octets exceeds ${limits.maxHeaderListSize}`, H2Code.ENHANCE_YOUR_CALM));
         return;
       }
-      stream.once('close', () => {
+      // 'close' comes once; on() saves the once() wrapper every open stream would hold.
+      stream.on('close', () => {
         if (stream.rstCode === 0 || session.destroyed || resets.take()) return;
         refuse(new H2ProtocolError('client resets streams faster than allowed (rapid reset)', H2Code.ENHANCE_YOUR_CALM));
       });
     });
   });
 }
+
+/** The socket 'error' listener of the gate: errors end in 'close', which the listener's guard handles. */
+function ignore(): void {}
 
 /** Allows one event per interval; allow() returns how many were held back since, or undefined. */
 class LogLimiter {

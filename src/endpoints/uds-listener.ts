@@ -126,7 +126,8 @@ export class UdsListener {
   private onConnection(socket: Socket): void {
     // Every connection from the moment it is accepted, so shutdown can end even those never identified.
     this.open.add(socket);
-    socket.once('close', () => this.open.delete(socket));
+    // 'close' comes once; on() saves the once() wrapper every connection would hold.
+    socket.on('close', () => this.open.delete(socket));
     this.accept(socket);
   }
 

@@ -39,36 +39,46 @@ export class PeerTracker {
       if (pidfd >= 0) this.libc.close(pidfd);
       throw new PeerError('caller_gone', `peertracker: caller pid ${cred.pid} exited before it could be tracked`, { cause: err });
     }
-    const { libc, proc } = this;
-    let closed = false;
-    return {
-      pid: cred.pid,
-      uid: cred.uid,
-      gid: cred.gid,
-      startTime,
-      async checkAlive() {
-        const gone = (why: string): PeerError =>
-          new PeerError('caller_gone', `peertracker: caller pid ${cred.pid} is no longer the process that connected (${why})`);
-        if (closed) throw gone('connection closed');
-        if (pidfd >= 0 && !libc.pidfdAlive(pidfd)) throw gone('process exited');
-        let now: bigint;
-        let owner: { uid: number; gid: number };
-        try {
-          [now, owner] = await Promise.all([proc.startTime(cred.pid), proc.owner(cred.pid)]);
-        } catch {
-          throw gone('process exited');
-        }
-        if (now !== startTime) throw gone('pid reused');
-        // A non-dumpable process's /proc entry is owned by root, whoever runs it; the pidfd
-        // and start time already pin the process, so only a real mismatch counts.
-        const nonDumpable = owner.uid === 0 && owner.gid === 0;
-        if (!nonDumpable && (owner.uid !== cred.uid || owner.gid !== cred.gid)) throw gone('credentials changed');
-      },
-      close() {
-        if (closed) return;
-        closed = true;
-        if (pidfd >= 0) libc.close(pidfd);
-      },
-    };
+    return new TrackedCaller(this.libc, this.proc, cred.pid, cred.uid, cred.gid, startTime, pidfd);
+  }
+}
+
+/** A caller held for the life of its connection: a class, so each connection holds fields, not closures. */
+class TrackedCaller implements Caller {
+  private closed = false;
+
+  constructor(
+    private readonly libc: Libc,
+    private readonly proc: ProcReader,
+    readonly pid: number,
+    readonly uid: number,
+    readonly gid: number,
+    readonly startTime: bigint,
+    private readonly pidfd: number,
+  ) {}
+
+  async checkAlive(): Promise<void> {
+    const gone = (why: string): PeerError =>
+      new PeerError('caller_gone', `peertracker: caller pid ${this.pid} is no longer the process that connected (${why})`);
+    if (this.closed) throw gone('connection closed');
+    if (this.pidfd >= 0 && !this.libc.pidfdAlive(this.pidfd)) throw gone('process exited');
+    let now: bigint;
+    let owner: { uid: number; gid: number };
+    try {
+      [now, owner] = await Promise.all([this.proc.startTime(this.pid), this.proc.owner(this.pid)]);
+    } catch {
+      throw gone('process exited');
+    }
+    if (now !== this.startTime) throw gone('pid reused');
+    // A non-dumpable process's /proc entry is owned by root, whoever runs it; the pidfd
+    // and start time already pin the process, so only a real mismatch counts.
+    const nonDumpable = owner.uid === 0 && owner.gid === 0;
+    if (!nonDumpable && (owner.uid !== this.uid || owner.gid !== this.gid)) throw gone('credentials changed');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pidfd >= 0) this.libc.close(this.pidfd);
   }
 }

@@ -1,6 +1,7 @@
 /** Assembles the gRPC services served on the admin socket. */
 import * as grpc from '@grpc/grpc-js';
 import { loadProto } from '../proto.js';
+import { GRPC_SERVER_OPTIONS } from '../server.js';
 import type { OpenStreams } from '../open-streams.js';
 import type { DebugHandler } from './debug.js';
 import type { DelegatedIdentityHandler } from './delegated-identity.js';
@@ -19,7 +20,7 @@ export interface AdminServices {
 
 /** `streams`, when given, tracks streaming calls so shutdown can end them (see open-streams.ts). */
 export function buildAdminServer(services: AdminServices, streams?: OpenStreams): grpc.Server {
-  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 1000, 'grpc.keepalive_permit_without_calls': 1 });
+  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => server.addService(def, streams ? streams.track(def, impl) : impl);
   const di = loadProto('spire/api/agent/delegatedidentity/v1/delegatedidentity.proto') as unknown as {
     spire: { api: { agent: { delegatedidentity: { v1: Record<string, ServiceHolder> } } } };

@@ -54,10 +54,25 @@ export function jwtBundlesResponse(view: BundleView): Record<string, unknown> {
   return { bundles };
 }
 
+/**
+ * One bundle's part of a fingerprint, computed once per bundle object (bundles are never changed in
+ * place; a change is a new object): every open stream keeps its last fingerprint, and with a string
+ * of its own per stream, 1,000 streams held 1,000 copies of the same base64 bundle.
+ */
+const bundleParts = { x509: new WeakMap<TrustBundle, string>(), jwt: new WeakMap<TrustBundle, string>() };
+
+function bundlePart(b: TrustBundle, kind: 'x509' | 'jwt'): string {
+  let part = bundleParts[kind].get(b);
+  if (part === undefined) {
+    part = kind === 'x509' ? concat(b.x509Authorities).toString('base64') : jwks(b).toString('base64');
+    bundleParts[kind].set(b, part);
+  }
+  return part;
+}
+
 /** What a client would see; equal fingerprints mean an update would change nothing. */
 export function bundleFingerprint(view: BundleView, kind: 'x509' | 'jwt'): string {
-  const one = (b: TrustBundle): string =>
-    kind === 'x509' ? concat(b.x509Authorities).toString('base64') : jwks(b).toString('base64');
+  const one = (b: TrustBundle): string => bundlePart(b, kind);
   const parts = [`${view.bundle.trustDomain}=${one(view.bundle)}`];
   for (const [td, b] of [...view.federatedBundles].sort(([a], [b2]) => (a < b2 ? -1 : 1))) parts.push(`${td}=${one(b)}`);
   return parts.join('|');

@@ -86,6 +86,21 @@ describe('cache manager', () => {
     expect(v1.identities[0]!.keyPkcs8.length).toBeGreaterThan(100);
   });
 
+  it('subscriptions share their methods (every open stream holds one for its life; no closures of its own)', async () => {
+    const { cache } = setup([entry('a', ['unix:uid:1'])]);
+    const a = cache.subscribe([parseSelector('unix:uid:1')], () => {});
+    const b = cache.subscribe([parseSelector('unix:uid:2')], () => {});
+    for (const m of ['view', 'entries', 'bundles', 'setSelectors', 'close'] as const) expect(a[m]).toBe(b[m]);
+    expect(a.entries().map((e) => e.id)).toEqual(['a']);
+    expect(b.entries()).toEqual([]);
+    b.setSelectors([parseSelector('unix:uid:1')]);
+    expect(b.selectors.map((s) => s.value)).toEqual(['uid:1']);
+    expect((await b.view()).identities.map((i) => i.entry.id)).toEqual(['a']);
+    a.close();
+    b.close();
+    expect(cache.subscriberCount).toBe(0);
+  });
+
   it('rotates a subscribed SVID at half-life and tells the subscriber', async () => {
     const { cache, clock } = setup([entry('a', ['unix:uid:1'])]);
     let changes = 0;

@@ -8,9 +8,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../../src/clock.js';
 import { systemClock } from '../../../src/clock.js';
@@ -23,6 +26,9 @@ import { loadLibc } from '../../../src/proc/libc.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { PREFACE, clientEncoder, connectionError, frame } from '../../helpers/h2-frames.js';
 import { FakeAttestation, FakeCache, FakeCaller, entry, listenerWorkloadHandler, memoryLogger } from '../../helpers/request-path.js';
+
+setFlagsFromString('--expose_gc');
+const gc = runInNewContext('gc') as () => void;
 
 const HEADERS = 1;
 const RST_STREAM = 3;
@@ -289,5 +295,37 @@ describe('the gate on a real listener', () => {
       expect(c.frames.some((f) => f.stream === 3 && f.type === 0)).toBe(false);
       expect(t.pairs()).toBe(0);
     }
+  });
+});
+
+describe('the gate after the hand-off', () => {
+  it('keeps nothing of a connection it handed to gRPC directly (scanner, bytes read, the listener callback)', async () => {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(join(mkdtempSync(join(tmpdir(), 'h2-gate-')), 's'), r));
+    cleanups.push(() => void srv.close());
+    const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+    const c = net.connect(srv.address() as string);
+    c.on('error', () => {});
+    cleanups.push(() => void c.destroy());
+    const socket = await accepted;
+    cleanups.push(() => void socket.destroy());
+    const front = authorityFilter({ libc: loadLibc(), log: memoryLogger(), clock: systemClock });
+    const h2 = http2.createServer();
+    front.attach!(h2);
+    let served: net.Socket | undefined;
+    // The listener's callback is held here only weakly: the gate must let go of it once it has used it.
+    let serve: ((open: () => net.Socket) => void) | undefined = (open) => (served = open());
+    const weak = new WeakRef(serve);
+    front.wrap(socket, serve);
+    serve = undefined;
+    socket.resume();
+    c.write(Buffer.concat([PREFACE, SETTINGS_FRAME, SETTINGS_ACK, frame(HEADERS, END_HEADERS, 1, clientEncoder()(request('localhost')))]));
+    await expect.poll(() => served).toBe(socket);
+    await new Promise((r) => setImmediate(r));
+    gc();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(socket.destroyed).toBe(false);
+    expect(weak.deref()).toBeUndefined();
   });
 });

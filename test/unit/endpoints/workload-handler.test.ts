@@ -160,6 +160,34 @@ describe('Workload API handler (in memory)', () => {
     expect(t.clock.pendingTimers).toBe(0);
   });
 
+  it('FetchX509SVID: open streams share one re-attestation timer, at the same ticks', async () => {
+    const t = setup({ reattestIntervalMs: 30_000 });
+    t.cache.entries = [entry('web', 'spiffe://example.org/web', UID)];
+    const calls = [10, 11, 12].map((pid) => {
+      t.connect(pid);
+      const call = new FakeCall(`peer-${pid}`);
+      (t.svc.FetchX509SVID as (c: unknown) => void)(call);
+      return call;
+    });
+    await settle();
+    expect(calls.map((c) => c.writes.length)).toEqual([1, 1, 1]);
+    expect(t.clock.pendingTimers).toBe(1);
+    const before = t.attestation.calls;
+    t.clock.advance(30_000);
+    await settle();
+    expect(t.attestation.calls).toBe(before + 3);
+    calls[0]!.cancel();
+    await settle();
+    expect(t.clock.pendingTimers).toBe(1);
+    t.clock.advance(30_000);
+    await settle();
+    expect(t.attestation.calls).toBe(before + 5);
+    for (const c of calls.slice(1)) c.cancel();
+    await settle();
+    expect(t.cache.subscribers).toBe(0);
+    expect(t.clock.pendingTimers).toBe(0);
+  });
+
   it('FetchX509Bundles / FetchJWTBundles: bundles for a caller with an entry, PermissionDenied without one unless verifiers are allowed', async () => {
     const t = setup();
     t.connect(10);

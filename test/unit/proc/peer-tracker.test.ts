@@ -58,6 +58,9 @@ describe('peer tracking', () => {
   it('fails closed once the connection is closed', async () => {
     const { socket, child } = await acceptOne({});
     const caller = await new PeerTracker(libc, new ProcReader()).track(socket);
+    // Held for the life of the connection: methods shared on a prototype, not closures per caller.
+    expect(Object.hasOwn(caller, 'checkAlive') || Object.hasOwn(caller, 'close')).toBe(false);
+    caller.close();
     caller.close();
     await expect(caller.checkAlive()).rejects.toThrow(/connection closed/);
     child.kill('SIGKILL');
