@@ -19,7 +19,11 @@ const KINDS = ['spire-agent', 'spiffe-agent'];
 
 function settings() {
   const smoke = process.env.BENCH_SMOKE === '1';
-  return { smoke, entries: smoke ? 100 : 1000, connectN: smoke ? 5 : 30, newN: smoke ? 3 : 20, createN: smoke ? 1 : 3, settleMs: smoke ? 3000 : 10_000 };
+  // BENCH_ONLY=start: only the start-up measures (fresh attestation, then BENCH_RESTARTS restarts, default 1).
+  const startOnly = process.env.BENCH_ONLY === 'start';
+  const restarts = Math.max(1, Number(process.env.BENCH_RESTARTS ?? 1) || 1);
+  const kinds = process.env.BENCH_AGENTS ? KINDS.filter((k) => process.env.BENCH_AGENTS.split(',').includes(k)) : KINDS;
+  return { smoke, startOnly, restarts, kinds, entries: smoke ? 100 : 1000, connectN: smoke ? 5 : 30, newN: smoke ? 3 : 20, createN: smoke ? 1 : 3, settleMs: smoke ? 3000 : 10_000 };
 }
 
 const idOf = (path) => `spiffe://${TD}${path}`;
@@ -61,41 +65,8 @@ function printTable(title, rows, results, unit) {
   }
 }
 
-export async function run() {
-  const s = settings();
-  const [l1, l5] = loadavg();
-  console.log(`\n=== server-mode: spire-agent vs spiffe-agent on one spire-server ${s.smoke ? '(BENCH_SMOKE=1)' : ''}`);
-  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${f(l1)} / ${f(l5)} (1 / 5 min) at start, node ${process.version}`);
-  const bins = spireBins();
-  const client = await clientCopy(benchClient());
-  const server = await startServer(bins);
-  console.log(`  spire-server ${bins.version ?? ''} on 127.0.0.1:${server.port}; ${s.entries} entries per agent`);
-  const agents = {};
-  const results = { 'spire-agent': {}, 'spiffe-agent': {} };
-  const failures = {};
-  try {
-    for (const kind of KINDS) {
-      const alias = idOf(`/node/bench-${kind}`);
-      const token = await server.token(alias);
-      await server.createEntries(entriesFor(kind, alias, s));
-      agents[kind] = { conf: await agentConf(server, token, kind), alias };
-    }
-    // Start each agent alone (fresh attestation), so start-up numbers do not compete.
-    for (const kind of KINDS) {
-      const a = agents[kind];
-      try {
-        a.proc = await startAgentProc(kind, bins, a.conf);
-        await untilServed(client.path, a.conf.socketPath, 1001);
-        results[kind]['start → socket (attest)'] = a.proc.socketMs;
-        results[kind]['start → first SVID (attest)'] = performance.now() - a.proc.t0;
-      } catch (e) {
-        failures[kind] = e instanceof Error ? e.message : String(e);
-        await a.proc?.stop();
-        a.proc = undefined;
-      }
-    }
-    const live = KINDS.filter((k) => agents[k].proc);
-
+/** Everything between start-up and restart: per-connection latency, RSS, entry propagation. */
+async function middle(s, client, server, agents, live, results) {
     // Connect → first X.509-SVID, cached: the same workload again (first call warms, not counted).
     for (const kind of live) {
       const ms = (await connectTimes(client.path, agents[kind].conf.socketPath, 1001, s.connectN + 1)).slice(1);
@@ -143,14 +114,55 @@ export async function run() {
       results[kind]['entry create → SVID on open stream max'] = Math.max(...samples[kind]);
     }
 
-    // Restart from data_dir (no attestation): start → socket and → first SVID.
-    for (const kind of live) {
+}
+
+export async function run() {
+  const s = settings();
+  const [l1, l5] = loadavg();
+  console.log(`\n=== server-mode: spire-agent vs spiffe-agent on one spire-server ${s.smoke ? '(BENCH_SMOKE=1)' : ''}`);
+  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${f(l1)} / ${f(l5)} (1 / 5 min) at start, node ${process.version}`);
+  const bins = spireBins();
+  const client = await clientCopy(benchClient());
+  const server = await startServer(bins);
+  console.log(`  spire-server ${bins.version ?? ''} on 127.0.0.1:${server.port}; ${s.entries} entries per agent`);
+  const agents = {};
+  const results = { 'spire-agent': {}, 'spiffe-agent': {} };
+  const failures = {};
+  try {
+    for (const kind of s.kinds) {
+      const alias = idOf(`/node/bench-${kind}`);
+      const token = await server.token(alias);
+      await server.createEntries(entriesFor(kind, alias, s));
+      agents[kind] = { conf: await agentConf(server, token, kind), alias };
+    }
+    // Start each agent alone (fresh attestation), so start-up numbers do not compete.
+    for (const kind of s.kinds) {
       const a = agents[kind];
-      await a.proc.stop();
-      a.proc = await startAgentProc(kind, bins, a.conf);
-      await untilServed(client.path, a.conf.socketPath, 1001);
-      results[kind]['restart → socket (data_dir)'] = a.proc.socketMs;
-      results[kind]['restart → first SVID (data_dir)'] = performance.now() - a.proc.t0;
+      try {
+        a.proc = await startAgentProc(kind, bins, a.conf);
+        await untilServed(client.path, a.conf.socketPath, 1001);
+        results[kind]['start → socket (attest)'] = a.proc.socketMs;
+        results[kind]['start → first SVID (attest)'] = performance.now() - a.proc.t0;
+      } catch (e) {
+        failures[kind] = e instanceof Error ? e.message : String(e);
+        await a.proc?.stop();
+        a.proc = undefined;
+      }
+    }
+    const live = s.kinds.filter((k) => agents[k].proc);
+    if (!s.startOnly) await middle(s, client, server, agents, live, results);
+
+    // Restart from data_dir (no attestation): start → socket and → first SVID.
+    for (let r = 0; r < s.restarts; r++) {
+      const sfx = s.restarts > 1 ? ` #${r + 1}` : '';
+      for (const kind of live) {
+        const a = agents[kind];
+        await a.proc.stop();
+        a.proc = await startAgentProc(kind, bins, a.conf);
+        await untilServed(client.path, a.conf.socketPath, 1001);
+        results[kind][`restart → socket (data_dir)${sfx}`] = a.proc.socketMs;
+        results[kind][`restart → first SVID (data_dir)${sfx}`] = performance.now() - a.proc.t0;
+      }
     }
   } finally {
     for (const kind of KINDS) {
@@ -163,7 +175,7 @@ export async function run() {
 
   const ms = Object.keys({ ...results['spire-agent'], ...results['spiffe-agent'] }).filter((m) => !m.startsWith('RSS'));
   printTable('server-mode timings', ms, results, 'ms');
-  printTable('server-mode memory', [`RSS idle, ${s.entries} entries`], results, 'MiB');
+  if (!s.startOnly) printTable('server-mode memory', [`RSS idle, ${s.entries} entries`], results, 'MiB');
   const [e1, e5] = loadavg();
   console.log(`  load average at end ${f(e1)} / ${f(e5)}; ratio = spiffe-agent / spire-agent (below 1: ours is faster or smaller)`);
   for (const [kind, msg] of Object.entries(failures)) console.log(`  ${kind}: FAILED to serve: ${msg.split('\n')[0]}`);

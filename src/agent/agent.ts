@@ -101,7 +101,8 @@ export class Agent {
       clock,
       log: log.child({ [F.subsystem]: 'cache_manager' }),
     });
-    this.cache.start();
+    // SVIDs for every entry are signed ahead (server mode) once the sockets are open; see startPrefetch.
+    this.cache.start({ deferPrefetch: true });
     this.attestation = new WorkloadAttestation(attestors, log.child({ [F.subsystem]: 'workload_attestor' }));
     const libc = this.d.libc ?? loadLibc();
     const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
@@ -188,6 +189,7 @@ export class Agent {
       log.info({ [F.path]: a.adminSocketPath, authorized_delegates: (a.authorizedDelegates ?? []).join(',') }, 'Starting admin API');
     }
     this.ready = true;
+    this.cache.startPrefetch();
     // Memory back to the OS once idle after start-up, a burst or churn (issue 9; src/proc/memory-trim.ts).
     this.trimmer = new MemoryTrimmer({
       onTrim: (before, after) => log.debug({ rss_before_mib: Math.round(before / 2 ** 20), rss_after_mib: Math.round(after / 2 ** 20) }, 'Idle: garbage collected and malloc trimmed'),

@@ -12,7 +12,7 @@ import type { KeyType } from '../config/types.js';
 import { SpiffeAgentError, type ErrorCodes } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
-import { generateKeyAndCsr } from './keys.js';
+import { WaveKeys, generateKeyAndCsrNow } from './keys.js';
 import { JWTSVIDs } from './jwt-svids.js';
 import { cacheLimit } from './limits.js';
 import { rotationTime, x509StillFresh } from './rotation.js';
@@ -143,8 +143,12 @@ export class CacheManager {
   private index: EntryIndex;
   private readonly svids = new Map<string, X509Identity>();
   private readonly inflight = new Map<string, Promise<X509Identity>>();
-  /** In-flight signings a workload now waits for whose CSR is not yet with the authority (key generation, or already sent). */
-  private readonly urgent = new Set<string>();
+  /**
+   * A waiting workload's own signing of an entry whose wave signing (start-up prefetch, rotation)
+   * was already past the authority's queue: a fresh key and CSR in an urgent call. At most one per
+   * entry at a time; whichever of the two finishes first is kept (see signX509).
+   */
+  private readonly urgentSignings = new Map<string, Promise<X509Identity>>();
   private readonly jwts: JWTSVIDs;
   private readonly subs = new Set<SubState>();
   /** How many subscribers use each entry id: the union of every `SubState.inUse`, kept as counts so a view costs O(its entries), not O(subscribers). */
@@ -157,8 +161,11 @@ export class CacheManager {
   private signingFailing = false;
   private rotationFailing = false;
   private processedTainted = new Set<string>();
+  private prefetchDeferred = false;
+  private readonly waveKeys: WaveKeys;
 
   constructor(private readonly o: CacheManagerOptions) {
+    this.waveKeys = new WaveKeys(o.keyType);
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
     this.jwts = new JWTSVIDs({
@@ -171,8 +178,19 @@ export class CacheManager {
     });
   }
 
-  start(): void {
+  /**
+   * `deferPrefetch`: follow the authority now, but sign nothing ahead until startPrefetch(). The
+   * agent opens its sockets first: a start-up wave of a thousand key generations would otherwise
+   * fill libuv's thread pool ahead of the listener's file-system calls.
+   */
+  start(opts: { deferPrefetch?: boolean } = {}): void {
     this.unsubscribe = this.o.authority.onChange((snap) => this.onAuthorityChange(snap));
+    this.prefetchDeferred = opts.deferPrefetch ?? false;
+    this.prefetch();
+  }
+
+  startPrefetch(): void {
+    this.prefetchDeferred = false;
     this.prefetch();
   }
 
@@ -261,8 +279,16 @@ export class CacheManager {
   private x509ForWorkload(entry: RegistrationEntry): Promise<X509Identity> {
     const pending = this.inflight.get(entry.id);
     if (!pending) return this.ensureX509(entry);
-    if (!this.o.authority.expediteX509SVID?.(entry.id)) this.urgent.add(entry.id);
-    return pending;
+    // The embedded authority signs at once; a CSR still in the server authority's queue moves ahead.
+    if (!this.o.authority.expediteX509SVID || this.o.authority.expediteX509SVID(entry.id)) return pending;
+    // Its key is still being generated behind the wave, or its CSR is inside a batch of up to 500
+    // with the server: sign once more, urgently, and take whichever comes first.
+    let own = this.urgentSignings.get(entry.id);
+    if (!own) {
+      own = this.signX509(entry, true).finally(() => this.urgentSignings.delete(entry.id));
+      this.urgentSignings.set(entry.id, own);
+    }
+    return firstOf(pending, own);
   }
 
   jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
@@ -300,24 +326,35 @@ export class CacheManager {
         this.signingFailing = true;
         return retry;
       })
-      .finally(() => {
-        this.inflight.delete(entry.id);
-        this.urgent.delete(entry.id);
-      });
+      .finally(() => this.inflight.delete(entry.id));
     this.inflight.set(entry.id, p);
     return p;
   }
 
-  private async signX509(entry: RegistrationEntry): Promise<X509Identity> {
-    const { pkcs8, csrDer } = await generateKeyAndCsr(this.o.keyType);
+  /**
+   * `urgent`: a workload waits (its key is made on the spot, its CSR skips the queue). When another
+   * signing of the same entry (the wave's, or a workload's urgent one) stored a new SVID meanwhile,
+   * that one is kept and returned: the cache holds one SVID per entry and a workload's view does
+   * not change twice.
+   */
+  private async signX509(entry: RegistrationEntry, urgent = false): Promise<X509Identity> {
+    const before = this.svids.get(entry.id)?.serial;
+    const newer = (): X509Identity | undefined => {
+      const cur = this.svids.get(entry.id);
+      return cur && cur.serial !== before && cur.entry.revisionNumber === entry.revisionNumber && cur.entry.spiffeId === entry.spiffeId ? cur : undefined;
+    };
+    const { pkcs8, csrDer } = await (urgent ? generateKeyAndCsrNow(this.o.keyType) : this.waveKeys.next());
+    const done = newer();
+    if (done) return done;
     const issuedAt = this.o.clock.now();
     let signed;
     try {
-      // Asked for after key generation, so a workload that started waiting meanwhile counts.
-      signed = await this.o.authority.signX509SVID(entry, csrDer, { urgent: this.urgent.delete(entry.id) });
+      signed = await this.o.authority.signX509SVID(entry, csrDer, { urgent });
     } catch (err) {
       throw new CacheError('sign_failed', `cache: could not obtain an X.509-SVID for ${entry.spiffeId}: ${(err as Error).message}`, { cause: err });
     }
+    const raced = newer();
+    if (raced) return raced;
     const identity: X509Identity = {
       entry,
       chain: signed.chain,
@@ -423,7 +460,7 @@ export class CacheManager {
 
   /** Signs SVIDs for entries without one while there is room; a failure is retried on the next change or rotation. */
   private prefetch(): void {
-    if (!this.o.prefetchX509 || this.closed) return;
+    if (!this.o.prefetchX509 || this.closed || this.prefetchDeferred) return;
     let room = cacheLimit(this.o.x509CacheMaxSize) - this.svids.size - this.inflight.size;
     for (const e of this.index.entries) {
       if (room <= 0) break;
@@ -475,4 +512,18 @@ export class CacheManager {
       }
     }
   }
+}
+
+/** The first of two signings of one entry to succeed; rejects with the first's error when both fail. */
+function firstOf(a: Promise<X509Identity>, b: Promise<X509Identity>): Promise<X509Identity> {
+  return new Promise((resolve, reject) => {
+    let failed = 0;
+    let firstErr: unknown;
+    const fail = (which: number) => (err: unknown) => {
+      if (which === 0) firstErr = err;
+      if (++failed === 2) reject(firstErr);
+    };
+    a.then(resolve, fail(0));
+    b.then(resolve, fail(1));
+  });
 }

@@ -58,7 +58,7 @@ class FlakyAuthority implements Authority {
   }
 }
 
-function setup(entries: RegistrationEntry[], opts: { x509Max?: number; prefetch?: boolean; hitTimeoutMs?: number } = {}) {
+function setup(entries: RegistrationEntry[], opts: { x509Max?: number; prefetch?: boolean; hitTimeoutMs?: number; deferPrefetch?: boolean } = {}) {
   const clock = new FakeClock();
   const authority = new FlakyAuthority(clock, entries);
   const cache = new CacheManager({
@@ -72,7 +72,7 @@ function setup(entries: RegistrationEntry[], opts: { x509Max?: number; prefetch?
     clock,
     log: nullLogger,
   });
-  cache.start();
+  cache.start({ deferPrefetch: opts.deferPrefetch });
   return { clock, authority, cache };
 }
 
@@ -119,6 +119,48 @@ describe('cache manager with a server', () => {
     release();
     expect((await view).identities).toHaveLength(1);
     expect(urgentFlags).toEqual([false, false]);
+  });
+
+  it('signs once more, urgently, for a workload whose entry is already in a wave call; keeps the first SVID', async () => {
+    const entries = [makeEntry('a', ['unix:uid:1']), makeEntry('b', ['unix:uid:2'])];
+    const { cache, authority } = setup(entries, { prefetch: true });
+    const urgentFlags: boolean[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sign = authority.signX509SVID.bind(authority);
+    authority.signX509SVID = async (...args: unknown[]) => {
+      const urgent = (args[2] as Parameters<Authority['signX509SVID']>[2])?.urgent ?? false;
+      urgentFlags.push(urgent);
+      if (!urgent) await held; // the wave's call: 500 CSRs with the server
+      return sign();
+    };
+    // The CSRs already left the queue: nothing to move ahead.
+    (authority as Authority).expediteX509SVID = () => false;
+    await settle();
+    expect(urgentFlags).toEqual([false, false]);
+    const first = cache.x509For([parseSelector('unix:uid:1')]);
+    const again = cache.x509For([parseSelector('unix:uid:1')]); // a second caller shares the urgent signing
+    const [v1, v2] = await Promise.all([first, again]);
+    expect(urgentFlags).toEqual([false, false, true]);
+    expect(v1.identities[0]!.serial).toBe('s1');
+    expect(v2.identities[0]!.serial).toBe('s1');
+    release();
+    await settle();
+    // The wave's SVID for a came later and was dropped: the cache still serves the urgent one, once.
+    expect(authority.x509Signed).toBe(3);
+    expect(cache.cachedX509Count).toBe(2);
+    expect((await cache.x509For([parseSelector('unix:uid:1')])).identities[0]!.serial).toBe('s1');
+  });
+
+  it('with deferPrefetch, signs ahead only after startPrefetch (the agent opens its sockets first)', async () => {
+    const entries = Array.from({ length: 3 }, (_, i) => makeEntry(`e${i}`, [`unix:uid:${i}`]));
+    const { cache, authority } = setup(entries, { deferPrefetch: true });
+    await settle();
+    expect(authority.x509Signed).toBe(0);
+    cache.startPrefetch();
+    await settle();
+    expect(authority.x509Signed).toBe(3);
+    expect(cache.cachedX509Count).toBe(3);
   });
 
   it('does not prefetch for the embedded authority', async () => {

@@ -1,12 +1,13 @@
 /**
  * X509Batcher: CSRs that a workload waits for (urgent, or expedited out of the queue) go out in
- * a call of their own at once, even while a big batch is in flight, instead of behind it. The
+ * a call of their own at once, even while a wave batch is in flight, instead of behind it; a wave
+ * goes out in small calls, one at a time. The
  * server is a FAKE grpc client whose BatchNewX509SVID answers only when the test releases it.
  */
 import { describe, expect, it } from 'vitest';
 import type * as grpc from '@grpc/grpc-js';
 import { systemClock } from '../../../../src/clock.js';
-import { X509Batcher } from '../../../../src/authority/server/x509-batcher.js';
+import { MAX_BATCH, WAVE_BATCH, X509Batcher } from '../../../../src/authority/server/x509-batcher.js';
 import { TestCA } from '../../../helpers/test-ca.js';
 
 interface HeldCall {
@@ -35,26 +36,47 @@ const tick = (ms = 40) => new Promise((r) => setTimeout(r, ms));
 const csr = new Uint8Array([0x30, 0]);
 
 describe('X509Batcher priority for waiting workloads', () => {
-  it('sends an expedited CSR at once while a 500-CSR batch is in flight, and the rest after that batch', async () => {
+  it('sends an expedited CSR at once while a wave batch is in flight, and the rest after that batch', async () => {
     const { batcher, calls } = await setup();
     const done = new Set<string>();
-    const all = Array.from({ length: 600 }, (_, i) => batcher.sign(`e${i}`, csr).then(() => done.add(`e${i}`)));
+    const all = Array.from({ length: 120 }, (_, i) => batcher.sign(`e${i}`, csr).then(() => done.add(`e${i}`)));
     await tick();
-    expect(calls.map((c) => c.ids.length)).toEqual([500]);
-    expect(batcher.expedite('e599')).toBe(true);
+    expect(calls.map((c) => c.ids.length)).toEqual([WAVE_BATCH]);
+    expect(batcher.expedite('e119')).toBe(true);
     expect(batcher.expedite('e0')).toBe(false); // already sent in the first batch
     await tick();
-    expect(calls.map((c) => c.ids)).toEqual([calls[0]!.ids, ['e599']]);
+    expect(calls.map((c) => c.ids)).toEqual([calls[0]!.ids, ['e119']]);
     calls[1]!.release();
     await tick();
-    expect(done.has('e599')).toBe(true);
+    expect(done.has('e119')).toBe(true);
     expect(done.size).toBe(1);
     calls[0]!.release();
     await tick();
-    expect(calls.map((c) => c.ids.length)).toEqual([500, 1, 99]);
+    expect(calls.map((c) => c.ids.length)).toEqual([WAVE_BATCH, 1, WAVE_BATCH]);
     calls[2]!.release();
+    await tick();
+    expect(calls.map((c) => c.ids.length)).toEqual([WAVE_BATCH, 1, WAVE_BATCH, 19]);
+    calls[3]!.release();
     await Promise.all(all);
-    expect(done.size).toBe(600);
+    expect(done.size).toBe(120);
+  });
+
+  it('sends a wave WAVE_BATCH CSRs per call, one call at a time (the server admits 500 CSRs a second per IP), and urgent CSRs up to 500 a call', async () => {
+    const { batcher, calls } = await setup();
+    expect(WAVE_BATCH).toBeLessThanOrEqual(50);
+    const wave = Array.from({ length: 3 * WAVE_BATCH }, (_, i) => batcher.sign(`w${i}`, csr));
+    await tick();
+    expect(calls.map((c) => c.ids.length)).toEqual([WAVE_BATCH]);
+    const urgent = Array.from({ length: MAX_BATCH + 10 }, (_, i) => batcher.sign(`u${i}`, csr, true));
+    await tick();
+    expect(calls.map((c) => c.ids.length)).toEqual([WAVE_BATCH, MAX_BATCH, 10]);
+    for (let i = 0; i < 4; i++) {
+      calls[i]!.release();
+      await tick();
+    }
+    expect(calls.map((c) => c.ids.length)).toEqual([WAVE_BATCH, MAX_BATCH, 10, WAVE_BATCH, WAVE_BATCH]);
+    calls[4]!.release();
+    await Promise.all([...wave, ...urgent]);
   });
 
   it('sends urgent CSRs that arrive together in one call, without waiting for the batch in flight', async () => {
