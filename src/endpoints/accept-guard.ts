@@ -15,6 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
 import { FdExhaustedError } from '../proc/errors.js';
+import type { Libc } from '../proc/libc.js';
 
 export class ConnectionGuard {
   private readonly releases: (() => void)[] = [];
@@ -163,6 +164,9 @@ export class SetupPacer {
   }
 }
 
+/** The two libc calls the pump needs (`Libc` satisfies it). */
+export type AcceptCalls = Pick<Libc, 'accept' | 'close'>;
+
 /**
  * Drains the kernel's listen queue from inside the agent's own work. libuv accepts only when the
  * event loop reaches the listening fd, once per loop turn; in a burst a turn may serve dozens of
@@ -181,7 +185,7 @@ export class ListenQueuePump {
 
   constructor(
     private readonly listenFd: number,
-    private readonly sys: { accept(listenFd: number): number; close(fd: number): void },
+    private readonly sys: AcceptCalls,
     private readonly onSocket: (socket: Socket) => void,
     private readonly onError: (err: unknown) => void,
     private readonly now: () => number = () => performance.now(),

@@ -17,7 +17,7 @@ import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
 import { prepareSocketDir, withSocketMode } from './socket-dir.js';
 import { systemClock, type Clock } from '../clock.js';
-import { ConnectionGuard, ListenQueuePump, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
+import { ConnectionGuard, ListenQueuePump, type AcceptCalls, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -35,7 +35,7 @@ export class UdsListener {
   private readonly refusals: RefusalLog;
   private readonly fdLimit: () => number;
   private readonly pacer = new SetupPacer(16, () => this.pump?.maybe());
-  private readonly sys: { accept(listenFd: number): number; close(fd: number): void } | undefined;
+  private readonly sys: AcceptCalls | undefined;
   private pump: ListenQueuePump | undefined;
 
   constructor(
@@ -52,7 +52,7 @@ export class UdsListener {
       clock?: Clock;
       fdLimit?: () => number;
       /** accept4 and close (libc): with them, a burst is taken from the listen queue between steps of work (ListenQueuePump). */
-      sys?: { accept(listenFd: number): number; close(fd: number): void };
+      sys?: AcceptCalls;
     } = {},
   ) {
     const clock = opts.clock ?? systemClock;

@@ -215,3 +215,17 @@ export function listenerWorkloadHandler(d: {
     reattestIntervalMs: 0,
   });
 }
+
+/**
+ * What the listener tests put behind a UdsListener: fakes for the cache and attestation, one
+ * entry for uid 1000, and a Workload handler that finds callers through the listener, once set.
+ */
+export function listenerFixture() {
+  const log = memoryLogger();
+  const attestation = new FakeAttestation();
+  const cache = new FakeCache();
+  cache.entries = [entry('e1', 'spiffe://example.org/web', [{ type: 'unix', value: 'uid:1000' }])];
+  const at: { listener?: { callerOf(call: { getPeer(): string }): ReturnType<ConstructorParameters<typeof WorkloadHandler>[0]['callerOf']> } } = {};
+  const handler = listenerWorkloadHandler({ cache, attestation, log, callerOf: (call) => at.listener?.callerOf(call) });
+  return { log, attestation, cache, handler, at };
+}

@@ -25,7 +25,7 @@ import { UdsListener } from '../../../src/endpoints/uds-listener.js';
 import { loadLibc } from '../../../src/proc/libc.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { PREFACE, clientEncoder, connectionError, frame } from '../../helpers/h2-frames.js';
-import { FakeAttestation, FakeCache, FakeCaller, entry, listenerWorkloadHandler, memoryLogger } from '../../helpers/request-path.js';
+import { FakeCaller, listenerFixture, memoryLogger } from '../../helpers/request-path.js';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
@@ -135,12 +135,7 @@ afterEach(async () => {
 });
 
 async function start(clock: Clock = systemClock, opts: { hideServer?: boolean } = {}) {
-  const log = memoryLogger();
-  const attestation = new FakeAttestation();
-  const cache = new FakeCache();
-  cache.entries = [entry('e1', 'spiffe://example.org/web', [{ type: 'unix', value: 'uid:1000' }])];
-  let listener: UdsListener | undefined;
-  const handler = listenerWorkloadHandler({ cache, attestation, log, callerOf: (call) => listener?.callerOf(call) });
+  const { log, attestation, handler, at } = listenerFixture();
   const libc = loadLibc();
   let pairs = 0;
   const counting = { ...libc, socketpair: () => (pairs++, libc.socketpair()) };
@@ -149,10 +144,11 @@ async function start(clock: Clock = systemClock, opts: { hideServer?: boolean } 
   const front = authorityFilter({ libc: counting, log, clock });
   // As if grpc-js no longer had the map the listener finds its HTTP/2 server in.
   if (opts.hideServer) front.attach = ((attach) => () => attach(undefined))(front.attach!.bind(front));
-  listener = new UdsListener(path, server, { track: async () => new FakeCaller(4242) }, log, 0o777, front);
+  const listener = new UdsListener(path, server, { track: async () => new FakeCaller(4242) }, log, 0o777, front);
+  at.listener = listener;
   await listener.listen();
   attestation.byPid.set(4242, [{ type: 'unix', value: 'uid:1000' }]);
-  cleanups.push(() => listener!.close(100));
+  cleanups.push(() => listener.close(100));
   const fetchJWT = (options: grpc.ChannelOptions = {}) => {
     const wl = loadProto('spiffe/workload/workload.proto') as unknown as { SpiffeWorkloadAPI: new (addr: string, creds: grpc.ChannelCredentials, o: grpc.ChannelOptions) => Client };
     const client = new wl.SpiffeWorkloadAPI(`unix://${path}`, grpc.credentials.createInsecure(), options);

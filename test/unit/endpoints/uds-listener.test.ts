@@ -19,7 +19,7 @@ import { UdsListener } from '../../../src/endpoints/uds-listener.js';
 import type { ConnectionFront } from '../../../src/endpoints/h2-authority-filter.js';
 import { loadLibc } from '../../../src/proc/libc.js';
 import { execFileSync } from 'node:child_process';
-import { FakeAttestation, FakeCache, FakeCaller, entry, listenerWorkloadHandler, memoryLogger } from '../../helpers/request-path.js';
+import { FakeCaller, listenerFixture } from '../../helpers/request-path.js';
 
 type Client = grpc.Client & { FetchJWTSVID: (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void };
 
@@ -29,17 +29,13 @@ afterEach(async () => {
 });
 
 async function start(identify: (socket: Socket) => Promise<FakeCaller>, extra: { front?: ConnectionFront; sys?: { accept(fd: number): number; close(fd: number): void } } = {}) {
-  const log = memoryLogger();
-  const attestation = new FakeAttestation();
-  const cache = new FakeCache();
-  cache.entries = [entry('e1', 'spiffe://example.org/web', [{ type: 'unix', value: 'uid:1000' }])];
-  let listener: UdsListener | undefined;
-  const handler = listenerWorkloadHandler({ cache, attestation, log, callerOf: (call) => listener?.callerOf(call) });
+  const { log, attestation, handler, at } = listenerFixture();
   const server = buildGrpcServer({ workload: handler }, () => 'SERVING');
   const path = join(mkdtempSync(join(tmpdir(), 'uds-listener-')), 'public', 'api.sock');
-  listener = new UdsListener(path, server, { track: identify }, log, 0o777, extra.front, { sys: extra.sys });
+  const listener = new UdsListener(path, server, { track: identify }, log, 0o777, extra.front, { sys: extra.sys });
+  at.listener = listener;
   await listener.listen();
-  cleanups.push(() => listener!.close(100));
+  cleanups.push(() => listener.close(100));
   const wl = loadProto('spiffe/workload/workload.proto') as unknown as { SpiffeWorkloadAPI: new (addr: string, creds: grpc.ChannelCredentials) => Client };
   const client = new wl.SpiffeWorkloadAPI(`unix://${path}`, grpc.credentials.createInsecure());
   cleanups.push(() => client.close());
