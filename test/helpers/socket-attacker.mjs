@@ -15,7 +15,7 @@ const top = path.dirname(dir);
 const end = Date.now() + Number(ms);
 const tmp = path.join(dir, `.attacker-${process.pid}`);
 const won = { created: 0, linked: 0, swapped: 0 };
-let tries = 0;
+let freeSeen = 0;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 process.on('SIGTERM', () => {
   process.stdout.write(JSON.stringify(won) + '\n');
@@ -35,9 +35,16 @@ function round() {
   // Tight, synchronous: the window it is looking for is a few milliseconds wide.
   for (let i = 0; i < 200; i++) {
     try {
-      if (linkTarget && tries++ % 2 === 0 && !lexists(top)) {
-        fs.symlinkSync(linkTarget, top);
-        won.linked++;
+      if (!lexists(top)) {
+        // Each time the path is free it takes turns between the two attacks, so every run of the
+        // test sees both (alternating per try instead left it to chance which one a free path met).
+        if (linkTarget && freeSeen++ % 2 === 0) {
+          fs.symlinkSync(linkTarget, top);
+          won.linked++;
+        } else {
+          fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+          won.created++;
+        }
       } else if (!fs.existsSync(dir)) {
         fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
         won.created++;
