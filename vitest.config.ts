@@ -20,6 +20,7 @@ const NEEDS_ROOT = [
   'test/integration/admin-hardening.test.ts',
   'test/integration/attack-accept.test.ts',
   'test/integration/attack-h2.test.ts',
+  'test/integration/fuzz-h2.test.ts',
   'test/integration/soak-smoke.test.ts',
   'test/unit/attestation/unix/unix.test.ts',
   'test/unit/proc/peer-tracker.test.ts',

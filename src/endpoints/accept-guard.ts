@@ -62,7 +62,7 @@ function isFdExhaustedError(err: unknown): boolean {
 }
 
 /** Kinds of refusal, each logged on its own schedule. */
-type Kind = 'fd_exhausted' | 'caller_gone' | 'other';
+type Kind = 'fd_exhausted' | 'caller_gone' | 'uid_connection_share' | 'other';
 
 export class RefusalLog {
   private readonly state = new Map<Kind, { lastLogged: number; suppressed: number }>();
@@ -76,7 +76,8 @@ export class RefusalLog {
 
   /** Records one refused connection. */
   refused(err: unknown): void {
-    const kind: Kind = isFdExhaustedError(err) ? 'fd_exhausted' : (err as { code?: unknown })?.code === 'caller_gone' ? 'caller_gone' : 'other';
+    const code = (err as { code?: unknown })?.code;
+    const kind: Kind = isFdExhaustedError(err) ? 'fd_exhausted' : code === 'caller_gone' || code === 'uid_connection_share' ? code : 'other';
     const now = this.clock.now();
     const s = this.state.get(kind);
     if (s && now - s.lastLogged < this.intervalMs) {
@@ -89,6 +90,8 @@ export class RefusalLog {
     const more = suppressed ? `; ${suppressed} more since the last message` : '';
     if (kind === 'fd_exhausted') {
       this.log.error(fields, `Refusing connections: the agent is out of file descriptors${more}`);
+    } else if (kind === 'uid_connection_share') {
+      this.log.warn(fields, `Refusing connections: one user holds its share of connections${more}`);
     } else if (kind === 'caller_gone') {
       // A caller that hung up before it was identified is harmless and costs nothing now.
       this.log.debug(fields, `Connection closed before its caller was identified${more}`);

@@ -19,9 +19,9 @@
  * client's ACK of that SETTINGS. If the first `:authority` is valid, the bytes read (minus
  * that ACK, which the gRPC session never asked for) are put back into the client's own
  * socket and it goes to gRPC as is; nghttp2 then reads it natively, with the limits of
- * `limitSessions`. Otherwise, or if no request comes within GATE_MS, the filter takes it.
+ * `guardSessions` (h2-sessions.ts). Otherwise, or if no request comes within GATE_MS, the filter takes it.
  */
-import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { Http2Server } from 'node:http2';
 import { Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import type { Libc } from '../proc/libc.js';
@@ -29,6 +29,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError, ResetBudget, goawayFrame, type H2Limits } from './h2-limits.js';
 import { BoundedHpackDecoder, HpackEncoder, type HpackHeader } from './hpack-bounded.js';
+import { LogLimiter, guardSessions, ignore, type StreamShare } from './h2-sessions.js';
 
 export { H2ProtocolError } from './h2-limits.js';
 
@@ -358,7 +359,7 @@ export const GATE_MS = 1_000;
 export interface ConnectionFront {
   wrap(client: Socket, serve: (open: () => Socket) => void): void;
   /** grpc-js's HTTP/2 server behind the injector, so its sessions get the limits; undefined if it cannot be found. */
-  attach?(server: Http2Server | undefined): void;
+  attach?(server: Http2Server | undefined, share?: StreamShare): void;
 }
 
 /**
@@ -457,12 +458,12 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
   };
 
   return {
-    attach(server) {
+    attach(server, share) {
       if (!server) {
         log.warn("grpc-js's HTTP/2 server was not found; every connection goes through the :authority filter");
         return;
       }
-      limitSessions(server, limits, clock, logOffence);
+      guardSessions(server, limits, clock, logOffence, log, share);
       direct = true;
     },
     wrap(client, serve) {
@@ -518,74 +519,6 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
       client.write(GATE_SETTINGS);
     },
   };
-}
-
-/**
- * The limits for sessions nghttp2 reads directly (the gate sends connections there only once
- * their first header block passed the same checks as the filter's). nghttp2 itself refuses
- * frames above the SETTINGS_MAX_FRAME_SIZE it advertised (FRAME_SIZE_ERROR), HPACK table size
- * updates above its 4,096 (COMPRESSION_ERROR) and more than 8 CONTINUATION frames per block
- * (nghttp2 1.61, so a block as sent stays under 150 KiB), and Node refuses more than 128
- * header fields per block (maxHeaderListPairs, the default). Here: the header list limit is
- * advertised (Node enforces it once the client has ACKed) and checked on every request as
- * it reaches JS, before gRPC sees it; streams ended by a reset (the client's RST_STREAM, or
- * Node's after a limit) spend the same token bucket as the filter's rapid-reset budget. A
- * session over either limit gets GOAWAY ENHANCE_YOUR_CALM and is closed, as with the filter.
- */
-export function limitSessions(server: Http2Server, limits: H2Limits, clock: Clock, onOffence: (err: unknown, code: number) => void): void {
-  server.updateSettings({ maxHeaderListSize: limits.maxHeaderListSize });
-  // Shared by every session: what a session's listeners capture is held for its whole life.
-  const now = (): number => clock.now();
-  server.on('session', (session: ServerHttp2Session) => {
-    const resets = new ResetBudget(limits, now);
-    // A destroyed session emits 'error' with the GOAWAY code; nothing else listens for it.
-    session.on('error', ignore);
-    const refuse = (err: H2ProtocolError): void => {
-      onOffence(err, err.h2Code);
-      session.destroy(err, err.h2Code);
-    };
-    // Before gRPC's handler (which Node calls through the server's own 'stream' listener on the session).
-    session.prependListener('stream', (stream: ServerHttp2Stream, _headers: unknown, _flags: number, rawHeaders: string[]) => {
-      // Node enforces the advertised list size only once the client has ACKed our SETTINGS; this holds before that too.
-      let size = 0;
-      for (let i = 0; i + 1 < rawHeaders.length; i += 2) size += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
-      if (size > limits.maxHeaderListSize) {
-        refuse(new H2ProtocolError(`header list of ${size} octets exceeds ${limits.maxHeaderListSize}`, H2Code.ENHANCE_YOUR_CALM));
-        return;
-      }
-      // 'close' comes once; on() saves the once() wrapper every open stream would hold.
-      stream.on('close', () => {
-        if (stream.rstCode === 0 || session.destroyed || resets.take()) return;
-        refuse(new H2ProtocolError('client resets streams faster than allowed (rapid reset)', H2Code.ENHANCE_YOUR_CALM));
-      });
-    });
-  });
-}
-
-/** The socket 'error' listener of the gate: errors end in 'close', which the listener's guard handles. */
-function ignore(): void {}
-
-/** Allows one event per interval; allow() returns how many were held back since, or undefined. */
-class LogLimiter {
-  private last = -Infinity;
-  private held = 0;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly intervalMs: number,
-  ) {}
-
-  allow(): number | undefined {
-    const now = this.clock.now();
-    if (now - this.last < this.intervalMs && now >= this.last) {
-      this.held++;
-      return undefined;
-    }
-    this.last = now;
-    const held = this.held;
-    this.held = 0;
-    return held;
-  }
 }
 
 /** Both ends of a socketpair as Sockets; on any failure neither fd is left open. */

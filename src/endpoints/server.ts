@@ -22,9 +22,20 @@ export interface PublicServices {
  * strings and their closures (≈2 KiB of heap per open stream, and CPU on every connection).
  */
 export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
-  'grpc.max_concurrent_streams': 1000,
+  // Per connection. SPIFFE clients open one to three streams on a connection; every open stream
+  // holds memory, so this (with the per-uid share of open calls, uid-share.ts) bounds what one
+  // client can make the agent hold. Streams past it are refused by HTTP/2 itself (REFUSED_STREAM),
+  // which clients retry.
+  'grpc.max_concurrent_streams': 100,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.enable_channelz': 0,
+  // Every connection is pinged every 10 s and closed when it has not answered within 5 s: a
+  // client that stopped reading (abandoned, half-closed, or trickling bytes) and, under Node 20,
+  // a session nghttp2 has ended after a protocol error (Node 20 then stops reading and never
+  // notices the client leave) give their descriptors back within 15 s. Every HTTP/2 client
+  // answers PINGs on its own; one ping per 10 s costs an idle connection next to nothing.
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
 };
 
 /** `streams`, when given, tracks streaming calls so shutdown can end them (see open-streams.ts). */

@@ -18,6 +18,8 @@ import { SpiffeAgentError } from '../errors.js';
 import { prepareSocketDir, withSocketMode } from './socket-dir.js';
 import { systemClock, type Clock } from '../clock.js';
 import { ConnectionGuard, ListenQueuePump, type AcceptCalls, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
+import { UID_STREAM_SHARE, UidShare, UidShareError, uidShareFor } from './uid-share.js';
+import type { StreamShare } from './h2-sessions.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
 
@@ -37,6 +39,9 @@ export class UdsListener {
   private readonly pacer = new SetupPacer(16, () => this.pump?.maybe());
   private readonly sys: AcceptCalls | undefined;
   private pump: ListenQueuePump | undefined;
+  /** Connections and open calls per uid, so one local user cannot hold every descriptor or all memory (see uid-share.ts). */
+  private readonly uidConnections: UidShare;
+  private readonly uidStreams: UidShare;
 
   constructor(
     private readonly path: string,
@@ -53,12 +58,19 @@ export class UdsListener {
       fdLimit?: () => number;
       /** accept4 and close (libc): with them, a burst is taken from the listen queue between steps of work (ListenQueuePump). */
       sys?: AcceptCalls;
+      /** Most connections one uid may hold; from the fd limit unless set (tests). */
+      uidShare?: () => number;
+      /** Most open calls one uid may hold; UID_STREAM_SHARE unless set (tests). */
+      uidStreamShare?: number;
     } = {},
   ) {
     const clock = opts.clock ?? systemClock;
     this.sys = opts.sys;
     this.refusals = new RefusalLog(log, clock);
     this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
+    this.uidConnections = new UidShare(opts.uidShare ?? (() => uidShareFor(this.fdLimit())));
+    const streamShare = opts.uidStreamShare ?? UID_STREAM_SHARE;
+    this.uidStreams = new UidShare(() => streamShare);
   }
 
   /** The caller behind a gRPC call, or undefined if the connection is unknown or gone. */
@@ -83,7 +95,7 @@ export class UdsListener {
     await removeStaleSocket(bound);
     const known = new Set(http2ServersOf(this.grpcServer));
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    this.front.attach?.(http2ServersOf(this.grpcServer).find((s) => !known.has(s)));
+    this.front.attach?.(http2ServersOf(this.grpcServer).find((s) => !known.has(s)), this.streamShare);
     // Paused until set up (see SetupPacer): in a burst, reads of connections still waiting
     // their turn would otherwise crowd accept(2) out of the event loop.
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => this.onConnection(socket));
@@ -118,6 +130,14 @@ export class UdsListener {
     return realDir;
   }
 
+  /** Open calls per uid: a session's uid is its connection's caller, found by the id its socket carries. */
+  private readonly streamShare: StreamShare = {
+    admit: (session) => {
+      const caller = this.callers.get(String((session.socket as Socket | undefined)?.remoteAddress));
+      return caller ? this.uidStreams.tryTake(caller.uid) : noop;
+    },
+  };
+
   /** Connections taken from the listen queue by the pump rather than by libuv (tests, debug). */
   get pumped(): number {
     return this.pump?.taken ?? 0;
@@ -148,6 +168,9 @@ export class UdsListener {
     checkFdHeadroom(socket, this.fdLimit());
     const caller = await this.tracker.track(socket);
     guard.own(() => caller.close());
+    const release = this.uidConnections.tryTake(caller.uid);
+    if (!release) throw new UidShareError(caller.uid, this.uidConnections.share());
+    guard.own(release);
     this.pacer.run(() => {
       try {
         this.serve(socket, guard, caller);
@@ -213,6 +236,8 @@ export class UdsListener {
     if (ino !== undefined && ino === this.boundIno) await rm(this.boundPath, { force: true });
   }
 }
+
+function noop(): void {}
 
 /**
  * grpc-js's HTTP/2 servers (one per injector), from its private `http2Servers` map: grpc-js has

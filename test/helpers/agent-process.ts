@@ -41,6 +41,8 @@ export interface AgentStartOptions {
   socketPath?: string;
   /** The daemon's umask (set by a shell before it execs node); the inherited one unless set. */
   umask?: number;
+  /** The daemon's open-file limit (soft and hard, set with prlimit before node starts). */
+  nofile?: number;
 }
 
 export class AgentProcess {
@@ -92,7 +94,7 @@ plugins {
 }
 `,
     );
-    const argv = [process.execPath, AGENT_MAIN, 'run', '-config', conf];
+    const argv = [...(o.nofile ? ['prlimit', `--nofile=${o.nofile}:${o.nofile}`, '--'] : []), process.execPath, AGENT_MAIN, 'run', '-config', conf];
     const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) };
     const proc =
       o.umask === undefined

@@ -1,8 +1,19 @@
 /**
- * HTTP/2 abuse of the real daemon by another local user (uid 65534, its own process):
- * CONTINUATION flood, an oversized frame, a huge header block and rapid reset. Each must
- * end with GOAWAY (right error code) and the connection closed by the agent, its fds
- * freed, RSS back near where it was, and other clients served meanwhile.
+ * HTTP/2 attacks on the real daemon by another local user (uid 65534, in processes of its own),
+ * with the intensity of a real attacker. Every attacking connection first acts as a real gRPC
+ * client does (preface, SETTINGS, the ACK of the agent's SETTINGS, a real FetchX509SVID the
+ * agent answers, PINGs answered), so it reaches the same path every real client gets, then
+ * attacks; several connections at once on each path concurrently (straight to nghttp2, and
+ * through the :authority filter with a socket-path :authority, as grpc-java sends), each
+ * reconnecting whenever the agent closes it, for a sustained time (test/attack/h2-attacker.mjs).
+ *
+ * While each attack runs, root and another uid must get their X.509-SVIDs; afterwards the agent
+ * is alive, serves them again, and its open fds and RSS are back at their baseline. The agent
+ * runs with an open-file limit of 1,024 so that exhausting its descriptors is within an
+ * attacker's reach here. The agent's fds and RSS before, at the peak during and after each
+ * attack are printed (the numbers in the issue's note come from here).
+ *
+ * H2_ATTACK_SECONDS sets each attack's length (8 s unless set; longer on demand).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -12,79 +23,174 @@ import { AgentProcess, REPO, cli, collect, sleep, uidEntry } from '../helpers/ag
 
 const ATTACKER = { uid: 65534, gid: 65534 };
 const WORKLOAD = { uid: 1702, gid: 1702 };
-const ATTACK = join(REPO, 'test/helpers/attacker.mjs');
+const ATTACK = join(REPO, 'test/attack/h2-attacker.mjs');
+const SECONDS = Number(process.env.H2_ATTACK_SECONDS ?? 8);
+const NOFILE = 1024;
 /** RSS is read in KiB. */
 const MiB = 1024;
-const ONE_MIB_BYTES = 1024 * 1024;
+
+interface Totals {
+  attack: string;
+  route: string;
+  connections: number;
+  connectErrors: Record<string, number>;
+  handshakes: number;
+  served: number;
+  units: number;
+  goaways: Record<string, number>;
+  closedByAgent: number;
+  stalls: number;
+}
 
 let agent: AgentProcess;
-let baselineFds = 0;
+let baseline = { fds: 0, rss: 0 };
 
 beforeAll(async () => {
-  agent = await AgentProcess.start({ entries: [uidEntry('/w', WORKLOAD.uid)] });
-  await fetchWorks();
-  baselineFds = fdCount();
+  agent = await AgentProcess.start({
+    entries: [uidEntry('/root', 0), uidEntry('/w', WORKLOAD.uid), uidEntry('/attacker', ATTACKER.uid)],
+    nofile: NOFILE,
+  });
+  await fetchAs({ uid: 0, gid: 0 }, '/root');
+  await fetchAs(WORKLOAD, '/w');
+  baseline = { fds: fdCount(), rss: rssKiB() };
 });
 afterAll(async () => agent?.stop());
 
 const fdCount = (): number => readdirSync(`/proc/${agent.proc.pid}/fd`).length;
 const rssKiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]);
+const alive = (): boolean => agent.proc.exitCode === null && agent.proc.signalCode === null;
 
-async function fetchWorks(): Promise<void> {
-  const r = await cli(['api', 'fetch', 'x509', '-socketPath', agent.socketPath, '-timeout', '20s'], WORKLOAD, 60_000);
-  expect(r.stderr).toBe('');
-  expect(r.stdout).toContain('spiffe://example.org/w');
+async function fetchAs(ids: { uid: number; gid: number }, path: string): Promise<void> {
+  const r = await cli(['api', 'fetch', 'x509', '-socketPath', agent.socketPath, '-timeout', '30s'], ids, 60_000);
+  expect(r.stdout, `uid ${ids.uid}: ${r.stderr}`).toContain(`spiffe://example.org${path}`);
 }
 
-async function h2Attack(kind: string) {
-  const child = spawn(process.execPath, [ATTACK, 'h2', agent.socketPath, kind], {
+function attacker(kind: string, route: 'direct' | 'filtered', extra: string[] = []): Promise<Totals> {
+  const child = spawn(process.execPath, [ATTACK, agent.socketPath, kind, '--route', route, '--seconds', String(SECONDS), '--conns', '4', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ATTACK_SECONDS: '30' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     ...ATTACKER,
   });
-  let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, rssKiB())), 50);
-  const r = await collect(child, 90_000);
-  clearInterval(sampler);
-  expect(r.code, r.stderr).toBe(0);
-  return { ...(JSON.parse(r.stdout) as { goaway: boolean; errorCode: number | null; closed: boolean; closedMs: number | null; sent: number }), peak };
+  return collect(child, (SECONDS + 120) * 1000).then((r) => {
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as Totals;
+  });
 }
 
+/** Runs `kind` on both paths at once, with root and another uid fetching meanwhile; returns both attackers' totals. */
+async function attack(kind: string, extra: string[] = []): Promise<{ direct: Totals; filtered: Totals }> {
+  const before = { fds: fdCount(), rss: rssKiB() };
+  let peak = { ...before };
+  const sampler = setInterval(() => {
+    if (alive()) peak = { fds: Math.max(peak.fds, fdCount()), rss: Math.max(peak.rss, rssKiB()) };
+  }, 100);
+  const running = Promise.all([attacker(kind, 'direct', extra), attacker(kind, 'filtered', extra)]);
+  // In the middle of the attack: everyone else is still served.
+  await sleep(Math.min(3000, (SECONDS * 1000) / 2));
+  await Promise.all([fetchAs({ uid: 0, gid: 0 }, '/root'), fetchAs(WORKLOAD, '/w')]);
+  const [direct, filtered] = await running;
+  clearInterval(sampler);
+  expect(alive(), agent.logs.slice(-20).join('\n')).toBe(true);
+  const after = await settle();
+  console.log(
+    `${kind.padEnd(28)} fds ${before.fds} → ${peak.fds} → ${after.fds}   RSS ${(before.rss / MiB).toFixed(0)} → ${(peak.rss / MiB).toFixed(0)} → ${(after.rss / MiB).toFixed(0)} MiB   ` +
+      `direct ${JSON.stringify(summary(direct))} filtered ${JSON.stringify(summary(filtered))}`,
+  );
+  expect(after.fds).toBeLessThanOrEqual(baseline.fds + 2);
+  expect(after.rss - baseline.rss).toBeLessThan(48 * MiB);
+  await Promise.all([fetchAs({ uid: 0, gid: 0 }, '/root'), fetchAs(WORKLOAD, '/w')]);
+  return { direct, filtered };
+}
+
+const summary = (t: Totals) => ({ conns: t.connections, served: t.served, units: t.units, goaway: t.goaways, closed: t.closedByAgent, refused: t.connectErrors });
+
+/** Waits until fds and RSS are back near the baseline (keepalive bounds a dead session's life to 15 s; the idle trim returns memory). */
 async function settle(): Promise<{ fds: number; rss: number }> {
-  const deadline = Date.now() + 20_000;
-  while (fdCount() > baselineFds + 4 && Date.now() < deadline) await sleep(200);
+  const deadline = Date.now() + 45_000;
+  while (Date.now() < deadline && (fdCount() > baseline.fds + 2 || rssKiB() - baseline.rss >= 48 * MiB)) await sleep(250);
   return { fds: fdCount(), rss: rssKiB() };
 }
 
-describe('HTTP/2 abuse from another local user', () => {
-  const cases: [string, number, number][] = [
-    // kind, expected GOAWAY code, most bytes the attacker may get in before the agent closes
-    ['continuation', 0xb, ONE_MIB_BYTES],
-    ['big-frame', 0x6, ONE_MIB_BYTES],
-    ['big-block', 0xb, ONE_MIB_BYTES],
-    ['rapid-reset', 0xb, ONE_MIB_BYTES],
-  ];
-  it.each(cases)('%s: GOAWAY, closed by the agent, nothing left behind', async (kind, code, maxSent) => {
-    const rssBefore = rssKiB();
-    const served = fetchWorks();
-    const r = await h2Attack(kind);
-    await served;
-    // Before the limits: the flood ran to 64 MiB with RSS growing by ~100 MB that stayed,
-    // the 16 MiB frame and 8 MiB block were buffered whole, rapid reset was never closed.
-    expect(r.goaway).toBe(true);
-    expect(r.errorCode).toBe(code);
-    expect(r.closed).toBe(true);
-    expect(r.sent).toBeLessThan(maxSent);
-    expect(r.peak - rssBefore).toBeLessThan(48 * MiB);
-    const after = await settle();
-    expect(after.fds).toBeLessThanOrEqual(baselineFds + 4);
-    expect(after.rss - rssBefore).toBeLessThan(32 * MiB);
-    await fetchWorks();
-  }, 180_000);
+const goaways = (t: Totals): number => Object.values(t.goaways).reduce((a, b) => a + b, 0);
+const TIMEOUT = (SECONDS + 150) * 1000;
+
+describe('HTTP/2 attacks from another local user, on both paths at once', () => {
+  it.each([
+    // HEADERS + RST_STREAM, 100 per write; at least 100,000 resets on the direct path.
+    'rapid-reset',
+    // Complete requests (HEADERS + DATA) reset at once: before, the agent's memory ran away to gigabytes.
+    'rapid-reset-full',
+    // Requests grpc-js answers synchronously (unknown method, no gRPC content type), reset at once: before, the agent aborted.
+    'rapid-reset-unknown-path',
+    'rapid-reset-no-content-type',
+  ])('%s: the agent stays up; every connection is closed by it', async (kind) => {
+    const { direct, filtered } = await attack(kind, ['--min', '100000']);
+    expect(direct.units).toBeGreaterThanOrEqual(100_000);
+    for (const t of [direct, filtered]) {
+      expect(t.served).toBeGreaterThan(0);
+      // Every connection that attacked was closed by the agent (one may still be open when time was up).
+      expect(t.closedByAgent).toBeGreaterThanOrEqual(t.handshakes - 4);
+      expect(goaways(t)).toBeGreaterThan(0);
+    }
+  }, TIMEOUT);
+
+  it.each([
+    // A frame announcing 16 MiB, then: the client closes at once / holds the connection, never reading / streams the body.
+    'big-frame-close',
+    'big-frame-hold',
+    'big-frame-stream',
+  ])('%s: GOAWAY, and the connection and everything the agent held for it are freed', async (kind) => {
+    const { direct, filtered } = await attack(kind);
+    for (const t of [direct, filtered]) expect(t.units).toBeGreaterThan(0);
+    if (kind === 'big-frame-stream') for (const t of [direct, filtered]) expect(t.goaways['6']).toBeGreaterThan(0);
+  }, TIMEOUT);
+
+  it.each([
+    'continuation',
+    'continuation-empty',
+    'header-many',
+    'header-big',
+    'header-hpack-amp',
+    'settings-flood',
+    'ping-flood',
+    'window-overflow',
+    'window-zero-increment',
+    'window-tiny',
+    'bad-path',
+  ])('%s: the agent stays up and serves everyone else', async (kind) => {
+    const { direct, filtered } = await attack(kind);
+    for (const t of [direct, filtered]) expect(t.units).toBeGreaterThan(0);
+  }, TIMEOUT);
+
+  it('zero-window (responses the agent may never send, on every stream it allows): memory stays bounded', async () => {
+    const before = rssKiB();
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB())), 100);
+    const { direct, filtered } = await attack('zero-window');
+    clearInterval(sampler);
+    for (const t of [direct, filtered]) expect(t.units).toBeGreaterThan(0);
+    // 100 streams a connection, 2,048 open calls per user: bounded whatever the client does.
+    expect(peak - before).toBeLessThan(256 * MiB);
+  }, TIMEOUT);
+
+  it('half-closed and abandoned connections are closed when dead', async () => {
+    for (const kind of ['half-closed', 'abandoned']) await attack(kind);
+  }, 3 * TIMEOUT);
+
+  it('slowloris with more connections than the open-file limit allows: other users are still served', async () => {
+    // 4 × 50 connections on each path against 1,024 descriptors (four per filtered connection):
+    // without a per-user share the agent runs out and refuses root.
+    const { direct, filtered } = await attack('slowloris');
+    expect(direct.connections + filtered.connections).toBeGreaterThanOrEqual(400);
+    expect(agent.logs.some((l) => l.includes('one user holds its share of connections'))).toBe(true);
+  }, TIMEOUT);
 
   it('logs offending connections once a minute, not once each', async () => {
     const lines = agent.logs.filter((l) => l.includes('broke a protocol limit'));
     expect(lines.length).toBeGreaterThanOrEqual(1);
-    expect(lines.length).toBeLessThanOrEqual(2);
+    // Minutes the suite ran, plus one.
+    expect(lines.length).toBeLessThanOrEqual(Math.ceil((Date.now() - startedAt) / 60_000) + 1);
   });
 });
+
+const startedAt = Date.now();

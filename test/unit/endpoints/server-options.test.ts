@@ -14,8 +14,10 @@ describe('gRPC server options', () => {
     expect((server as unknown as { channelzEnabled: boolean }).channelzEnabled).toBe(false);
   });
 
-  it('keeps the limits the servers had', () => {
-    expect(GRPC_SERVER_OPTIONS['grpc.max_concurrent_streams']).toBe(1000);
+  it('bounds streams per connection and pings every connection (a dead or stalled one is closed within 15 s)', () => {
+    expect(GRPC_SERVER_OPTIONS['grpc.max_concurrent_streams']).toBe(100);
     expect(GRPC_SERVER_OPTIONS['grpc.keepalive_permit_without_calls']).toBe(1);
+    expect(GRPC_SERVER_OPTIONS['grpc.keepalive_time_ms']).toBe(10_000);
+    expect(GRPC_SERVER_OPTIONS['grpc.keepalive_timeout_ms']).toBe(5_000);
   });
 });
