@@ -62,7 +62,8 @@ const alive = (): boolean => agent.proc.exitCode === null && agent.proc.signalCo
 
 async function fetchAs(ids: { uid: number; gid: number }, path: string): Promise<void> {
   const r = await cli(['api', 'fetch', 'x509', '-socketPath', agent.socketPath, '-timeout', '30s'], ids, 60_000);
-  expect(r.stdout, `uid ${ids.uid}: ${r.stderr}`).toContain(`spiffe://example.org${path}`);
+  const dead = alive() ? '' : `\nthe agent is gone; its last lines:\n${agent.logs.slice(-40).join('\n')}`;
+  expect(r.stdout, `uid ${ids.uid}: ${r.stderr}${dead}`).toContain(`spiffe://example.org${path}`);
 }
 
 function attacker(kind: string, route: 'direct' | 'filtered', extra: string[] = []): Promise<Totals> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AuthorityRewriter } from '../../../src/endpoints/h2-authority-filter.js';
+import { AuthorityRewriter } from '../../../src/endpoints/h2-rewriter.js';
 import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError, goawayFrame } from '../../../src/endpoints/h2-limits.js';
 import { PREFACE, clientEncoder, connectionError, frame } from '../../helpers/h2-frames.js';
 

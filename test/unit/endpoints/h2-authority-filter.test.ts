@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { AuthorityRewriter, H2ProtocolError } from '../../../src/endpoints/h2-authority-filter.js';
+import { AuthorityRewriter } from '../../../src/endpoints/h2-rewriter.js';
+import { H2ProtocolError } from '../../../src/endpoints/h2-limits.js';
 import { PREFACE, clientEncoder, frame } from '../../helpers/h2-frames.js';
 
 const hpack = createRequire(import.meta.url)('hpack.js');
