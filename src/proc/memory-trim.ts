@@ -40,26 +40,39 @@ const processCpuMs = (): number => {
   return (u.user + u.system) / 1000;
 };
 
-let gcFn: (() => void) | undefined;
+type GcFn = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+let gcFn: GcFn | undefined;
 
 /**
- * A full garbage collection. Node exposes `gc` only under --expose-gc; setting the flag at run
- * time makes V8 install `gc` in contexts created afterwards, so one small context lends it.
+ * A full garbage collection that also gives the heap's emptied pages back. Node exposes `gc` only
+ * under --expose-gc; setting the flag at run time makes V8 install `gc` in contexts created
+ * afterwards, so one small context lends it.
+ *
+ * One plain full GC frees objects but leaves most emptied 256 KiB old-space pages committed until
+ * a later GC (after an HTTP/2 attack: 94 MiB of heap for 13 MiB used; 42 after one GC, 17 after
+ * a second). V8 12 and later (Node 22+) have a memory-reducing collection, the "last-resort"
+ * flavour, that does it in one call (133 → 6 MiB on Node 24 where a plain GC kept 133); V8 11
+ * (Node 20) does not know the options and, given them, collects nothing, so it gets two plain GCs.
  */
 export function fullGc(): void {
   if (!gcFn) {
-    const g = (globalThis as { gc?: () => void }).gc;
+    const g = (globalThis as { gc?: GcFn }).gc;
     if (typeof g === 'function') gcFn = g;
     else {
       setFlagsFromString('--expose-gc');
       try {
-        gcFn = runInNewContext('gc') as () => void;
+        gcFn = runInNewContext('gc') as GcFn;
       } finally {
         setFlagsFromString('--no-expose-gc');
       }
     }
   }
-  gcFn();
+  if (Number.parseInt(process.versions.v8, 10) >= 12) {
+    gcFn({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  } else {
+    gcFn();
+    gcFn();
+  }
 }
 
 const MADV_PAGEOUT = 21;
