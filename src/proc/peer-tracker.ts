@@ -61,7 +61,7 @@ class TrackedCaller implements Caller {
     const gone = (why: string): PeerError =>
       new PeerError('caller_gone', `peertracker: caller pid ${this.pid} is no longer the process that connected (${why})`);
     if (this.closed) throw gone('connection closed');
-    if (this.pidfd >= 0 && !this.libc.pidfdAlive(this.pidfd)) throw gone('process exited');
+    if (this.pidfd >= 0 && this.libc.pidfdExited(this.pidfd)) throw gone('process exited');
     let now: bigint;
     let owner: { uid: number; gid: number };
     try {
