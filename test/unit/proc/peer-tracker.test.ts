@@ -9,7 +9,7 @@ import { loadLibc } from '../../../src/proc/libc.js';
 import { PeerTracker } from '../../../src/proc/peer-tracker.js';
 import { ProcReader } from '../../../src/proc/proc-reader.js';
 import { connectAs, waitExit } from '../../helpers/processes.js';
-import { setprivArgv } from '../../helpers/privileges.js';
+import { runCompiledAs, setprivArgv } from '../../helpers/privileges.js';
 
 const libc = loadLibc();
 let server: Server | undefined;
@@ -194,5 +194,50 @@ describe('a tracker running as a non-root uid without CAP_KILL answers as root w
     r = await c.check();
     expect(r.get(other.pid!)).toMatchObject({ code: 'caller_gone', message: expect.stringMatching(/process exited/) });
     expect(r.get(root.pid!)).toMatchObject({ ok: true });
+  });
+
+  it.each(['invisible', 'noaccess'] as const)(
+    'says which privilege is missing when /proc is mounted hidepid=%s, and still sees the caller exit',
+    async (hidepid) => {
+      const c = await start({ uid: AGENT_UID, hidepid });
+      const other = await c.caller({ uid: 4242, gid: 4343 });
+      const own = await c.caller({ uid: AGENT_UID, gid: AGENT_UID });
+      children.push(other, own);
+      let r = await c.check();
+      expect(r.get(other.pid!)).toMatchObject({ code: 'proc_denied', message: expect.stringMatching(/hidepid.*CAP_SYS_PTRACE/) });
+      expect(r.get(other.pid!)!.message).not.toMatch(/exited/);
+      expect(r.get(own.pid!)).toMatchObject({ ok: true });
+      other.kill('SIGKILL');
+      await waitExit(other);
+      r = await c.check();
+      expect(r.get(other.pid!)).toMatchObject({ code: 'caller_gone', message: expect.stringMatching(/process exited/) });
+    },
+  );
+
+  it('sees through hidepid with CAP_SYS_PTRACE, as the systemd unit grants it', async () => {
+    const c = await start({ uid: AGENT_UID, hidepid: 'invisible', caps: ['sys_ptrace'] });
+    const other = await c.caller({ uid: 4242, gid: 4343 });
+    children.push(other);
+    expect((await c.check()).get(other.pid!)).toMatchObject({ ok: true });
+  });
+
+  it('says the agent is out of file descriptors, not that the caller exited, when it cannot open /proc', async () => {
+    // The child connects to itself, so its caller is alive for sure, then uses up its descriptors.
+    const r = await runCompiledAs(
+      { uid: AGENT_UID, gid: AGENT_UID, caps: [] },
+      `const fs = await import('node:fs'); const net = await import('node:net');
+       const { loadLibc } = await load('proc/libc.js');
+       const { PeerTracker } = await load('proc/peer-tracker.js');
+       const { ProcReader } = await load('proc/proc-reader.js');
+       const path = fs.mkdtempSync('/tmp/peer-fds-') + '/s.sock';
+       const accepted = new Promise((r) => net.createServer(r).listen(path, () => net.connect(path)));
+       const caller = await new PeerTracker(loadLibc(), new ProcReader()).track(await accepted);
+       await caller.checkAlive();
+       const held = [];
+       try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch {}
+       try { await caller.checkAlive(); out({ ok: true }); } catch (e) { out({ code: e.code, message: e.message }); }
+       process.exit(0);`,
+    );
+    expect(r).toMatchObject({ code: 'fd_exhausted', message: expect.stringMatching(/out of file descriptors/) });
   });
 });
