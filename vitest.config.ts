@@ -21,6 +21,7 @@ const NEEDS_ROOT = [
   'test/integration/attack-accept.test.ts',
   'test/integration/attack-h2.test.ts',
   'test/integration/soak-smoke.test.ts',
+  'test/integration/unit-privileges.test.ts',
   'test/unit/attestation/unix/unix.test.ts',
   'test/unit/proc/peer-tracker.test.ts',
 ];

@@ -5,8 +5,11 @@
  * Uses util-linux's setpriv, as `systemd-run -p AmbientCapabilities=...` would set them.
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { REPO } from './agent-process.js';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Not imported from agent-process.ts, which imports this file.
+const DIST = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'dist/src');
 
 export interface Privileges {
   readonly uid: number;
@@ -20,6 +23,8 @@ export const UNIT_CAPS: readonly string[] = ['sys_ptrace', 'dac_read_search'];
 
 /** The setpriv command line (to prefix a command with) that drops root to `p`. */
 export function setprivArgv(p: Privileges): string[] {
+  // The bounding set is only narrowed when there are capabilities to keep: a plain user's
+  // is the full set, and without capabilities it cannot matter under no-new-privs.
   const caps = p.caps.map((c) => `+${c}`).join(',');
   return [
     'setpriv',
@@ -38,7 +43,7 @@ export function setprivArgv(p: Privileges): string[] {
 export function runCompiledAs(p: Privileges, body: string, timeoutMs = 15_000): Promise<unknown> {
   const prelude =
     `import { pathToFileURL } from 'node:url';` +
-    `const load = (m) => import(pathToFileURL(${JSON.stringify(join(REPO, 'dist/src'))} + '/' + m).href);` +
+    `const load = (m) => import(pathToFileURL(${JSON.stringify(DIST)} + '/' + m).href);` +
     `const out = (v) => process.stdout.write(JSON.stringify(v));`;
   const argv = [...setprivArgv(p), process.execPath, '--input-type=module', '-e', `${prelude}\n${body}`];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
