@@ -5,6 +5,7 @@
  * Uses util-linux's setpriv, as `systemd-run -p AmbientCapabilities=...` would set them.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,8 +19,34 @@ export interface Privileges {
   readonly caps: readonly string[];
 }
 
-/** What systemd/spiffe-agent.service grants: CapabilityBoundingSet= and AmbientCapabilities=. */
-export const UNIT_CAPS: readonly string[] = ['sys_ptrace', 'dac_read_search'];
+/** The settings of systemd/spiffe-agent.service that decide what the daemon may do, read from the shipped file. */
+export interface UnitSettings {
+  /** AmbientCapabilities=, as setpriv spells them; CapabilityBoundingSet= must name the same. */
+  readonly caps: readonly string[];
+  readonly boundingCaps: readonly string[];
+  readonly umask: number;
+  readonly nofile: number;
+  readonly noNewPrivileges: boolean;
+  readonly dynamicUser: boolean;
+}
+
+export function unitSettings(): UnitSettings {
+  const text = readFileSync(join(DIST, '../../systemd/spiffe-agent.service'), 'utf8');
+  const get = (key: string): string => {
+    const m = new RegExp(`^${key}=(.*)$`, 'm').exec(text);
+    if (!m) throw new Error(`systemd/spiffe-agent.service has no ${key}=`);
+    return m[1]!.trim();
+  };
+  const caps = (key: string): string[] => get(key).split(/\s+/).map((c) => c.replace(/^CAP_/, '').toLowerCase()).sort();
+  return {
+    caps: caps('AmbientCapabilities'),
+    boundingCaps: caps('CapabilityBoundingSet'),
+    umask: Number.parseInt(get('UMask'), 8),
+    nofile: Number(get('LimitNOFILE')),
+    noNewPrivileges: get('NoNewPrivileges') === 'yes',
+    dynamicUser: get('DynamicUser') === 'yes',
+  };
+}
 
 /** The setpriv command line (to prefix a command with) that drops root to `p`. */
 export function setprivArgv(p: Privileges): string[] {

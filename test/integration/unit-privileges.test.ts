@@ -3,7 +3,7 @@
  * other uids (issue 14, point 4: it refused them all as "process exited"), and as a plain user
  * without capabilities, where it must say which privilege it lacks.
  *
- * Applied here as the unit does: a non-root uid with no passwd entry (DynamicUser=yes); exactly
+ * Applied here as the unit does, with the values read from the shipped unit file: a non-root uid with no passwd entry (DynamicUser=yes); exactly
  * CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH as bounding, inheritable and ambient set
  * (CapabilityBoundingSet=, AmbientCapabilities=); no-new-privs (NoNewPrivileges=yes); umask 0022
  * (UMask=); an open-file limit (LimitNOFILE=65536, or this machine's hard limit if lower: raising
@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, realpathSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentProcess, cli, field, PARENT_ID, TD, type EntryJson } from '../helpers/agent-process.js';
-import { UNIT_CAPS, type Privileges } from '../helpers/privileges.js';
+import { unitSettings, type Privileges } from '../helpers/privileges.js';
 
 /** In DynamicUser='s range (61184-65519), with no passwd entry, as systemd's dynamic users have none. */
 const UNIT_UID = 61_500;
@@ -32,6 +32,7 @@ const NOBODY = 65_534;
 const CAP_DAC_READ_SEARCH = 2;
 const CAP_SYS_PTRACE = 19;
 
+const UNIT = unitSettings();
 const NODE = realpathSync(process.execPath);
 let nodeSha256: string | undefined;
 
@@ -41,10 +42,11 @@ async function sha256(path: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** LimitNOFILE=, or this machine's hard limit if that is lower (raising it needs CAP_SYS_RESOURCE). */
 function nofileLimit(): number {
   const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))!;
   const hard = line.split(/\s+/)[4]!;
-  return hard === 'unlimited' ? 65_536 : Math.min(65_536, Number(hard));
+  return hard === 'unlimited' ? UNIT.nofile : Math.min(UNIT.nofile, Number(hard));
 }
 
 const entry = (path: string, ...selectors: string[]): EntryJson => ({
@@ -63,7 +65,7 @@ async function start(runAs: Privileges, discover: boolean, entries: EntryJson[])
   agent = await AgentProcess.start({
     entries,
     unixPluginData: `discover_workload_path = ${discover}`,
-    umask: 0o022,
+    umask: UNIT.umask,
     runAs: { ...runAs, nofile: nofileLimit() },
   });
   return agent;
@@ -76,8 +78,10 @@ function fetchAs(a: AgentProcess, id: number): ReturnType<typeof cli> {
 
 describe('the daemon as the systemd unit runs it', () => {
   it('runs with exactly the unit\'s privileges and serves callers of three other uids, root included, each its own SVID', async () => {
+    // What the harness below can reproduce; a unit that changes these needs this test changed too.
+    expect(UNIT).toMatchObject({ dynamicUser: true, noNewPrivileges: true, boundingCaps: UNIT.caps, caps: ['dac_read_search', 'sys_ptrace'] });
     nodeSha256 ??= await sha256(NODE);
-    const a = await start({ uid: UNIT_UID, gid: UNIT_UID, caps: UNIT_CAPS }, true, [
+    const a = await start({ uid: UNIT_UID, gid: UNIT_UID, caps: UNIT.caps }, true, [
       // path and sha256 need /proc/<pid>/exe of a root process: CAP_SYS_PTRACE.
       entry('/root-workload', 'uid:0', `path:${NODE}`, `sha256:${nodeSha256}`),
       entry('/nobody', `uid:${NOBODY}`),
@@ -90,7 +94,7 @@ describe('the daemon as the systemd unit runs it', () => {
     expect(line('Uid').split(/\s+/)).toEqual(Array(4).fill(String(UNIT_UID)));
     expect({ eff: line('CapEff'), prm: line('CapPrm'), bnd: line('CapBnd'), amb: line('CapAmb') }).toEqual({ eff: caps, prm: caps, bnd: caps, amb: caps });
     expect(line('NoNewPrivs')).toBe('1');
-    expect(line('Umask')).toBe('0022');
+    expect(line('Umask')).toBe(UNIT.umask.toString(8).padStart(4, '0'));
     expect(readFileSync(`/proc/${a.proc.pid}/limits`, 'utf8')).toMatch(new RegExp(`^Max open files\\s+${nofileLimit()}\\s+${nofileLimit()}`, 'm'));
 
     for (const [id, path] of [[0, '/root-workload'], [NOBODY, '/nobody'], [OTHER_UID, '/other']] as const) {

@@ -17,7 +17,7 @@ import { UserDb } from '../../../../src/attestation/workload/unix/user-db.js';
 import { ProcError } from '../../../../src/proc/errors.js';
 import { ProcReader } from '../../../../src/proc/proc-reader.js';
 import { sleeper, waitExit } from '../../../helpers/processes.js';
-import { UNIT_CAPS, runCompiledAs, type Privileges } from '../../../helpers/privileges.js';
+import { runCompiledAs, unitSettings, type Privileges } from '../../../helpers/privileges.js';
 
 const UID = 1301;
 const GID = 1302;
@@ -261,7 +261,7 @@ describe('unix attestor: failures', () => {
 describe('unix attestor: as a non-root agent', () => {
   const AGENT = 4310;
   const plain: Privileges = { uid: AGENT, gid: AGENT, caps: [] };
-  const unit: Privileges = { uid: AGENT, gid: AGENT, caps: UNIT_CAPS };
+  const unit: Privileges = { uid: AGENT, gid: AGENT, caps: unitSettings().caps };
 
   function attestAs(p: Privileges, pid: number, discover: boolean): Promise<unknown> {
     return runCompiledAs(
