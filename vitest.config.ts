@@ -22,6 +22,7 @@ const NEEDS_ROOT = [
   'test/integration/attack-h2.test.ts',
   'test/integration/fuzz-h2.test.ts',
   'test/integration/soak-smoke.test.ts',
+  'test/integration/unit-privileges.test.ts',
   'test/unit/attestation/unix/unix.test.ts',
   'test/unit/proc/peer-tracker.test.ts',
 ];

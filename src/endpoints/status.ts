@@ -40,6 +40,8 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   no_peer_fd: UNAUTHENTICATED,
   process_gone: INTERNAL,
   proc_read: INTERNAL,
+  // The agent lacks a privilege (CAP_SYS_PTRACE, say): a retry cannot help until the operator grants it.
+  proc_denied: FAILED_PRECONDITION,
   proc_malformed: INTERNAL,
   syscall_failed: INTERNAL,
   fd_exhausted: UNAVAILABLE,

@@ -1,6 +1,6 @@
 /**
- * The few libc calls Node does not expose: SO_PEERCRED, pidfd_open and
- * pidfd_send_signal. Loaded on first use (koffi ships prebuilt binaries,
+ * The few libc calls Node does not expose: SO_PEERCRED, pidfd_open, poll on a pidfd,
+ * socketpair, accept4, getrlimit. Loaded on first use (koffi ships prebuilt binaries,
  * so nothing is compiled at install time).
  */
 import koffi from 'koffi';
@@ -9,8 +9,10 @@ import { FdExhaustedError, SyscallError, isFdExhaustion } from './errors.js';
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
-const SYS_pidfd_send_signal = 424;
 const SYS_pidfd_open = 434;
+const POLLIN = 0x1;
+const POLLHUP = 0x10;
+const POLLNVAL = 0x20;
 
 export interface Ucred {
   readonly pid: number;
@@ -26,8 +28,11 @@ export interface Libc {
    * without its pidfd just because someone else used up the agent's descriptors.
    */
   pidfdOpen(pid: number): number;
-  /** True while the process the pidfd refers to has not exited. */
-  pidfdAlive(pidfd: number): boolean;
+  /**
+   * True once the process the pidfd refers to has exited (a zombie counts), false while it runs.
+   * Needs no permission over the process; throws SyscallError if the kernel cannot answer.
+   */
+  pidfdExited(pidfd: number): boolean;
   close(fd: number): void;
   /** The soft RLIMIT_NOFILE, read each time (an operator may change it with prlimit). */
   fdLimit(): number;
@@ -61,7 +66,8 @@ function bindLibc(): Libc {
   const ucred = koffi.struct('spiffe_agent_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
   const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ spiffe_agent_ucred *, _Inout_ uint32 *)');
   const syscall3 = lib.func('long syscall(long, int, int, int)');
-  const syscall5 = lib.func('long syscall(long, int, int, void *, int)');
+  koffi.struct('spiffe_agent_pollfd', { fd: 'int', events: 'int16', revents: 'int16' });
+  const pollFn = lib.func('int poll(_Inout_ spiffe_agent_pollfd *, unsigned long, int)');
   const closeFn = lib.func('int close(int)');
   const socketpairFn = lib.func('int socketpair(int, int, int, _Out_ int *sv)');
   const accept4 = lib.func('int accept4(int, void *, void *, int)');
@@ -81,9 +87,21 @@ function bindLibc(): Libc {
       if (fd < 0 && isFdExhaustion(koffi.errno())) throw new FdExhaustedError('peertracker: pidfd_open', koffi.errno());
       return fd;
     },
-    pidfdAlive(pidfd) {
-      // Signal 0 performs the existence check without delivering anything.
-      return Number(syscall5(SYS_pidfd_send_signal, pidfd, 0, null, 0)) === 0;
+    pidfdExited(pidfd) {
+      // A pidfd turns readable when its process exits. pidfd_send_signal(0) was used before, but
+      // signalling another uid's process needs CAP_KILL: its EPERM made every such caller look
+      // exited to an agent running as the systemd unit does (non-root, no CAP_KILL).
+      for (;;) {
+        const p = { fd: pidfd, events: POLLIN, revents: 0 };
+        const rc = pollFn(p, 1, 0) as number;
+        if (rc === 0) return false;
+        if (rc > 0) {
+          if (p.revents & POLLNVAL) throw new SyscallError('syscall_failed', `libc: poll on pidfd ${pidfd}: not an open descriptor (POLLNVAL)`);
+          // POLLHUP: newer kernels also report a reaped process that way.
+          return (p.revents & (POLLIN | POLLHUP)) !== 0;
+        }
+        if (koffi.errno() !== osConstants.errno.EINTR) throw new SyscallError('syscall_failed', `libc: poll on pidfd ${pidfd} failed: ${lastErrno()}`);
+      }
     },
     close(fd) {
       closeFn(fd);

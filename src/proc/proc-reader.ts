@@ -6,7 +6,7 @@ import { readFile, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProcError } from './errors.js';
+import { FdExhaustedError, ProcError, isFdExhaustion, privilegeHint } from './errors.js';
 
 export interface ProcStatus {
   /** Effective ids: the 2nd column of Uid:/Gid:, as the kernel uses for permission checks. */
@@ -73,7 +73,21 @@ export class ProcReader {
     try {
       return await open(this.path(pid, 'exe'), 'r');
     } catch (err) {
-      throw procError(pid, 'exe', err);
+      // EACCES comes from the ptrace check on the link or from the binary's own mode; only
+      // the second leaves the link readable, and each needs a different capability.
+      let target: string | undefined;
+      if (isDenied(err)) target = this.readableLink(pid);
+      if (target === undefined) throw procError(pid, 'exe', err);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ProcError('proc_denied', `proc: cannot open the executable of pid ${pid} (${target}) to hash it: ${code}: ${privilegeHint('dac')}`, { cause: err });
+    }
+  }
+
+  private readableLink(pid: number): string | undefined {
+    try {
+      return readlinkSync(this.path(pid, 'exe'));
+    } catch {
+      return undefined;
     }
   }
 
@@ -109,11 +123,23 @@ export class ProcReader {
   }
 }
 
-function procError(pid: number, file: string, err: unknown): ProcError {
+/** EACCES or EPERM: the agent may not look, which says nothing about whether the process is there. */
+function isDenied(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+function procError(pid: number, file: string, err: unknown): ProcError | FdExhaustedError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ESRCH') {
     return new ProcError('process_gone', `proc: process ${pid} no longer exists`, { cause: err });
   }
+  if (isDenied(err)) {
+    // exe is behind the ptrace access check; the other files only when hidepid hides the process.
+    return new ProcError('proc_denied', `proc: cannot read /proc/${pid}/${file}: ${code}: ${privilegeHint(file === 'exe' ? 'ptrace' : 'hidepid')}`, { cause: err });
+  }
+  const errno = (err as NodeJS.ErrnoException).errno;
+  if (typeof errno === 'number' && isFdExhaustion(-errno)) return new FdExhaustedError(`proc: reading /proc/${pid}/${file}`, -errno);
   return new ProcError('proc_read', `proc: cannot read /proc/${pid}/${file}: ${(err as Error).message}`, { cause: err });
 }
 

@@ -4,9 +4,10 @@
  * workload would: identity comes from the kernel, not from anything the test passes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setprivArgv, type Privileges } from './privileges.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const AGENT_MAIN = join(REPO, 'dist/src/cli/main.js');
@@ -43,6 +44,17 @@ export interface AgentStartOptions {
   umask?: number;
   /** The daemon's open-file limit (soft and hard, set with prlimit before node starts). */
   nofile?: number;
+  /**
+   * Start the executable as users and the systemd unit do (its sh preamble starts node with the
+   * agent's flags), not `node main.js`: for tests that measure memory.
+   */
+  bin?: boolean;
+  /**
+   * Runs the daemon as systemd/spiffe-agent.service would rather than as root: under these ids
+   * and capabilities (setpriv, no-new-privs), with `nofile` as its open-file limit, data_dir
+   * 0700 and the socket's directory 0755 owned by it (StateDirectory=, RuntimeDirectory=).
+   */
+  runAs?: Privileges & { nofile?: number };
 }
 
 export class AgentProcess {
@@ -94,7 +106,8 @@ plugins {
 }
 `,
     );
-    const argv = [...(o.nofile ? ['prlimit', `--nofile=${o.nofile}:${o.nofile}`, '--'] : []), process.execPath, AGENT_MAIN, 'run', '-config', conf];
+    const run = [...(o.nofile ? ['prlimit', `--nofile=${o.nofile}:${o.nofile}`, '--'] : []), ...(o.bin ? [] : [process.execPath]), AGENT_MAIN, 'run', '-config', conf];
+    const argv = o.runAs ? [...(await dropTo(o.runAs, join(dir, 'data'), dirname(socketPath))), ...run] : run;
     const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) };
     const proc =
       o.umask === undefined
@@ -132,6 +145,16 @@ plugins {
     }
     if (!opts.keepDir) await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Gives the directories to the daemon's uid, and returns the command prefix that drops to it. */
+async function dropTo(p: Privileges & { nofile?: number }, dataDir: string, socketDir: string): Promise<string[]> {
+  await chown(dataDir, p.uid, p.gid);
+  await chmod(dataDir, 0o700);
+  await mkdir(socketDir, { recursive: true });
+  await chown(socketDir, p.uid, p.gid);
+  await chmod(socketDir, 0o755);
+  return [...(p.nofile ? ['prlimit', `--nofile=${p.nofile}:${p.nofile}`] : []), ...setprivArgv(p)];
 }
 
 export interface CliResult {

@@ -1,8 +1,8 @@
 /**
  * Runs every configured workload attestor on a pid concurrently and merges what
  * they find. One failing attestor is logged and its selectors are absent; only if
- * all fail does attestation fail, and then as refused (not worth retrying) when an
- * attestor said so, or as a possibly transient failure otherwise. Concurrent attestations are bounded so a busy
+ * all fail does attestation fail: as a missing privilege of the agent, or refused (neither worth
+ * retrying) when an attestor said so, or as a possibly transient failure otherwise. Concurrent attestations are bounded so a busy
  * node cannot make the agent open thousands of /proc files at once.
  */
 import type { Selector } from '../../domain/types.js';
@@ -101,6 +101,13 @@ export class WorkloadAttestation {
         // told Unauthenticated by the call attestor before this is seen).
         if (results.every((r) => r.status === 'rejected' && r.reason instanceof ProcError && r.reason.code === 'process_gone')) {
           throw new AttestationError('workload_gone', `workload attestation failed: process ${pid} does not exist`);
+        }
+        // The agent may not read what an attestor needs (no CAP_SYS_PTRACE for another uid's
+        // /proc/<pid>/exe, say): the operator has to grant it, so the caller is told which.
+        const denied = results.findIndex((r) => r.status === 'rejected' && r.reason instanceof ProcError && r.reason.code === 'proc_denied');
+        if (denied >= 0) {
+          const reason = (results[denied] as PromiseRejectedResult).reason as ProcError;
+          throw new ProcError('proc_denied', `workload attestation failed for pid ${pid}: attestor ${this.attestors[denied]!.name}: ${reason.message}`, { cause: reason });
         }
         const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof WorkloadRefusedError);
         if (refused) {

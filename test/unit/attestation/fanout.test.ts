@@ -152,6 +152,18 @@ describe('WorkloadAttestation: failures', () => {
     expect(r).toEqual({ selectors: [{ type: 'k8s', value: 'ns:a' }], failed: ['unix'] });
   });
 
+  it('fails with the missing privilege, as FailedPrecondition, when every attestor fails and one was denied by /proc', async () => {
+    const hint = 'proc: cannot read /proc/6/exe: EACCES: the agent (uid 4100) needs CAP_SYS_PTRACE (the systemd unit grants it) or root';
+    const denied: WorkloadAttestor = { name: 'unix', attest: () => Promise.reject(new ProcError('proc_denied', hint)) };
+    const err = await new WorkloadAttestation([failing('k8s', 'kubelet unreachable'), denied], recordingLogger()).attest(6, signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcError);
+    expect(err).toMatchObject({ code: 'proc_denied', message: `workload attestation failed for pid 6: attestor unix: ${hint}` });
+    expect(toServiceError(err).code).toBe(grpc.status.FAILED_PRECONDITION);
+    // The other attestors' selectors are still served when one of them was denied, as spire-agent does.
+    const r = await new WorkloadAttestation([denied, fixed('k8s', ['ns:a'])], recordingLogger()).attest(6, signal);
+    expect(r).toEqual({ selectors: [{ type: 'k8s', value: 'ns:a' }], failed: ['unix'] });
+  });
+
   it('reports a pid that no attestor could find as workload_gone, which is NotFound', async () => {
     const gone = (name: string): WorkloadAttestor => ({ name, attest: () => Promise.reject(new ProcError('process_gone', 'proc: process 5 no longer exists')) });
     const err = await new WorkloadAttestation([gone('unix'), gone('k8s')], recordingLogger()).attest(5, signal).catch((e: unknown) => e);

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadLibc } from '../../../src/proc/libc.js';
 import { SyscallError } from '../../../src/proc/errors.js';
@@ -30,5 +32,36 @@ describe('loadLibc', () => {
     expect(b).toBeGreaterThan(2);
     libc.close(a);
     libc.close(b);
+  });
+
+  it('tells a running process from one that exited through its pidfd, a zombie counting as exited', async () => {
+    const libc = loadLibc();
+    // sh starts a short sleep and becomes a long one, which never reaps the short one: a zombie.
+    const holder = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number(await new Promise<string>((r) => holder.stdout!.once('data', (c: Buffer) => r(c.toString()))));
+    const pidfd = libc.pidfdOpen(pid);
+    const holderFd = libc.pidfdOpen(holder.pid!);
+    try {
+      expect(pidfd).toBeGreaterThan(2);
+      expect(libc.pidfdExited(pidfd)).toBe(false);
+      const deadline = Date.now() + 10_000;
+      while (!/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) {
+        if (Date.now() > deadline) throw new Error('the short sleep never became a zombie');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(libc.pidfdExited(pidfd)).toBe(true);
+      expect(libc.pidfdExited(holderFd)).toBe(false);
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+      expect(libc.pidfdExited(holderFd)).toBe(true);
+    } finally {
+      libc.close(pidfd);
+      libc.close(holderFd);
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('throws, rather than answering "exited", when the pidfd is not an open descriptor', () => {
+    expect(() => loadLibc().pidfdExited(1_000_000)).toThrow(/^libc: poll on pidfd 1000000: not an open descriptor/);
   });
 });

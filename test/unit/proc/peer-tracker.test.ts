@@ -1,13 +1,15 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, chmodSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadLibc } from '../../../src/proc/libc.js';
 import { PeerTracker } from '../../../src/proc/peer-tracker.js';
 import { ProcReader } from '../../../src/proc/proc-reader.js';
 import { connectAs, waitExit } from '../../helpers/processes.js';
+import { runCompiledAs, setprivArgv } from '../../helpers/privileges.js';
 
 const libc = loadLibc();
 let server: Server | undefined;
@@ -90,5 +92,152 @@ describe('peer tracking', () => {
     caller.close();
     socket.destroy();
     holder.kill('SIGKILL');
+  });
+});
+
+/**
+ * The real tracker (compiled: run `npm run build` first) in a child process that runs as the
+ * agent would outside root: its own uid, no CAP_KILL, optionally one capability and a /proc
+ * mounted with hidepid (in a private mount namespace, so nothing outside the child sees it).
+ */
+class Checker {
+  private readonly events: Record<string, unknown>[] = [];
+  private waiters: (() => void)[] = [];
+  readonly socketPath: string;
+  private readonly child: ChildProcess;
+
+  constructor(o: { uid: number; caps?: string[]; hidepid?: 'invisible' | 'noaccess' }) {
+    const dir = mkdtempSync(join(tmpdir(), 'peer-check-'));
+    chownSync(dir, o.uid, o.uid);
+    chmodSync(dir, 0o755);
+    this.socketPath = join(dir, 's.sock');
+    const script = join(dirname(fileURLToPath(import.meta.url)), '../../helpers/peer-check.mjs');
+    const argv = [...setprivArgv({ uid: o.uid, gid: o.uid, caps: o.caps ?? [] }), process.execPath, script, this.socketPath];
+    const cmd = o.hidepid
+      ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `mount -t proc -o hidepid=${o.hidepid} proc /proc && exec "$@"`, 'sh', ...argv]
+      : argv;
+    this.child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+    let buf = '';
+    this.child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        this.events.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+        buf = buf.slice(i + 1);
+      }
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Waits for (and consumes) the first event that matches. */
+  async next(match: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.events.findIndex((e) => Object.entries(match).every(([k, v]) => e[k] === v));
+      if (i >= 0) return this.events.splice(i, 1)[0]!;
+      if (Date.now() > deadline) throw new Error(`no event ${JSON.stringify(match)}; unconsumed: ${JSON.stringify(this.events)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 200);
+        this.waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
+  }
+
+  /** One round of checkAlive() on every tracked caller: pid → its result. */
+  async check(): Promise<Map<number, Record<string, unknown>>> {
+    this.child.stdin!.write('check\n');
+    await this.next({ event: 'checked' });
+    const out = new Map<number, Record<string, unknown>>();
+    for (let i = this.events.findIndex((e) => e.event === 'check'); i >= 0; i = this.events.findIndex((e) => e.event === 'check')) {
+      const e = this.events.splice(i, 1)[0]!;
+      out.set(e.pid as number, e);
+    }
+    return out;
+  }
+
+  async caller(ids: { uid?: number; gid?: number }): Promise<ChildProcess> {
+    const child = connectAs(this.socketPath, ids);
+    await this.next({ event: 'tracked', pid: child.pid });
+    return child;
+  }
+
+  stop(): void {
+    this.child.stdin!.end();
+  }
+}
+
+describe('a tracker running as a non-root uid without CAP_KILL answers as root would', () => {
+  const AGENT_UID = 4300;
+  const children: ChildProcess[] = [];
+  let checker: Checker | undefined;
+  afterEach(() => {
+    checker?.stop();
+    checker = undefined;
+    for (const c of children.splice(0)) c.kill('SIGKILL');
+  });
+
+  async function start(o: ConstructorParameters<typeof Checker>[0]): Promise<Checker> {
+    checker = new Checker(o);
+    await checker.next({ event: 'listening' });
+    return checker;
+  }
+
+  it('keeps callers of other uids, root included, alive until they exit (pidfd_send_signal said EPERM: "exited")', async () => {
+    const c = await start({ uid: AGENT_UID });
+    const other = await c.caller({ uid: 4242, gid: 4343 });
+    const root = await c.caller({});
+    children.push(other, root);
+    let r = await c.check();
+    expect(r.get(other.pid!)).toMatchObject({ ok: true });
+    expect(r.get(root.pid!)).toMatchObject({ ok: true });
+    other.kill('SIGKILL');
+    await waitExit(other);
+    r = await c.check();
+    expect(r.get(other.pid!)).toMatchObject({ code: 'caller_gone', message: expect.stringMatching(/process exited/) });
+    expect(r.get(root.pid!)).toMatchObject({ ok: true });
+  });
+
+  it.each(['invisible', 'noaccess'] as const)(
+    'says which privilege is missing when /proc is mounted hidepid=%s, and still sees the caller exit',
+    async (hidepid) => {
+      const c = await start({ uid: AGENT_UID, hidepid });
+      const other = await c.caller({ uid: 4242, gid: 4343 });
+      const own = await c.caller({ uid: AGENT_UID, gid: AGENT_UID });
+      children.push(other, own);
+      let r = await c.check();
+      expect(r.get(other.pid!)).toMatchObject({ code: 'proc_denied', message: expect.stringMatching(/hidepid.*CAP_SYS_PTRACE/) });
+      expect(r.get(other.pid!)!.message).not.toMatch(/exited/);
+      expect(r.get(own.pid!)).toMatchObject({ ok: true });
+      other.kill('SIGKILL');
+      await waitExit(other);
+      r = await c.check();
+      expect(r.get(other.pid!)).toMatchObject({ code: 'caller_gone', message: expect.stringMatching(/process exited/) });
+    },
+  );
+
+  it('sees through hidepid with CAP_SYS_PTRACE, as the systemd unit grants it', async () => {
+    const c = await start({ uid: AGENT_UID, hidepid: 'invisible', caps: ['sys_ptrace'] });
+    const other = await c.caller({ uid: 4242, gid: 4343 });
+    children.push(other);
+    expect((await c.check()).get(other.pid!)).toMatchObject({ ok: true });
+  });
+
+  it('says the agent is out of file descriptors, not that the caller exited, when it cannot open /proc', async () => {
+    // The child connects to itself, so its caller is alive for sure, then uses up its descriptors.
+    const r = await runCompiledAs(
+      { uid: AGENT_UID, gid: AGENT_UID, caps: [] },
+      `const fs = await import('node:fs'); const net = await import('node:net');
+       const { loadLibc } = await load('proc/libc.js');
+       const { PeerTracker } = await load('proc/peer-tracker.js');
+       const { ProcReader } = await load('proc/proc-reader.js');
+       const path = fs.mkdtempSync('/tmp/peer-fds-') + '/s.sock';
+       const accepted = new Promise((r) => net.createServer(r).listen(path, () => net.connect(path)));
+       const caller = await new PeerTracker(loadLibc(), new ProcReader()).track(await accepted);
+       await caller.checkAlive();
+       const held = [];
+       try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch {}
+       try { await caller.checkAlive(); out({ ok: true }); } catch (e) { out({ code: e.code, message: e.message }); }
+       process.exit(0);`,
+    );
+    expect(r).toMatchObject({ code: 'fd_exhausted', message: expect.stringMatching(/out of file descriptors/) });
   });
 });

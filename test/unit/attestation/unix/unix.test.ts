@@ -17,6 +17,7 @@ import { UserDb } from '../../../../src/attestation/workload/unix/user-db.js';
 import { ProcError } from '../../../../src/proc/errors.js';
 import { ProcReader } from '../../../../src/proc/proc-reader.js';
 import { sleeper, waitExit } from '../../../helpers/processes.js';
+import { runCompiledAs, unitSettings, type Privileges } from '../../../helpers/privileges.js';
 
 const UID = 1301;
 const GID = 1302;
@@ -249,6 +250,58 @@ describe('unix attestor: failures', () => {
     expect(err).toBeInstanceOf(ProcError);
     expect(err).toMatchObject({ code: 'process_gone' });
     expect((err as Error).message).toContain(String(pid));
+  });
+});
+
+/**
+ * The compiled attestor (run `npm run build` first) in a child process under an agent's own uid,
+ * so the kernel's checks are the ones a non-root agent meets: a plain user, or the systemd unit's
+ * two capabilities. The workloads are of other uids.
+ */
+describe('unix attestor: as a non-root agent', () => {
+  const AGENT = 4310;
+  const plain: Privileges = { uid: AGENT, gid: AGENT, caps: [] };
+  const unit: Privileges = { uid: AGENT, gid: AGENT, caps: unitSettings().caps };
+
+  function attestAs(p: Privileges, pid: number, discover: boolean): Promise<unknown> {
+    return runCompiledAs(
+      p,
+      `const { UnixAttestor } = await load('attestation/workload/unix/index.js');
+       const { ProcReader } = await load('proc/proc-reader.js');
+       const a = new UnixAttestor({ discoverWorkloadPath: ${discover}, workloadSizeLimit: 0 }, new ProcReader());
+       try { out({ selectors: await a.attest(${pid}, new AbortController().signal) }); }
+       catch (e) { out({ code: e.code, message: e.message }); }`,
+    );
+  }
+
+  it('as a plain user: says discover_workload_path needs CAP_SYS_PTRACE for another uid\'s process, never that it exited', async () => {
+    const pid = await spawned(track(spawn('/bin/sleep', ['1000'], { uid: UID, gid: GID, stdio: 'ignore' })));
+    const r = (await attestAs(plain, pid, true)) as { code: string; message: string };
+    expect(r).toMatchObject({ code: 'proc_denied', message: expect.stringContaining(`/proc/${pid}/exe: EACCES`) });
+    expect(r.message).toMatch(new RegExp(`the agent \\(uid ${AGENT}\\) needs CAP_SYS_PTRACE \\(the systemd unit grants it\\) or root`));
+    expect(r.message).not.toMatch(/exited|no longer exists/);
+  });
+
+  it('as a plain user: still gives uid and gid selectors without discover_workload_path (they need no privilege)', async () => {
+    const pid = await spawned(track(spawn('/bin/sleep', ['1000'], { uid: UID, gid: GID, stdio: 'ignore' })));
+    expect(await attestAs(plain, pid, false)).toEqual({ selectors: expect.arrayContaining([`uid:${UID}`, `gid:${GID}`]) });
+  });
+
+  it('with CAP_SYS_PTRACE alone: names CAP_DAC_READ_SEARCH for a binary the agent may not read (mode 0711)', async () => {
+    const bin = copyOfSleep('exec-only-sleep');
+    chmodSync(bin, 0o711);
+    const pid = await spawned(track(spawn(bin, ['1000'], { uid: UID, gid: GID, stdio: 'ignore' })));
+    const r = await attestAs({ ...unit, caps: ['sys_ptrace'] }, pid, true);
+    expect(r).toMatchObject({ code: 'proc_denied', message: expect.stringContaining(`(${realpathSync(bin)})`) });
+    expect((r as { message: string }).message).toMatch(/needs CAP_DAC_READ_SEARCH \(the systemd unit grants it\) or root/);
+  });
+
+  it('with the systemd unit\'s capabilities: path and sha256 of another uid\'s binary, even one it may not read', async () => {
+    const bin = copyOfSleep('unit-exec-only-sleep');
+    chmodSync(bin, 0o711);
+    const pid = await spawned(track(spawn(bin, ['1000'], { uid: UID, gid: GID, stdio: 'ignore' })));
+    const r = (await attestAs(unit, pid, true)) as { selectors: string[] };
+    expect(r.selectors).toEqual(expect.arrayContaining([`uid:${UID}`, `path:${realpathSync(bin)}`, `sha256:${sha256File(bin)}`]));
   });
 });
 
