@@ -18,26 +18,9 @@ import { cacheLimit } from './limits.js';
 import { rotationTime, x509StillFresh } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
 import { signedByAny, taintedAuthorities } from './taint.js';
+import { CacheSubscription, NO_ENTRIES, type BundleView, type SubState, type SubscriptionHost, type Subscription, type WorkloadView, type X509Identity } from './subscription.js';
 
-export interface X509Identity {
-  readonly entry: RegistrationEntry;
-  readonly chain: readonly Uint8Array[];
-  readonly keyPkcs8: Uint8Array;
-  readonly serial: string;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  readonly rotateAt: number;
-}
-
-export interface BundleView {
-  readonly bundle: TrustBundle;
-  /** Bundles of trust domains the caller's entries federate with, by bare name. */
-  readonly federatedBundles: ReadonlyMap<string, TrustBundle>;
-}
-
-export interface WorkloadView extends BundleView {
-  readonly identities: readonly X509Identity[];
-}
+export type { BundleView, Subscription, WorkloadView, X509Identity } from './subscription.js';
 
 export interface CacheManagerOptions {
   readonly authority: Authority;
@@ -76,67 +59,6 @@ const ROTATION_BATCH_FRACTION = 0.02;
 const SIGN_RETRY_MS = 5_000;
 const TAINT_BATCH_SIZE = 100;
 const TAINT_BATCH_INTERVAL_MS = 5_000;
-
-export interface Subscription {
-  readonly selectors: readonly Selector[];
-  /** Re-attestation found different selectors: later views follow them. */
-  setSelectors(selectors: readonly Selector[]): void;
-  view(): Promise<WorkloadView>;
-  /** Entries the selectors match now (no signing). */
-  entries(): RegistrationEntry[];
-  bundles(): BundleView;
-  close(): void;
-}
-
-interface SubState {
-  selectors: readonly Selector[];
-  inUse: ReadonlySet<string>;
-  onChange: () => void;
-}
-
-/** What a subscription asks of its manager: one object per manager, shared by every subscription. */
-interface SubscriptionHost {
-  view(state: SubState): Promise<WorkloadView>;
-  entries(state: SubState): RegistrationEntry[];
-  bundles(state: SubState): BundleView;
-  close(state: SubState): void;
-}
-
-const NO_ENTRIES: ReadonlySet<string> = new Set();
-
-/**
- * A subscriber, which every open stream holds for its lifetime: a class with its methods on the
- * prototype, not an object literal of closures (a getter and six closures per stream were ≈1 KiB).
- */
-class CacheSubscription implements Subscription, SubState {
-  inUse: ReadonlySet<string> = NO_ENTRIES;
-
-  constructor(
-    private readonly host: SubscriptionHost,
-    public selectors: readonly Selector[],
-    readonly onChange: () => void,
-  ) {}
-
-  setSelectors(next: readonly Selector[]): void {
-    this.selectors = next;
-  }
-
-  view(): Promise<WorkloadView> {
-    return this.host.view(this);
-  }
-
-  entries(): RegistrationEntry[] {
-    return this.host.entries(this);
-  }
-
-  bundles(): BundleView {
-    return this.host.bundles(this);
-  }
-
-  close(): void {
-    this.host.close(this);
-  }
-}
 
 export class CacheManager {
   private snap: AuthoritySnapshot;
