@@ -41,6 +41,12 @@ export interface CacheManagerOptions {
    * while the server is unreachable. Off for the embedded authority, which can always sign.
    */
   readonly prefetchX509?: boolean;
+  /**
+   * A workload asking for an SVID that is due for rotation but still valid gets it at once, and
+   * it is renewed behind (the stream gets the new one when it comes), as spire-agent's cache
+   * serves what it holds. For a remote authority, which may hang; the embedded one signs at once.
+   */
+  readonly serveDueX509?: boolean;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -91,7 +97,8 @@ export class CacheManager {
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
     this.jwts = new JWTSVIDs({
-      sign: (e, aud) => o.authority.signJWTSVID(e, aud),
+      sign: (e, aud, opts) => o.authority.signJWTSVID(e, aud, opts),
+      unresponsive: () => o.authority.status().serverReachable === false,
       maxCount: o.jwtCacheMaxSize,
       maxBytes: o.jwtCacheMaxBytes,
       hitTimeoutMs: o.jwtCacheHitTimeoutMs,
@@ -199,6 +206,8 @@ export class CacheManager {
    * rotation wave (hundreds of CSRs at start-up with a server) is moved ahead of that wave.
    */
   private x509ForWorkload(entry: RegistrationEntry): Promise<X509Identity> {
+    const due = this.o.serveDueX509 ? this.dueButValid(entry) : undefined;
+    if (due) return Promise.resolve(due);
     const pending = this.inflight.get(entry.id);
     if (!pending) return this.ensureX509(entry);
     // The embedded authority signs at once; a CSR still in the server authority's queue moves ahead.
@@ -211,6 +220,25 @@ export class CacheManager {
       this.urgentSignings.set(entry.id, own);
     }
     return firstOf(pending, own);
+  }
+
+  /**
+   * The cached SVID of `entry` when it is past its rotation time but still valid, with its renewal
+   * started behind if none is under way (rotateDue's, or an earlier caller's). A renewal started
+   * here tells the entry's subscribers when it brings a new SVID.
+   */
+  private dueButValid(entry: RegistrationEntry): X509Identity | undefined {
+    const cached = this.svids.get(entry.id);
+    const now = this.o.clock.now();
+    if (!cached || cached.entry.revisionNumber !== entry.revisionNumber || cached.entry.spiffeId !== entry.spiffeId) return undefined;
+    if (now < cached.notBefore || now >= cached.notAfter || x509StillFresh(now, cached.notBefore, cached.rotateAt)) return undefined;
+    if (!this.inflight.has(entry.id)) {
+      this.ensureX509(entry, true).then(
+        (next) => next.serial !== cached.serial && this.notify(new Set([entry.id])),
+        () => undefined, // ensureX509 logs; rotateDue retries
+      );
+    }
+    return cached;
   }
 
   jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
