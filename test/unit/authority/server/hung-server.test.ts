@@ -7,11 +7,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
+import { AgentRotation } from '../../../../src/authority/server/agent-rotation.js';
+import type { AgentSVIDState } from '../../../../src/authority/server/agent-svid.js';
 import { renewAgent } from '../../../../src/authority/server/attest-agent.js';
 import { SERVER_CALL_TIMEOUT_MS } from '../../../../src/authority/server/rpc.js';
 import { ServerAuthority } from '../../../../src/authority/server/server-authority.js';
 import { systemClock } from '../../../../src/clock.js';
 import { nullLogger } from '../../../../src/telemetry/logger.js';
+import { FakeClock } from '../../../helpers/fake-clock.js';
 import { FakeSession, FakeSpireServer } from '../../../helpers/fake-spire-server.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -113,4 +116,31 @@ describe('a SPIRE server that accepts calls and never answers', () => {
     await authority.sync();
     expect(session.answeredAgain).toBe(1);
   }, 15_000);
+
+  it('the agent SVID rotation a returning server triggers retries a due renewal now, and nothing once the rotator stopped', async () => {
+    const clock = new FakeClock();
+    let renewals = 0;
+    const due = { notBefore: clock.now() - 60_000, notAfter: clock.now() + 1_000, reattestable: false } as AgentSVIDState;
+    const rotation = new AgentRotation({
+      clock,
+      log: nullLogger,
+      availabilityTargetMs: 0,
+      current: () => due,
+      renew: async () => {
+        renewals++;
+        throw Object.assign(new Error('deadline'), { code: grpc.status.DEADLINE_EXCEEDED });
+      },
+      reattest: async () => {},
+      deleteSVID: async () => {},
+      fatal: () => {},
+    });
+    await rotation.tick();
+    expect(renewals).toBe(1);
+    // What serverAnsweredAgain does, without waiting for the backoff.
+    await rotation.tick();
+    expect(renewals).toBe(2);
+    rotation.stop();
+    await rotation.tick();
+    expect(renewals).toBe(2);
+  });
 });
