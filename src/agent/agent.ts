@@ -98,6 +98,7 @@ export class Agent {
       availabilityTargetMs: a.availabilityTargetMs,
       jwtCacheHitTimeoutMs: config.mode === 'server' ? config.server.jwtSvidCacheHitTimeoutMs : undefined,
       prefetchX509: config.mode === 'server',
+      serveDueX509: config.mode === 'server',
       clock,
       log: log.child({ [F.subsystem]: 'cache_manager' }),
     });

@@ -46,7 +46,8 @@ export interface Authority {
   signX509SVID(entry: RegistrationEntry, csrDer: Uint8Array, opts?: { urgent?: boolean }): Promise<SignedX509SVID>;
   /** A workload now waits for a signing already queued: send it at once. Returns whether one was queued. */
   expediteX509SVID?(entryId: string): boolean;
-  signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID>;
+  /** `timeoutMs`: how long a remote authority may take (its own deadline unless set). */
+  signJWTSVID(entry: RegistrationEntry, audience: readonly string[], opts?: { timeoutMs?: number }): Promise<SignedJWTSVID>;
   /** Re-read whatever the authority reads from disk (SIGHUP). */
   reload?(): Promise<void>;
   /** What Debug GetInfo, /ready and grpc.health report; cheap, no I/O. */

@@ -18,26 +18,9 @@ import { cacheLimit } from './limits.js';
 import { rotationTime, x509StillFresh } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
 import { signedByAny, taintedAuthorities } from './taint.js';
+import { CacheSubscription, NO_ENTRIES, type BundleView, type SubState, type SubscriptionHost, type Subscription, type WorkloadView, type X509Identity } from './subscription.js';
 
-export interface X509Identity {
-  readonly entry: RegistrationEntry;
-  readonly chain: readonly Uint8Array[];
-  readonly keyPkcs8: Uint8Array;
-  readonly serial: string;
-  readonly notBefore: number;
-  readonly notAfter: number;
-  readonly rotateAt: number;
-}
-
-export interface BundleView {
-  readonly bundle: TrustBundle;
-  /** Bundles of trust domains the caller's entries federate with, by bare name. */
-  readonly federatedBundles: ReadonlyMap<string, TrustBundle>;
-}
-
-export interface WorkloadView extends BundleView {
-  readonly identities: readonly X509Identity[];
-}
+export type { BundleView, Subscription, WorkloadView, X509Identity } from './subscription.js';
 
 export interface CacheManagerOptions {
   readonly authority: Authority;
@@ -58,6 +41,12 @@ export interface CacheManagerOptions {
    * while the server is unreachable. Off for the embedded authority, which can always sign.
    */
   readonly prefetchX509?: boolean;
+  /**
+   * A workload asking for an SVID that is due for rotation but still valid gets it at once, and
+   * it is renewed behind (the stream gets the new one when it comes), as spire-agent's cache
+   * serves what it holds. For a remote authority, which may hang; the embedded one signs at once.
+   */
+  readonly serveDueX509?: boolean;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -76,67 +65,6 @@ const ROTATION_BATCH_FRACTION = 0.02;
 const SIGN_RETRY_MS = 5_000;
 const TAINT_BATCH_SIZE = 100;
 const TAINT_BATCH_INTERVAL_MS = 5_000;
-
-export interface Subscription {
-  readonly selectors: readonly Selector[];
-  /** Re-attestation found different selectors: later views follow them. */
-  setSelectors(selectors: readonly Selector[]): void;
-  view(): Promise<WorkloadView>;
-  /** Entries the selectors match now (no signing). */
-  entries(): RegistrationEntry[];
-  bundles(): BundleView;
-  close(): void;
-}
-
-interface SubState {
-  selectors: readonly Selector[];
-  inUse: ReadonlySet<string>;
-  onChange: () => void;
-}
-
-/** What a subscription asks of its manager: one object per manager, shared by every subscription. */
-interface SubscriptionHost {
-  view(state: SubState): Promise<WorkloadView>;
-  entries(state: SubState): RegistrationEntry[];
-  bundles(state: SubState): BundleView;
-  close(state: SubState): void;
-}
-
-const NO_ENTRIES: ReadonlySet<string> = new Set();
-
-/**
- * A subscriber, which every open stream holds for its lifetime: a class with its methods on the
- * prototype, not an object literal of closures (a getter and six closures per stream were ≈1 KiB).
- */
-class CacheSubscription implements Subscription, SubState {
-  inUse: ReadonlySet<string> = NO_ENTRIES;
-
-  constructor(
-    private readonly host: SubscriptionHost,
-    public selectors: readonly Selector[],
-    readonly onChange: () => void,
-  ) {}
-
-  setSelectors(next: readonly Selector[]): void {
-    this.selectors = next;
-  }
-
-  view(): Promise<WorkloadView> {
-    return this.host.view(this);
-  }
-
-  entries(): RegistrationEntry[] {
-    return this.host.entries(this);
-  }
-
-  bundles(): BundleView {
-    return this.host.bundles(this);
-  }
-
-  close(): void {
-    this.host.close(this);
-  }
-}
 
 export class CacheManager {
   private snap: AuthoritySnapshot;
@@ -169,7 +97,8 @@ export class CacheManager {
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
     this.jwts = new JWTSVIDs({
-      sign: (e, aud) => o.authority.signJWTSVID(e, aud),
+      sign: (e, aud, opts) => o.authority.signJWTSVID(e, aud, opts),
+      unresponsive: () => o.authority.status().serverReachable === false,
       maxCount: o.jwtCacheMaxSize,
       maxBytes: o.jwtCacheMaxBytes,
       hitTimeoutMs: o.jwtCacheHitTimeoutMs,
@@ -277,6 +206,8 @@ export class CacheManager {
    * rotation wave (hundreds of CSRs at start-up with a server) is moved ahead of that wave.
    */
   private x509ForWorkload(entry: RegistrationEntry): Promise<X509Identity> {
+    const due = this.o.serveDueX509 ? this.dueButValid(entry) : undefined;
+    if (due) return Promise.resolve(due);
     const pending = this.inflight.get(entry.id);
     if (!pending) return this.ensureX509(entry);
     // The embedded authority signs at once; a CSR still in the server authority's queue moves ahead.
@@ -289,6 +220,25 @@ export class CacheManager {
       this.urgentSignings.set(entry.id, own);
     }
     return firstOf(pending, own);
+  }
+
+  /**
+   * The cached SVID of `entry` when it is past its rotation time but still valid, with its renewal
+   * started behind if none is under way (rotateDue's, or an earlier caller's). A renewal started
+   * here tells the entry's subscribers when it brings a new SVID.
+   */
+  private dueButValid(entry: RegistrationEntry): X509Identity | undefined {
+    const cached = this.svids.get(entry.id);
+    const now = this.o.clock.now();
+    if (!cached || cached.entry.revisionNumber !== entry.revisionNumber || cached.entry.spiffeId !== entry.spiffeId) return undefined;
+    if (now < cached.notBefore || now >= cached.notAfter || x509StillFresh(now, cached.notBefore, cached.rotateAt)) return undefined;
+    if (!this.inflight.has(entry.id)) {
+      this.ensureX509(entry, true).then(
+        (next) => next.serial !== cached.serial && this.notify(new Set([entry.id])),
+        () => undefined, // ensureX509 logs; rotateDue retries
+      );
+    }
+    return cached;
   }
 
   jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {

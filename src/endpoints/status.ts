@@ -126,6 +126,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   stream_ended: INTERNAL,
   initial_sync_failed: INTERNAL,
   server_unavailable: INTERNAL,
+  server_timeout: INTERNAL,
   entry_not_found: INTERNAL,
   svid_refused: INTERNAL,
   // input files and JSON

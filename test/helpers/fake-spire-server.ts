@@ -2,8 +2,9 @@
  * A FAKE SPIRE server for unit tests only: an in-process grpc-js server (plaintext, loopback)
  * answering the Entry, Bundle and SVID calls the server authority makes, from our own protos,
  * with paging that follows v1.13.3's SyncAuthorizedEntries rules. It signs with a TestCA and
- * ignores CSR keys. The real checks run against a real spire-server (test/interop/server).
- * FakeSession is a ServerSession whose clients talk to it.
+ * ignores CSR keys. hang() makes it accept calls and never answer them, as a stopped or stuck
+ * server does, until resume(). The real checks run against a real spire-server
+ * (test/interop/server). FakeSession is a ServerSession whose clients talk to it.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -46,6 +47,13 @@ export class FakeSpireServer {
   jwtKeys: { public_key: Uint8Array; key_id: string; expires_at: number; tainted: boolean }[];
   /** Set to make every call fail with this status. */
   failWith: grpc.status | undefined;
+  /** Lifetime of the workload X509-SVIDs it signs (default: 1 h, backdated 10 s). */
+  svidTtlMs: number | undefined;
+  /** Lifetime of the JWT-SVIDs it signs. */
+  jwtTtlS = 300;
+  /** Methods that hang ('all' for every one), and the calls held meanwhile. */
+  private hanging: Set<string> | 'all' | undefined;
+  private readonly held: (() => void)[] = [];
   private server: grpc.Server | undefined;
   port = 0;
 
@@ -79,9 +87,34 @@ export class FakeSpireServer {
     return this.calls.filter((c) => c.method === method).length;
   }
 
+  /** From now on, calls to `methods` (all, if none are named) are accepted and never answered. */
+  hang(...methods: string[]): void {
+    this.hanging = methods.length > 0 ? new Set(methods) : 'all';
+  }
+
+  /** Answers the held calls (a resumed server works through what queued up) and stops hanging. */
+  resume(): void {
+    this.hanging = undefined;
+    for (const run of this.held.splice(0)) run();
+  }
+
+  /** How many calls are being held unanswered. */
+  get heldCalls(): number {
+    return this.held.length;
+  }
+
+  /** Holds `run` while `method` hangs; returns whether it did. */
+  private hold(method: string, request: unknown, run: () => void): boolean {
+    if (this.hanging !== 'all' && !this.hanging?.has(method)) return false;
+    this.calls.push({ method: `${method}.held`, request });
+    this.held.push(run);
+    return true;
+  }
+
   async listen(port = this.port): Promise<void> {
     const server = new grpc.Server();
     const guard = <T>(method: string, req: unknown, cb: grpc.sendUnaryData<T>, fn: () => T): void => {
+      if (this.hold(method, req, () => guard(method, req, cb, fn))) return;
       this.calls.push({ method, request: req });
       if (this.failWith !== undefined) return cb(status(this.failWith, 'fake failure'), null);
       try {
@@ -110,29 +143,38 @@ export class FakeSpireServer {
           return b;
         }),
     });
-    server.addService(service('spire/api/server/svid/v1/svid.proto', 'spire.api.server.svid.v1.SVID'), {
-      BatchNewX509SVID: (call: grpc.ServerUnaryCall<{ params: { entry_id: string; csr: Uint8Array }[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    const handlers = {
+      BatchNewX509SVID: (call: grpc.ServerUnaryCall<{ params: { entry_id: string; csr: Uint8Array }[] }, unknown>, cb: grpc.sendUnaryData<unknown>): void => {
+        if (this.hold('BatchNewX509SVID', call.request, () => handlers.BatchNewX509SVID(call, cb))) return;
         this.calls.push({ method: 'BatchNewX509SVID', request: call.request });
         if (this.failWith !== undefined) return cb(status(this.failWith, 'fake failure'), null);
         void Promise.all(
           call.request.params.map(async (p) => {
             const e = this.entries.get(p.entry_id);
             if (!e) return { status: { code: grpc.status.NOT_FOUND, message: 'entry not found or not authorized' } };
-            const svid = await this.ca.createX509SVID(`spiffe://${e.spiffe_id.trust_domain}${e.spiffe_id.path}`, { ttlMs: 3_600_000 });
+            const ttl = this.svidTtlMs === undefined ? { ttlMs: 3_600_000 } : { ttlMs: this.svidTtlMs, notBefore: new Date(Date.now() - 1000) };
+            const svid = await this.ca.createX509SVID(`spiffe://${e.spiffe_id.trust_domain}${e.spiffe_id.path}`, ttl);
             return { status: { code: 0, message: 'OK' }, svid: { cert_chain: svid.chain, expires_at: 0 } };
           }),
         ).then((results) => cb(null, { results }));
       },
-      NewJWTSVID: (call: grpc.ServerUnaryCall<{ entry_id: string; audience: string[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      NewJWTSVID: (call: grpc.ServerUnaryCall<{ entry_id: string; audience: string[] }, unknown>, cb: grpc.sendUnaryData<unknown>): void => {
+        if (this.hold('NewJWTSVID', call.request, () => handlers.NewJWTSVID(call, cb))) return;
         this.calls.push({ method: 'NewJWTSVID', request: call.request });
         if (this.failWith !== undefined) return cb(status(this.failWith, 'fake failure'), null);
         const e = this.entries.get(call.request.entry_id);
         if (!e) return cb(status(grpc.status.NOT_FOUND, 'entry not found'), null);
         const now = Math.floor(Date.now() / 1000);
         void this.ca
-          .createJWTSVID(`spiffe://${e.spiffe_id.trust_domain}${e.spiffe_id.path}`, call.request.audience, { iat: now, exp: now + 300 })
-          .then((token) => cb(null, { svid: { token, issued_at: now, expires_at: now + 300 } }));
+          .createJWTSVID(`spiffe://${e.spiffe_id.trust_domain}${e.spiffe_id.path}`, call.request.audience, { iat: now, exp: now + this.jwtTtlS })
+          .then((token) => cb(null, { svid: { token, issued_at: now, expires_at: now + this.jwtTtlS } }));
       },
+    };
+    server.addService(service('spire/api/server/svid/v1/svid.proto', 'spire.api.server.svid.v1.SVID'), handlers);
+    // Only RenewAgent: the session's own calls are tested against the real server.
+    server.addService(service('spire/api/server/agent/v1/agent.proto', 'spire.api.server.agent.v1.Agent'), {
+      RenewAgent: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        guard('RenewAgent', call.request, cb, () => ({ svid: { cert_chain: [this.ca.der()], expires_at: 0 } })),
     });
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -142,6 +184,8 @@ export class FakeSpireServer {
 
   /** Pages as v1.13.3 does: all entries in one response when they fit, else revisions, then entries by id. */
   private sync(call: grpc.ServerDuplexStream<{ ids?: string[]; output_mask?: unknown }, unknown>): void {
+    // Not read while held: what the agent sends waits in the stream, as in a stopped server's socket.
+    if (this.hold('SyncAuthorizedEntries', undefined, () => this.sync(call))) return;
     this.calls.push({ method: 'SyncAuthorizedEntries', request: undefined });
     if (this.failWith !== undefined) {
       call.emit('error', status(this.failWith, 'fake failure'));
@@ -173,7 +217,10 @@ export class FakeSpireServer {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (s) await new Promise<void>((r) => s.tryShutdown(() => r()));
+    // Held calls never finish, so a graceful shutdown would wait for ever.
+    const held = this.held.splice(0).length > 0;
+    this.hanging = undefined;
+    if (s && !held) await new Promise<void>((r) => s.tryShutdown(() => r()));
     s?.forceShutdown();
   }
 }
@@ -209,5 +256,10 @@ export class FakeSession implements ServerSession {
   }
   async handleServerError(err: unknown): Promise<void> {
     this.serverErrors.push(err);
+  }
+  /** How often the authority said the server answers again after failing. */
+  answeredAgain = 0;
+  serverAnsweredAgain(): void {
+    this.answeredAgain++;
   }
 }

@@ -49,6 +49,7 @@ export class AgentRotation {
 
   /** One check now (tests, and the timer). */
   async tick(): Promise<void> {
+    if (this.stopped) return;
     if (this.running) return this.running;
     this.running = this.rotateIfNeeded().finally(() => (this.running = undefined));
     return this.running;

@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { AttestationData, AttestationStream, NodeAttestor } from '../../attestation/node/types.js';
 import { makeCsr } from '../../crypto/csr.js';
+import { ATTEST_TIMEOUT_MS, SERVER_CALL_TIMEOUT_MS } from './rpc.js';
 import { SessionError } from './session-errors.js';
 
 /** DER PKCS#10 as spire-agent's MakeCSRWithoutURISAN: subject C=US, O=SPIRE, ECDSA-SHA256, no SANs. */
@@ -66,7 +67,7 @@ class Reader {
   }
 }
 
-export async function attestAgent(agentClient: grpc.Client, csr: Uint8Array, attestor: NodeAttestor, signal: AbortSignal): Promise<AttestResult> {
+export async function attestAgent(agentClient: grpc.Client, csr: Uint8Array, attestor: NodeAttestor, signal: AbortSignal, timeoutMs = ATTEST_TIMEOUT_MS): Promise<AttestResult> {
   const attest = (agentClient as unknown as { AttestAgent(opts?: grpc.CallOptions): BidiStream }).AttestAgent.bind(agentClient);
   let stream: BidiStream | undefined;
   let reader: Reader | undefined;
@@ -77,7 +78,7 @@ export async function attestAgent(agentClient: grpc.Client, csr: Uint8Array, att
   const exchange = async (request: Record<string, unknown>): Promise<Uint8Array | undefined> => {
     if (result) throw new SessionError('attestation_protocol', `nodeattestor(${attestor.name}): plugin sent more after the server issued the SVID`);
     if (!stream) {
-      stream = attest();
+      stream = attest({ deadline: Date.now() + timeoutMs });
       reader = new Reader(stream);
     }
     stream.write(request);
@@ -111,4 +112,23 @@ export async function attestAgent(agentClient: grpc.Client, csr: Uint8Array, att
   }
   if (!result) throw new SessionError('attestation_protocol', `nodeattestor(${attestor.name}): plugin finished before the server issued an SVID`);
   return result;
+}
+
+type RenewFn = (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { svid?: { cert_chain?: Buffer[] } }) => void) => grpc.ClientUnaryCall;
+
+/** RenewAgent: the agent's new SVID chain (DER, leaf first) for `csr`, over the current mTLS channel. */
+export async function renewAgent(agentClient: grpc.Client, csr: Uint8Array, signal: AbortSignal, timeoutMs = SERVER_CALL_TIMEOUT_MS): Promise<Uint8Array[]> {
+  const renew = (agentClient as unknown as { RenewAgent: RenewFn }).RenewAgent.bind(agentClient);
+  const res = await new Promise<{ svid?: { cert_chain?: Buffer[] } }>((resolve, reject) => {
+    const onAbort = () => call.cancel();
+    const call = renew({ params: { csr: Buffer.from(csr) } }, { deadline: Date.now() + timeoutMs }, (err, r) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(r ?? {});
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const chain = (res.svid?.cert_chain ?? []).map((c) => new Uint8Array(c));
+  if (chain.length === 0) throw new SessionError('attestation_protocol', 'client: RenewAgent returned no certificate chain');
+  return chain;
 }

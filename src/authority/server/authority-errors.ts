@@ -13,6 +13,7 @@ declare module '../../errors.js' {
       | 'stream_ended'
       | 'initial_sync_failed'
       | 'server_unavailable'
+      | 'server_timeout'
       | 'entry_not_found'
       | 'svid_refused'
       | 'not_started'

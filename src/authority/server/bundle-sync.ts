@@ -10,7 +10,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { ServerAuthorityError } from './authority-errors.js';
 import { bundleFromProto, type BundleMessage } from './convert.js';
-import { unary } from './rpc.js';
+import { SERVER_CALL_TIMEOUT_MS, unary } from './rpc.js';
 
 const FEDERATED_PARALLEL = 10;
 
@@ -19,8 +19,14 @@ export interface FetchedBundles {
   readonly federated: ReadonlyMap<string, TrustBundle>;
 }
 
-export async function fetchBundles(client: grpc.Client, ownTrustDomain: string, federatedTDs: readonly string[], log: Logger): Promise<FetchedBundles> {
-  const ownMsg = await unary<BundleMessage>(client, 'GetBundle', {});
+export async function fetchBundles(
+  client: grpc.Client,
+  ownTrustDomain: string,
+  federatedTDs: readonly string[],
+  log: Logger,
+  timeoutMs = SERVER_CALL_TIMEOUT_MS,
+): Promise<FetchedBundles> {
+  const ownMsg = await unary<BundleMessage>(client, 'GetBundle', {}, timeoutMs);
   let own: TrustBundle;
   try {
     own = bundleFromProto(ownMsg);
@@ -34,7 +40,7 @@ export async function fetchBundles(client: grpc.Client, ownTrustDomain: string, 
   const todo = federatedTDs.filter((td) => td !== ownTrustDomain);
   for (let i = 0; i < todo.length; i += FEDERATED_PARALLEL) {
     const slice = todo.slice(i, i + FEDERATED_PARALLEL);
-    const results = await Promise.allSettled(slice.map((td) => unary<BundleMessage>(client, 'GetFederatedBundle', { trust_domain: td })));
+    const results = await Promise.allSettled(slice.map((td) => unary<BundleMessage>(client, 'GetFederatedBundle', { trust_domain: td }, timeoutMs)));
     results.forEach((r, j) => {
       const td = slice[j] as string;
       if (r.status === 'fulfilled') {

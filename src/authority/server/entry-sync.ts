@@ -5,11 +5,12 @@
  * and the older one-shot GetAuthorizedEntries (use_sync_authorized_entries = false).
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../clock.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { ServerAuthorityError } from './authority-errors.js';
 import { ENTRY_OUTPUT_MASK, entryFromProto, type EntryMessage, type SyncedEntry } from './convert.js';
-import { BidiReader, unary } from './rpc.js';
+import { BidiReader, SERVER_CALL_TIMEOUT_MS, unary } from './rpc.js';
 
 interface RevisionMessage {
   id?: string;
@@ -21,6 +22,12 @@ interface SyncResponse {
   entry_revisions?: RevisionMessage[];
   entries?: EntryMessage[];
   more?: boolean;
+}
+
+/** How long each answer of the server may take, and the clock that times it. */
+export interface CallTiming {
+  readonly clock: Clock;
+  readonly callTimeoutMs?: number;
 }
 
 export interface SyncStats {
@@ -58,10 +65,10 @@ function addEntries(into: Map<string, SyncedEntry>, messages: readonly EntryMess
  * Updates `cached` in place to the server's current set. On any error `cached` may hold some
  * fresh entries but nothing is removed, so a failed sync never withdraws an identity.
  */
-export async function syncAuthorizedEntries(client: grpc.Client, cached: Map<string, SyncedEntry>, log: Logger): Promise<SyncStats> {
+export async function syncAuthorizedEntries(client: grpc.Client, cached: Map<string, SyncedEntry>, log: Logger, timing: CallTiming): Promise<SyncStats> {
   const seen = new Set<string>();
   const stats = { missing: 0, stale: 0 };
-  const stream = new BidiReader<unknown, SyncResponse>(client, 'SyncAuthorizedEntries');
+  const stream = new BidiReader<unknown, SyncResponse>(client, 'SyncAuthorizedEntries', { clock: timing.clock, answerMs: timing.callTimeoutMs });
   try {
     stream.send({ output_mask: ENTRY_OUTPUT_MASK });
     let resp = await stream.next();
@@ -116,8 +123,8 @@ export async function syncAuthorizedEntries(client: grpc.Client, cached: Map<str
 }
 
 /** GetAuthorizedEntries: the whole set in one response; replaces `cached` on success. */
-export async function getAuthorizedEntries(client: grpc.Client, cached: Map<string, SyncedEntry>, log: Logger): Promise<SyncStats> {
-  const resp = await unary<{ entries?: EntryMessage[] }>(client, 'GetAuthorizedEntries', { output_mask: ENTRY_OUTPUT_MASK });
+export async function getAuthorizedEntries(client: grpc.Client, cached: Map<string, SyncedEntry>, log: Logger, timing: CallTiming): Promise<SyncStats> {
+  const resp = await unary<{ entries?: EntryMessage[] }>(client, 'GetAuthorizedEntries', { output_mask: ENTRY_OUTPUT_MASK }, timing.callTimeoutMs ?? SERVER_CALL_TIMEOUT_MS);
   const next = new Map<string, SyncedEntry>();
   const stats = { missing: 0, stale: 0 };
   const seen = new Set<string>();

@@ -2,7 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { SignedJWTSVID } from '../types.js';
 import { ServerAuthorityError } from './authority-errors.js';
-import { unary } from './rpc.js';
+import { SERVER_CALL_TIMEOUT_MS, unary } from './rpc.js';
 
 interface JWTSVIDMessage {
   token?: string;
@@ -10,8 +10,8 @@ interface JWTSVIDMessage {
   expires_at?: string | number;
 }
 
-export async function newJWTSVID(client: grpc.Client, entryId: string, audience: readonly string[]): Promise<SignedJWTSVID> {
-  const resp = await unary<{ svid?: JWTSVIDMessage | null }>(client, 'NewJWTSVID', { entry_id: entryId, audience: [...audience] });
+export async function newJWTSVID(client: grpc.Client, entryId: string, audience: readonly string[], timeoutMs = SERVER_CALL_TIMEOUT_MS): Promise<SignedJWTSVID> {
+  const resp = await unary<{ svid?: JWTSVIDMessage | null }>(client, 'NewJWTSVID', { entry_id: entryId, audience: [...audience] }, timeoutMs);
   const svid = resp.svid;
   const iat = Number(svid?.issued_at ?? 0);
   const exp = Number(svid?.expires_at ?? 0);

@@ -17,6 +17,7 @@ import { fetchBundles } from './bundle-sync.js';
 import type { SyncedEntry } from './convert.js';
 import { getAuthorizedEntries, syncAuthorizedEntries } from './entry-sync.js';
 import { newJWTSVID } from './jwt.js';
+import { SERVER_CALL_TIMEOUT_MS } from './rpc.js';
 import { snapshotKey } from './snapshot-key.js';
 import type { ServerSession } from './session.js';
 import { X509Batcher } from './x509-batcher.js';
@@ -40,6 +41,8 @@ export interface ServerAuthorityOptions {
   /** Test seams. */
   readonly random?: () => number;
   readonly coalesceMs?: number;
+  /** Deadline of each call to the server (SERVER_CALL_TIMEOUT_MS unless set). */
+  readonly callTimeoutMs?: number;
 }
 
 export class ServerAuthority implements Authority {
@@ -59,10 +62,18 @@ export class ServerAuthority implements Authority {
   private ownBundleKey = '';
   private closed = false;
   private unsubscribeFatal: (() => void) | undefined;
+  private readonly callTimeoutMs: number;
 
   constructor(private readonly o: ServerAuthorityOptions) {
+    this.callTimeoutMs = o.callTimeoutMs ?? SERVER_CALL_TIMEOUT_MS;
     this.backoff = new Backoff(o.syncIntervalMs, syncBackoffMaxMs(o.syncIntervalMs), o.random);
-    this.batcher = new X509Batcher({ client: () => o.session.clients().svid, clock: o.clock, onCall: (err) => this.onCall(err), coalesceMs: o.coalesceMs });
+    this.batcher = new X509Batcher({
+      client: () => o.session.clients().svid,
+      clock: o.clock,
+      onCall: (err) => this.onCall(err),
+      coalesceMs: o.coalesceMs,
+      callTimeoutMs: this.callTimeoutMs,
+    });
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -141,9 +152,9 @@ export class ServerAuthority implements Authority {
     return this.batcher.expedite(entryId);
   }
 
-  async signJWTSVID(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
+  async signJWTSVID(entry: RegistrationEntry, audience: readonly string[], opts?: { timeoutMs?: number }): Promise<SignedJWTSVID> {
     try {
-      const svid = await newJWTSVID(this.o.session.clients().svid, entry.id, audience);
+      const svid = await newJWTSVID(this.o.session.clients().svid, entry.id, audience, opts?.timeoutMs ?? this.callTimeoutMs);
       this.onCall(undefined);
       return svid;
     } catch (err) {
@@ -186,12 +197,13 @@ export class ServerAuthority implements Authority {
     const log = this.o.log;
     try {
       const clients = this.o.session.clients();
+      const timing = { clock: this.o.clock, callTimeoutMs: this.callTimeoutMs };
       const stats = this.o.useSyncAuthorizedEntries
-        ? await syncAuthorizedEntries(clients.entry, this.entries, log)
-        : await getAuthorizedEntries(clients.entry, this.entries, log);
+        ? await syncAuthorizedEntries(clients.entry, this.entries, log, timing)
+        : await getAuthorizedEntries(clients.entry, this.entries, log, timing);
       const federated = new Set<string>();
       for (const e of this.entries.values()) for (const td of e.entry.federatesWith) federated.add(td);
-      const bundles = await fetchBundles(clients.bundle, this.o.trustDomain, [...federated].sort(), log);
+      const bundles = await fetchBundles(clients.bundle, this.o.trustDomain, [...federated].sort(), log, this.callTimeoutMs);
       this.onCall(undefined);
       this.lastSync = this.o.clock.now();
       log.debug({ [F.count]: stats.total, missing: stats.missing, stale: stats.stale, dropped: stats.dropped }, 'Entries synced');
@@ -244,6 +256,8 @@ export class ServerAuthority implements Authority {
           this.backoff.reset();
           this.arm(RECOVERY_SYNC_MS);
         }
+        // Likewise the agent SVID's rotation, whose backoff may have grown to a minute.
+        this.o.session.serverAnsweredAgain?.();
       }
       this.failures = 0;
       return;
@@ -261,8 +275,9 @@ export class ServerAuthority implements Authority {
 }
 
 function isTransportError(err: unknown): boolean {
-  // Our own typed errors (a protocol surprise, a malformed bundle) mean the server answered.
-  if (err instanceof ServerAuthorityError) return false;
+  // Our own typed errors (a protocol surprise, a malformed bundle) mean the server answered; a
+  // stream answer that never came means it did not.
+  if (err instanceof ServerAuthorityError) return err.code === 'server_timeout';
   const code = (err as Partial<grpc.ServiceError>).code;
   return code === undefined || code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.CANCELLED || code === grpc.status.UNKNOWN;
 }

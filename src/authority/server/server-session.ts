@@ -4,7 +4,6 @@
  * rotation and refusal handling (./agent-rotation.ts). State on disk is spire-agent's own
  * (agent-data.json, keys.json), so either agent can take over the other's data_dir.
  */
-import type * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { createNodeAttestor } from '../../attestation/node/catalog.js';
 import type { NodeAttestor } from '../../attestation/node/types.js';
@@ -17,10 +16,11 @@ import type { Logger } from '../../telemetry/logger.js';
 import { AgentStorage } from './agent-storage.js';
 import { chainsToAny, findKeyForSVID, isSVIDExpired, leafInfo, loggableAgentId, type AgentSVIDState } from './agent-svid.js';
 import { AgentRotation } from './agent-rotation.js';
-import { attestAgent, makeAgentCSR } from './attest-agent.js';
+import { attestAgent, makeAgentCSR, renewAgent } from './attest-agent.js';
 import { BootstrapTrust, type BootstrapOptions } from './bootstrap.js';
 import { BOOTSTRAP_MAX_ELAPSED_MS, REBOOTSTRAP_MAX_ELAPSED_MS, retryBootstrap } from './bootstrap-retry.js';
 import { loadServiceConstructors, openServerChannel, rawUnary, serverTarget, type ServerChannel } from './clients.js';
+import { SERVER_CALL_TIMEOUT_MS } from './rpc.js';
 import { SessionError } from './session-errors.js';
 import type { AgentSVIDStatus, ServerClients, ServerSession } from './session.js';
 import { insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf, tlsFailureReason } from './tls.js';
@@ -52,7 +52,6 @@ export interface ServerSessionDeps {
   readonly nodeAttestor?: NodeAttestor;
 }
 
-const RPC_TIMEOUT_MS = 30_000;
 /** Old channels keep serving calls already started on them for this long after a swap. */
 const CHANNEL_GRACE_MS = 60_000;
 
@@ -195,6 +194,11 @@ class Session implements ServerSession {
     return () => this.fatalListeners.delete(listener);
   }
 
+  serverAnsweredAgain(): void {
+    // Only renews when the SVID is due (tick decides); a check already running is shared.
+    if (!this.closed) void this.rotation?.tick();
+  }
+
   notifyTaintedAuthorities(tainted: readonly Uint8Array[]): void {
     if (tainted.length === 0 || !this.state || !this.rotation) return;
     if (chainsToAny(this.state.chain, tainted)) this.rotation.markTainted();
@@ -253,7 +257,7 @@ class Session implements ServerSession {
     const ch = openServerChannel(this.ctors, this.target, creds, this.sni);
     try {
       const res = await attestAgent(ch.agent, csr, this.attestor as NodeAttestor, signal);
-      const raw = await rawUnary(ch.bundle, '/spire.api.server.bundle.v1.Bundle/GetBundle', new Uint8Array(), RPC_TIMEOUT_MS);
+      const raw = await rawUnary(ch.bundle, '/spire.api.server.bundle.v1.Bundle/GetBundle', new Uint8Array(), SERVER_CALL_TIMEOUT_MS);
       const b = decodeBundleX509(raw);
       const authorities = b.x509.map((a) => a.der).filter((d) => d.length > 0);
       if (authorities.length === 0) throw new SessionError('attestation_protocol', 'client: failed to get updated bundle: server returned no X.509 authorities');
@@ -273,15 +277,7 @@ class Session implements ServerSession {
     const cur = this.current();
     const key = await (this.km as KeyManager).generateKey(nextAgentSVIDKeyId(cur.key));
     const csr = await makeAgentCSR(key.privateKey);
-    const client = this.clients().agent as unknown as {
-      RenewAgent(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { svid?: { cert_chain?: Buffer[] } }) => void): grpc.ClientUnaryCall;
-    };
-    const res = await new Promise<{ svid?: { cert_chain?: Buffer[] } }>((resolve, reject) => {
-      const call = client.RenewAgent({ params: { csr: Buffer.from(csr) } }, { deadline: Date.now() + RPC_TIMEOUT_MS }, (err, r) => (err ? reject(err) : resolve(r ?? {})));
-      signal.addEventListener('abort', () => call.cancel(), { once: true });
-    });
-    const chain = (res.svid?.cert_chain ?? []).map((c) => new Uint8Array(c));
-    if (chain.length === 0) throw new SessionError('attestation_protocol', 'client: RenewAgent returned no certificate chain');
+    const chain = await renewAgent(this.clients().agent, csr, signal);
     this.state = this.toState(chain, key, false, this.d.clock.now());
     await this.storage?.storeSVID(chain, false);
     this.log.info({ spiffe_id: loggableAgentId(this.state.spiffeId) }, 'Successfully rotated agent SVID');

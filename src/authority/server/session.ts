@@ -69,4 +69,10 @@ export interface ServerSession {
    * rotated at the next check, as spire-agent's rotator does.
    */
   notifyTaintedAuthorities?(tainted: readonly Uint8Array[]): void;
+  /**
+   * Optional, like handleServerError: a call succeeded after calls had failed for want of an
+   * answer (server down, hung or unreachable). A rotation of the agent SVID that is due and was
+   * backing off is tried now, so the agent catches up within seconds of the server's return.
+   */
+  serverAnsweredAgain?(): void;
 }

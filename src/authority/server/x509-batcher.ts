@@ -14,7 +14,7 @@ import type { Clock } from '../../clock.js';
 import { certSerialAndValidity } from '../../svid/der.js';
 import type { SignedX509SVID } from '../types.js';
 import { ServerAuthorityError } from './authority-errors.js';
-import { unary } from './rpc.js';
+import { SERVER_CALL_TIMEOUT_MS, unary } from './rpc.js';
 
 export const MAX_BATCH = 500;
 export const WAVE_BATCH = 50;
@@ -41,6 +41,8 @@ export interface X509BatcherDeps {
   /** Told about every call's outcome, so reachability and refusals are tracked in one place. */
   readonly onCall: (err: unknown) => void;
   readonly coalesceMs?: number;
+  /** Deadline of each call (SERVER_CALL_TIMEOUT_MS unless set). */
+  readonly callTimeoutMs?: number;
 }
 
 export function signedFromChain(chain: readonly Uint8Array[]): SignedX509SVID {
@@ -143,9 +145,12 @@ export class X509Batcher {
   private async call(batch: Pending[]): Promise<void> {
     this.sent.push(batch.length);
     try {
-      const resp = await unary<{ results?: BatchResult[] }>(this.d.client(), 'BatchNewX509SVID', {
-        params: batch.map((p) => ({ entry_id: p.entryId, csr: p.csr })),
-      });
+      const resp = await unary<{ results?: BatchResult[] }>(
+        this.d.client(),
+        'BatchNewX509SVID',
+        { params: batch.map((p) => ({ entry_id: p.entryId, csr: p.csr })) },
+        this.d.callTimeoutMs ?? SERVER_CALL_TIMEOUT_MS,
+      );
       this.d.onCall(undefined);
       this.limit = Math.min(MAX_BATCH, this.limit * 2);
       const results = resp.results ?? [];

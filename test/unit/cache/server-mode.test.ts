@@ -227,6 +227,25 @@ describe('cache manager with a server', () => {
     expect((await pending).token).toBe(first.token);
   });
 
+  it('with jwt_svid_cache_hit_timeout too, answers from the cache at once while the server is known not to answer, and renews behind', async () => {
+    const e = makeEntry('a', ['unix:uid:1']);
+    const { cache, authority, clock } = setup([e], { prefetch: false, hitTimeoutMs: 5_000 });
+    const first = await cache.jwtFor(e, ['aud']);
+    clock.advance(12_000);
+    // Calls have been timing out (status says unreachable) and this one would too.
+    authority.down = true;
+    let asked = 0;
+    let answer!: (s: SignedJWTSVID) => void;
+    authority.signJWTSVID = () => (asked++, new Promise((r) => (answer = r)));
+    expect((await cache.jwtFor(e, ['aud'])).token).toBe(first.token);
+    expect((await cache.jwtFor(e, ['aud'])).token).toBe(first.token);
+    expect(asked, 'one renewal behind, shared').toBe(1);
+    // Its answer, however late, is kept for the next caller.
+    answer({ token: 'fresh', issuedAt: clock.now(), expiresAt: clock.now() + 20_000 });
+    await settle();
+    expect((await cache.jwtFor(e, ['aud'])).token).toBe('fresh');
+  });
+
   it('re-signs SVIDs of a newly tainted authority in batches of 100 every 5 s, the first after 5 s', async () => {
     const ca = await TestCA.create('example.org');
     const entries = Array.from({ length: 150 }, (_, i) => makeEntry(`e${String(i).padStart(3, '0')}`, [`unix:uid:${i}`]));
