@@ -21,7 +21,7 @@ const MiB = 1024;
 
 let agent: AgentProcess;
 const fdCount = (): number => readdirSync(`/proc/${agent.proc.pid}/fd`).length;
-const rssKiB = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]);
+const rssKiB = (): number => Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]);
 const alive = (): boolean => agent.proc.exitCode === null && agent.proc.signalCode === null;
 
 async function rootFetch(): Promise<{ ok: boolean; detail: string }> {
@@ -30,7 +30,7 @@ async function rootFetch(): Promise<{ ok: boolean; detail: string }> {
 }
 
 beforeAll(async () => {
-  agent = await AgentProcess.start({ entries: [uidEntry('/root', 0), uidEntry('/fuzz', 65534)], nofile: 1024 });
+  agent = await AgentProcess.start({ entries: [uidEntry('/root', 0), uidEntry('/fuzz', 65534)], nofile: 1024, bin: true });
   expect((await rootFetch()).ok).toBe(true);
 });
 afterAll(async () => agent?.stop());
@@ -63,9 +63,9 @@ describe(`HTTP/2 frame fuzzing from another local user (seed ${SEED})`, () => {
     expect(totals.frames, seedNote).toBeGreaterThan(10_000);
     expect(totals.served, seedNote).toBeGreaterThan(0);
     const deadline = Date.now() + 45_000;
-    while (Date.now() < deadline && (fdCount() > baseline.fds + 2 || rssKiB() - baseline.rss >= 48 * MiB)) await sleep(250);
+    while (Date.now() < deadline && (fdCount() > baseline.fds + 2 || rssKiB() - baseline.rss >= 24 * MiB)) await sleep(250);
     expect(fdCount(), seedNote).toBeLessThanOrEqual(baseline.fds + 2);
-    expect(rssKiB() - baseline.rss, seedNote).toBeLessThan(48 * MiB);
+    expect(rssKiB() - baseline.rss, seedNote).toBeLessThan(24 * MiB);
     expect((await rootFetch()).ok, seedNote).toBe(true);
   }, (SECONDS + 180) * 1000);
 });
