@@ -1,10 +1,12 @@
 /**
  * Runs attacks of h2-attacker.mjs one after another against a running agent, as uid 65534, and
- * prints for each the agent's fds and RSS before, at the peak during, and after; whether the
+ * prints for each the agent's fds and anonymous RSS before, at the peak during, and after; whether the
  * agent stayed up; and whether root got an X.509-SVID during and after. For measuring by hand
  * (the integration test asserts the same things):
  *
- *   node test/attack/probe.mjs <agent pid> <socket> [--seconds S] [--conns N] [--route R] [attack ...]
+ *   node test/attack/probe.mjs <agent pid> <socket> [--seconds S] [--conns N] [--route direct|filtered|both] [attack ...]
+ *
+ * Both routes attack at once unless --route says otherwise.
  */
 import { spawn, execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -23,7 +25,8 @@ for (let i = 2; i < args.length; i++) {
 }
 const pid = Number(pidArg);
 const fds = () => readdirSync(`/proc/${pid}/fd`).length;
-const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+/** Anonymous RSS: the agent's own memory, not the node binary's shared file pages. */
+const rssMiB = () => Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 const alive = () => {
   try {
     process.kill(pid, 0);
@@ -53,15 +56,19 @@ for (const name of names.length ? names : ALL) {
       peak = { fds: Math.max(peak.fds, fds()), rss: Math.max(peak.rss, rssMiB()) };
     } catch {}
   }, 100);
-  const child = spawn(process.execPath, [join(here, 'h2-attacker.mjs'), socket, name, '--seconds', flags.seconds ?? '8', '--conns', flags.conns ?? '4', '--route', flags.route ?? 'direct'], {
-    uid: 65534,
-    gid: 65534,
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const routes = (flags.route ?? 'both') === 'both' ? ['direct', 'filtered'] : [flags.route];
+  const runs = routes.map((route) => {
+    const child = spawn(process.execPath, [join(here, 'h2-attacker.mjs'), socket, name, '--seconds', flags.seconds ?? '8', '--conns', flags.conns ?? '4', '--route', route], {
+      uid: 65534,
+      gid: 65534,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    return new Promise((r) => child.on('exit', () => r(out)));
   });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
   const during = new Promise((r) => setTimeout(async () => r(await rootFetch()), 2000));
-  await new Promise((r) => child.on('exit', r));
+  const outs = await Promise.all(runs);
   const duringFetch = await during;
   clearInterval(sampler);
   // Back to baseline: wait up to 15 s for fds to return.
@@ -70,10 +77,15 @@ for (const name of names.length ? names : ALL) {
   const up = alive();
   const after = up ? { fds: fds(), rss: rssMiB() } : { fds: NaN, rss: NaN };
   const afterFetch = up ? await rootFetch() : { ok: false, ms: 0 };
-  let r = {};
-  try {
-    r = JSON.parse(out);
-  } catch {}
+  const totals = outs.map((o) => {
+    try {
+      return JSON.parse(o);
+    } catch {
+      return {};
+    }
+  });
+  const sum = (k) => totals.reduce((a, t) => a + (t[k] ?? 0), 0);
+  const r = { connections: sum('connections'), units: sum('units'), closedByAgent: sum('closedByAgent'), stalls: sum('stalls'), goaways: totals.map((t) => t.goaways), connectErrors: totals.map((t) => t.connectErrors) };
   console.log(
     `${name.padEnd(28)} up=${up} fds ${before.fds}/${peak.fds}/${after.fds} rss ${before.rss.toFixed(0)}/${peak.rss.toFixed(0)}/${after.rss.toFixed(0)} MiB root during=${duringFetch.ok}(${duringFetch.ms}ms) after=${afterFetch.ok} | conns=${r.connections} units=${r.units} goaways=${JSON.stringify(r.goaways)} closed=${r.closedByAgent} stalls=${r.stalls} errs=${JSON.stringify(r.connectErrors)}`,
   );
