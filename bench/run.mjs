@@ -12,6 +12,8 @@ import { run as reattest } from './reattest.mjs';
 import { run as startup } from './startup.mjs';
 import { run as serverMode } from './server-mode.mjs';
 import { run as compare } from './compare.mjs';
+import { run as parseBounds } from './parse-bounds.mjs';
+import { run as daemonBounds } from './daemon-bounds.mjs';
 import { spireEntryCommands } from './lib/common.mjs';
 
 if (process.argv.includes('--print-spire-entries')) {
@@ -31,7 +33,7 @@ const started = new Date();
 console.log(`spiffe-agent benchmarks — ${started.toISOString()} — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
 console.log(process.env.SPIRE_AGENT_BIN ? `spire-agent: ${process.env.SPIRE_AGENT_BIN} with ${process.env.SPIRE_AGENT_CONF}` : 'spire-agent: not set');
 const only = process.argv.slice(2);
-const all = { startup, 'first-svid': firstSvid, 'idle-rss': idleRss, attestation, 'rotation-load': rotationLoad, reattest, 'server-mode': serverMode, compare };
+const all = { startup, 'first-svid': firstSvid, 'idle-rss': idleRss, attestation, 'rotation-load': rotationLoad, reattest, 'parse-bounds': parseBounds, 'daemon-bounds': daemonBounds, 'server-mode': serverMode, compare };
 let failed = 0;
 for (const [name, fn] of Object.entries(all)) {
   if (only.length && !only.includes(name)) continue;

@@ -130,6 +130,20 @@ plugins {
     throw new Error(`agent not ready within ${timeoutMs} ms:\n${this.logs.join('\n')}`);
   }
 
+  /**
+   * Index of the first log line at or after `from` that matches, waiting up to `timeoutMs` for it.
+   * A negative check ("nothing was logged") waits for such a later line, never for a fixed time.
+   */
+  async logged(pred: (line: string) => boolean, timeoutMs: number, what: string, from = 0): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.logs.findIndex((l, k) => k >= from && pred(l));
+      if (i >= 0) return i;
+      if (Date.now() > deadline) throw new Error(`the agent did not log ${what} within ${timeoutMs} ms; last lines:\n${this.logs.slice(-20).join('\n')}`);
+      await sleep(50);
+    }
+  }
+
   async writeEntries(entries: EntryJson[]): Promise<void> {
     const tmp = `${this.entriesPath}.tmp`;
     await writeFile(tmp, JSON.stringify({ entries }, null, 2));

@@ -114,8 +114,9 @@ const BUS = { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus'
 export class FakeSystemd {
   /** The unique bus name of every GetUnitByPID caller, in order. */
   readonly callers: string[] = [];
-  /** Pids whose GetUnitByPID reply is delayed by this many ms. */
-  readonly delays = new Map<number, number>();
+  /** Pids whose GetUnitByPID reply waits until the test releases it (see hold()). */
+  private readonly held = new Map<number, Promise<void>>();
+  private replied: (() => void)[] = [];
   private readonly units = new Map<number, FakeUnit>();
 
   private constructor(private readonly conn: DBusConnection) {}
@@ -134,6 +135,23 @@ export class FakeSystemd {
     this.units.set(pid, unit);
   }
 
+  /**
+   * Holds every GetUnitByPID reply for `pid` until the returned function is called. Its promise
+   * resolves once a held reply has been sent, so a test can wait for that event, not for a time.
+   */
+  hold(pid: number): { release(): void; sent: Promise<void> } {
+    let release!: () => void;
+    this.held.set(pid, new Promise<void>((r) => (release = r)));
+    const sent = new Promise<void>((r) => this.replied.push(r));
+    return {
+      release: () => {
+        this.held.delete(pid);
+        release();
+      },
+      sent,
+    };
+  }
+
   async stop(): Promise<void> {
     await this.conn.close();
   }
@@ -143,8 +161,12 @@ export class FakeSystemd {
       if (m.signature !== 'u') throw new DBusRemoteError('org.freedesktop.DBus.Error.InvalidArgs', `Invalid arguments '${m.signature}' to call GetUnitByPID(), expecting 'u'.`);
       const pid = m.body[0] as number;
       this.callers.push(m.sender ?? '');
-      const delay = this.delays.get(pid);
-      if (delay) await new Promise((r) => setTimeout(r, delay));
+      const hold = this.held.get(pid);
+      if (hold) {
+        await hold;
+        // serveMethods sends the reply when this returns; the callbacks run after it is queued.
+        setImmediate(() => this.replied.splice(0).forEach((r) => r()));
+      }
       const unit = this.units.get(pid);
       if (!unit) throw new DBusRemoteError('org.freedesktop.systemd1.NoUnitForPID', `PID ${pid} does not belong to any loaded unit.`);
       return { signature: 'o', body: [unitObjectPath(unit.id)] };

@@ -103,9 +103,7 @@ describe('admin socket hardening', () => {
         const mark = agent.logs.length;
         const fetched = await cli(['api', 'fetch', 'x509', '-socketPath', agent.socketPath], WORKLOAD);
         expect(fetched.code).toBe(0);
-        await sleep(200);
-        const records = agent.logs.slice(mark).filter((l) => l.includes('msg="Workload API decision"'));
-        expect(records.some((l) => l.includes('decision=granted') && l.includes(`uid=${WORKLOAD.uid}`))).toBe(true);
+        await agent.logged((l) => l.includes('msg="Workload API decision"') && l.includes('decision=granted') && l.includes(`uid=${WORKLOAD.uid}`), 30_000, `the audit record at ${level}`, mark);
         // The change itself is on record too, whatever the level it set.
         expect(agent.logs.some((l) => l.includes('Log level changed through the Logger API') && l.includes(`to=${level.toLowerCase()}`))).toBe(true);
       }

@@ -11,7 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess, REPO, TD, collect, sleep, uidEntry } from '../helpers/agent-process.js';
+import { AgentProcess, REPO, TD, collect, uidEntry } from '../helpers/agent-process.js';
 import { sleeper } from '../helpers/processes.js';
 
 const CLIENT = join(REPO, 'test/helpers/admin-client.mjs');
@@ -131,15 +131,15 @@ describe('admin socket', () => {
     const [set] = await admin(adminSocket, DELEGATE, 'Logger', 'SetLogLevel', { new_level: 'INFO' });
     expect(set?.response).toEqual({ current_level: 'INFO', launch_level: 'DEBUG' });
     let mark = agent.logs.length;
-    // Signing a new SVID logs "X.509-SVID issued" at debug.
+    // Signing a new SVID logs "X.509-SVID issued" at debug; the response carries that SVID, so it was signed before.
     await admin(adminSocket, DELEGATE, 'DelegatedIdentity', 'SubscribeToX509SVIDs', { selectors: [{ type: 'unix', value: 'uid:1424' }] });
-    await sleep(200);
-    expect(agent.logs.slice(mark).filter((l) => l.includes('level=debug'))).toEqual([]);
     await admin(adminSocket, DELEGATE, 'Logger', 'SetLogLevel', { new_level: 'DEBUG' });
+    // Everything logged for the subscription comes before the level change's own line.
+    const changed = await agent.logged((l) => l.includes('Log level changed through the Logger API') && l.includes('to=debug'), 30_000, 'the level change', mark);
+    expect(agent.logs.slice(mark, changed).filter((l) => l.includes('level=debug'))).toEqual([]);
     mark = agent.logs.length;
     await admin(adminSocket, DELEGATE, 'DelegatedIdentity', 'SubscribeToX509SVIDs', { selectors: [{ type: 'unix', value: 'uid:1425' }] });
-    await sleep(200);
-    expect(agent.logs.slice(mark).some((l) => l.includes('level=debug') && l.includes('X.509-SVID issued'))).toBe(true);
+    await agent.logged((l) => l.includes('level=debug') && l.includes('X.509-SVID issued'), 30_000, 'the debug line of the new SVID', mark);
     const [unspecified] = await admin(adminSocket, DELEGATE, 'Logger', 'SetLogLevel', { new_level: 'UNSPECIFIED' });
     expect(unspecified?.status?.code).toBe('INVALID_ARGUMENT');
     await admin(adminSocket, DELEGATE, 'Logger', 'SetLogLevel', { new_level: 'WARN' });
@@ -153,8 +153,9 @@ describe('admin socket', () => {
       [CLIENT, adminSocket, 'DelegatedIdentity', 'SubscribeToX509SVIDs', JSON.stringify({ selectors: [{ type: 'unix', value: `uid:${TARGET_UID}` }] }), '3'],
       { stdio: ['ignore', 'pipe', 'pipe'], ...DELEGATE },
     );
-    const done = collect(child, 15_000);
-    await sleep(1000);
+    const done = collect(child, 30_000);
+    // The stream is open once its first response is out; then the delegate loses its entry.
+    await new Promise<void>((resolve) => child.stdout!.on('data', (c: Buffer) => c.toString().includes('"response"') && resolve()));
     await agent.writeEntries(ENTRIES.filter((e) => !e.spiffe_id.endsWith('/delegate')));
     const lines = (await done).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
     await agent.writeEntries(ENTRIES);

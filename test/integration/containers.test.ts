@@ -4,16 +4,17 @@
  * Docker's and the kubelet's, so the container ID and pod UID come from the kernel's
  * /proc/<pid>/cgroup. The Docker engine and the kubelet are FAKES (no engine or kubelet
  * can run here): test/helpers/fake-docker.ts and test/helpers/fake-kubelet.ts.
- * Skipped, with the reason, where cgroups cannot be created (not root, read-only cgroupfs).
+ * Skipped, with the reason, where cgroups cannot be created (not root, read-only cgroupfs); in CI that fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, Output, PARENT_ID, TD, cli, field, sleep, type EntryJson } from '../helpers/agent-process.js';
 import { CgroupSandbox, cgroupsUnavailable, containerId, kubepodsPath, kubepodsSystemdPath, podUid, readCgroup, type CgroupDir } from '../helpers/cgroups.js';
 import { FakeDockerEngine } from '../helpers/fake-docker.js';
 import { FakeKubelet } from '../helpers/fake-kubelet.js';
+import { requireTool } from '../helpers/require-tool.js';
 
 const unavailable = cgroupsUnavailable();
-if (unavailable) console.warn(`containers.test.ts skipped: real cgroups unavailable: ${unavailable}`);
+const noCgroups = requireTool('writable cgroup v1 hierarchy', unavailable === undefined, `container attestation runs workloads in real cgroups: ${unavailable}`);
 
 const W = { uid: 1171, gid: 1171 };
 const LOG_SELECTORS = `log_selectors = ["docker:label", "docker:image_id", "k8s:ns", "k8s:sa", "k8s:pod-name", "k8s:pod-uid", "k8s:pod-label", "unix:uid"]`;
@@ -31,7 +32,7 @@ const entry = (path: string, selectors: string[]): EntryJson => ({
 const decisions = (agent: AgentProcess, pid: number, decision: string): string[] =>
   agent.logs.filter((l) => l.includes('Workload API decision') && l.includes(`decision=${decision}`) && new RegExp(`\\bpid=${pid}\\b`).test(l));
 
-describe.skipIf(unavailable !== undefined)('container attestation in real cgroups', () => {
+describe.skipIf(noCgroups)('container attestation in real cgroups', () => {
   const cgroups = new CgroupSandbox();
   afterAll(async () => cgroups.cleanup());
 
@@ -225,12 +226,11 @@ describe.skipIf(unavailable !== undefined)('container attestation in real cgroup
       const t0 = Date.now();
       const withdrawn = (): string | undefined =>
         [...decisions(agent, watch.pid!, 'withdrawn'), ...decisions(agent, watch.pid!, 'denied')].find((l) => l.includes('k8s:pod-label:tier:silver'));
-      await err.until((t) => /PermissionDenied/.test(t), 5_000, 'PermissionDenied on the watch stream');
-      while (!withdrawn() && Date.now() - t0 < 3_000) await sleep(100);
-      const elapsed = Date.now() - t0;
-      console.log(`k8s: relabel to stream end took ${elapsed} ms (reattest_interval 1s, poll_retry_interval 200ms)`);
+      // How soon is the re-attestation loop's, measured by bench/daemon-bounds.mjs; not asserted here.
+      await err.until((t) => /PermissionDenied/.test(t), 30_000, 'PermissionDenied on the watch stream');
+      while (!withdrawn() && Date.now() - t0 < 30_000) await sleep(100);
+      console.log(`k8s: relabel to stream end took ${Date.now() - t0} ms (reattest_interval 1s, poll_retry_interval 200ms)`);
       expect(withdrawn()).toBeDefined();
-      expect(elapsed).toBeLessThan(3_000);
       watch.kill('SIGKILL');
     });
   });

@@ -8,9 +8,12 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_AUDIENCE_BYTES, MAX_AUDIENCE_VALUES } from '../../src/endpoints/audience.js';
 import { WorkloadAPIClient } from '../../src/sdk/index.js';
 import { AgentProcess, uidEntry } from '../helpers/agent-process.js';
+
+/** The audience limits (src/endpoints/audience.ts), pinned: the daemon must refuse past exactly these. */
+const MAX_AUDIENCE_VALUES = 64;
+const MAX_AUDIENCE_BYTES = 8192;
 
 let agent: AgentProcess;
 let client: WorkloadAPIClient;

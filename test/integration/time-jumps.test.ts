@@ -8,7 +8,7 @@
  * The clients (`api fetch x509`, `api watch`) run under the same faked clock and verify
  * the SVID chain at their current time, so a fetch succeeds only once the agent serves
  * an SVID and a CA that are valid at the new time. Without libfaketime the test is
- * skipped with a notice (CI installs it in .ci/run).
+ * skipped with a notice, except in CI, where it fails (.ci/run installs it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,11 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_MAIN, AgentProcess, collect, Output, sleep, uidEntry, type CliResult } from '../helpers/agent-process.js';
+import { requireTool } from '../helpers/require-tool.js';
 
 const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) =>
   existsSync(p),
 );
-if (!LIBFAKETIME) console.warn('spiffe-agent: libfaketime not found (apt-get install faketime); the wall-clock jump tests are skipped.');
+const noFaketime = requireTool('libfaketime', LIBFAKETIME !== undefined, 'the wall-clock jump tests run the daemon under it; apt-get install faketime');
 
 const DAY = 86_400_000;
 /** "Within seconds": the agent looks at the wall clock every 5 s; the rest is client start-up on a busy box. */
@@ -60,7 +61,7 @@ async function recovered(): Promise<{ ms: number; last: CliResult }> {
 
 const received = (): number => (watched.text.match(/^Received /gm) ?? []).length;
 
-describe.skipIf(!LIBFAKETIME)('wall-clock jumps (real daemon under libfaketime)', () => {
+describe.skipIf(noFaketime)('wall-clock jumps (real daemon under libfaketime)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'spiffe-faketime-'));
     rc = join(dir, 'faketime.rc');

@@ -9,12 +9,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireTool } from '../helpers/require-tool.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 type Results = Record<'spire-agent' | 'spiffe-agent', Record<string, { v: number; load: number }>>;
 
-describe('bench/compare.mjs smoke (BENCH_SMOKE=1)', () => {
-  it.skipIf(process.getuid?.() !== 0)('runs both agents through every measure', async () => {
+const notRoot = requireTool('root', process.getuid?.() === 0, 'the bench spawns clients under test uids; run as root');
+
+describe.skipIf(notRoot)('bench/compare.mjs smoke (BENCH_SMOKE=1)', () => {
+  it('runs both agents through every measure', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
     const file = join(dir, 'results.json');
     try {

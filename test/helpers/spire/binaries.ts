@@ -9,6 +9,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inCI } from '../ci.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const SPIRE_SCRIPT = join(REPO, 'scripts/spire.sh');
@@ -92,7 +93,7 @@ export function planServerSuite(): SuitePlan {
   const found = missing.length === 0 ? findSpire() : {};
   if (found.reason) missing.push(found.reason);
   const reason = missing.length ? `server-mode interop prerequisites missing: ${missing.join('; ')}` : undefined;
-  const required = process.env.CI === 'true' || process.env.CI === '1' || process.env.SPIRE_REQUIRED === '1';
+  const required = inCI() || process.env.SPIRE_REQUIRED === '1';
   if (reason && !required) console.warn(`SKIPPED (not in CI; CI=true or SPIRE_REQUIRED=1 makes this a failure): ${reason}`);
   return {
     bins: found.bins,

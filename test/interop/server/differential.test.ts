@@ -4,12 +4,15 @@
  * client (go-client canon) asks both, as the same uids, and the two canonical descriptions are
  * compared path by path. Any difference must be listed, with its reason, in README.md's table
  * "Differences from spire-agent"; the allow-list is read from that table, so the two cannot drift.
+ *
+ * So that a comparison that sees nothing cannot pass: the table parser and the comparator are first
+ * checked on known inputs (differential-compare.ts), each live comparison must cover a floor of
+ * fields and must catch a difference injected into the payload just received, and every path the
+ * table allows must be one the comparisons saw.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  REPO,
   UID_A,
   UID_B,
   UID_NONE,
@@ -24,66 +27,13 @@ import {
   type SpireServer,
 } from '../../helpers/spire/index.js';
 import { TestCA } from '../../helpers/test-ca.js';
+import { diff, flatten, patternRe, readAllowList, readDifferences, TABLE_HEADER } from './differential-compare.js';
 import { Cleanup, KINDS, id, plan, uidEntry } from './fixture.js';
 
 /** Reference first. With one kind selected it compares that kind with itself (a check of the test). */
 const PAIR: [AgentKind, AgentKind] = KINDS.length > 1 ? ['spire-agent', 'spiffe-agent'] : [KINDS[0]!, KINDS[0]!];
 const AUDIENCES = ['spiffe://example.org/aud-1', 'spiffe://example.org/aud-2'];
 const FEDERATED = 'spiffe://other.org';
-
-export interface AllowedDifference {
-  what: string;
-  pattern: string;
-  reason: string;
-  re: RegExp;
-}
-
-/** Rows of README.md's "Differences from spire-agent" table whose second column names a path. */
-export function readAllowList(readme = readFileSync(join(REPO, 'README.md'), 'utf8')): AllowedDifference[] {
-  const start = readme.indexOf('## Differences from spire-agent');
-  if (start < 0) throw new Error('README.md has no "## Differences from spire-agent" section');
-  const section = readme.slice(start).split(/\n## /)[0]!;
-  const rows: AllowedDifference[] = [];
-  for (const line of section.split('\n')) {
-    const cells = line.split('|').map((c) => c.trim());
-    if (cells.length < 5 || !line.trim().startsWith('|') || /^-+$/.test(cells[1]!.replace(/:/g, '')) || cells[1] === 'What differs') continue;
-    const [, what, where, reason] = cells as [string, string, string, string];
-    const m = where.match(/^`([^`]+)`$/);
-    if (!m) continue; // documented difference the differential test does not observe
-    if (!reason) throw new Error(`README difference "${what}" has no reason`);
-    const pattern = m[1]!;
-    const re = new RegExp(`^${pattern.replace(/[.+?^${}()|\\]/g, '\\$&').replace(/\[/g, '\\[').replace(/\]/g, '\\]').replace(/\*/g, '[^]*?')}$`);
-    rows.push({ what, pattern, reason, re });
-  }
-  return rows;
-}
-
-/** JSON → "a.b[0].c" → scalar as JSON text. Missing on one side shows as "<absent>". */
-export function flatten(v: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
-  if (Array.isArray(v)) {
-    if (v.length === 0) out.set(prefix, '[]');
-    v.forEach((x, i) => flatten(x, `${prefix}[${i}]`, out));
-  } else if (v !== null && typeof v === 'object') {
-    const keys = Object.keys(v as object).sort();
-    if (keys.length === 0) out.set(prefix, '{}');
-    for (const k of keys) flatten((v as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k, out);
-  } else {
-    out.set(prefix, JSON.stringify(v));
-  }
-  return out;
-}
-
-export function diff(a: unknown, b: unknown): { path: string; ref: string; ours: string }[] {
-  const fa = flatten(a);
-  const fb = flatten(b);
-  const out: { path: string; ref: string; ours: string }[] = [];
-  for (const path of new Set([...fa.keys(), ...fb.keys()])) {
-    const x = fa.get(path) ?? '<absent>';
-    const y = fb.get(path) ?? '<absent>';
-    if (x !== y) out.push({ path, ref: x, ours: y });
-  }
-  return out.sort((p, q) => p.path.localeCompare(q.path));
-}
 
 let bins: SpireBinaries;
 let server: SpireServer;
@@ -98,7 +48,7 @@ function entriesFor(parent: string) {
   ];
 }
 
-beforeAll(async () => {
+async function startBoth(): Promise<void> {
   bins = plan.require();
   server = cleanup.add(await startSpireServer({ bins, cacheReloadInterval: '1s' }));
   const other = await TestCA.create('other.org');
@@ -115,8 +65,7 @@ beforeAll(async () => {
     await waitForSvid(agent, UID_A, id('/diff/a-short'));
     await waitForSvid(agent, UID_B, id('/diff/b'));
   }
-});
-afterAll(() => cleanup.run());
+}
 
 async function canon(agent: AgentHandle, uid: number): Promise<any> {
   const args = ['canon', '-timeout', '15s'];
@@ -130,11 +79,89 @@ async function canon(agent: AgentHandle, uid: number): Promise<any> {
   return r;
 }
 
-describe.skipIf(plan.skip)(`differential: ${PAIR[0]} vs ${PAIR[1]} on one spire-server`, () => {
-  it('README table "Differences from spire-agent" parses and every observed row has a reason', () => {
-    const rows = readAllowList();
+/** What one go-spiffe `canon` run prints for a workload with one SVID, trimmed: the comparator's test input. */
+const SAMPLE = {
+  ok: true,
+  x509Svids: [
+    {
+      id: 'spiffe://example.org/b',
+      hint: 'b',
+      chainLength: 1,
+      chain: [{ keyType: 'EC P-256', isCA: false, uriSans: ['spiffe://example.org/b'], dnsSans: [], extensions: ['2.5.29.15 (critical)', '2.5.29.17'], lifetimeMinutes: 60 }],
+      intermediateFingerprints: [],
+      verified: true,
+    },
+  ],
+  x509Bundles: { 'spiffe://example.org': ['5f3a'] },
+  jwtSvids: [{ requestedAudience: 'aud-1', sub: 'spiffe://example.org/b', aud: ['aud-1'], claimNames: ['aud', 'exp', 'iat', 'sub'], validated: true }],
+};
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+describe('the comparator and the allow-list, on known inputs', () => {
+  it('README.md\'s table "Differences from spire-agent" parses, has rows, and every row has a reason', () => {
+    const rows = readDifferences();
+    expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) expect(r.reason.length, r.what).toBeGreaterThan(10);
   });
+
+  it('a table the parser cannot read fails instead of allowing nothing', () => {
+    const table = (...rows: string[]) => `# x\n\n## Differences from spire-agent\n\nText.\n\n| ${TABLE_HEADER.join(' | ')} |\n|---|---|---|\n${rows.join('\n')}\n\n## Next\n`;
+    const row = '| Hints | `x509Svids[*].hint` | spire-agent sends none here, for a reason |';
+    expect(readDifferences(table(row, '| Logs | — | a difference the test does not observe |')).map((r) => r.pattern)).toEqual(['x509Svids[*].hint', undefined]);
+    expect(readAllowList(table(row)).map((r) => r.pattern)).toEqual(['x509Svids[*].hint']);
+    expect(() => readDifferences(table())).toThrow(/the table has no rows/);
+    expect(() => readDifferences('# x\n\n## Other\n')).toThrow(/has no "## Differences from spire-agent" section/);
+    expect(() => readDifferences(table(row).replace('Path in the differential test', 'Path'))).toThrow(/must start with the header/);
+    expect(() => readDifferences(table(row).replace('|---|---|---|', '| | | |'))).toThrow(/separator row/);
+    expect(() => readDifferences(table('| Hints | x509Svids.hint | a reason long enough |'))).toThrow(/the path column must be one `path` or —/);
+    expect(() => readDifferences(table('| Hints | `hint` | |'))).toThrow(/needs a reason/);
+    expect(() => readDifferences(table('| Hints | `hint` |'))).toThrow(/needs 3 cells/);
+  });
+
+  it('diff names a changed, a missing and an added leaf by path, and nothing for the same payload with its keys in another order', () => {
+    expect(diff(SAMPLE, clone(SAMPLE))).toEqual([]);
+    const reordered = Object.fromEntries(Object.entries(clone(SAMPLE)).reverse());
+    expect(diff(SAMPLE, reordered)).toEqual([]);
+    const changed = clone(SAMPLE);
+    changed.x509Svids[0]!.chain[0]!.keyType = 'EC P-384';
+    changed.x509Svids[0]!.chain[0]!.extensions.pop();
+    changed.jwtSvids[0]!.aud.push('aud-2');
+    changed.x509Svids[0]!.chain[0]!.lifetimeMinutes = '60' as unknown as number; // same text, other JSON type
+    expect(diff(SAMPLE, changed)).toEqual([
+      { path: 'jwtSvids[0].aud[1]', ref: '<absent>', ours: '"aud-2"' },
+      { path: 'x509Svids[0].chain[0].extensions[1]', ref: '"2.5.29.17"', ours: '<absent>' },
+      { path: 'x509Svids[0].chain[0].keyType', ref: '"EC P-256"', ours: '"EC P-384"' },
+      { path: 'x509Svids[0].chain[0].lifetimeMinutes', ref: '60', ours: '"60"' },
+    ]);
+    expect(diff(SAMPLE, { ok: false, step: 'FetchX509Context', code: 'PermissionDenied' }).length).toBeGreaterThan(20);
+    expect(flatten(SAMPLE).size).toBe(22); // every leaf, empty arrays included
+  });
+
+  it('an allow-list pattern matches the paths it names and no others', () => {
+    const re = patternRe('x509Svids[*].chain[0].extensions');
+    expect(re.test('x509Svids[1].chain[0].extensions')).toBe(true);
+    expect(re.test('x509Svids[1].chain[1].extensions')).toBe(false);
+    expect(re.test('x509Svids[1].chain[0].extensions[0]')).toBe(false);
+    expect(patternRe('jwtSvids[*].aud[*]').test('jwtSvids[2].aud[0]')).toBe(true);
+  });
+});
+
+/**
+ * Least number of fields each workload's comparison covers. Measured with v1.13.3 on both sides:
+ * uid 1001 144, uid 1002 72, uid 1003 3 (ok, step, code); the floor leaves room for a changed
+ * extension list, not for a canon output that lost an SVID, a bundle or an audience set.
+ */
+const MIN_FIELDS = new Map([
+  [UID_A, 130],
+  [UID_B, 65],
+  [UID_NONE, 3],
+]);
+/** Every path compared, over all workloads: each allow-listed path must be among them. */
+const compared = new Set<string>();
+
+describe.skipIf(plan.skip)(`differential: ${PAIR[0]} vs ${PAIR[1]} on one spire-server`, () => {
+  beforeAll(startBoth);
+  afterAll(() => cleanup.run());
 
   it.each([
     ['uid 1001 (two SVIDs, federated bundle, DNS SANs, hints, JWT for two audiences)', UID_A],
@@ -158,13 +185,31 @@ describe.skipIf(plan.skip)(`differential: ${PAIR[0]} vs ${PAIR[1]} on one spire-
       expect(ref.x509Svids[0].hint).toBe('main');
       expect(new Set(ref.jwtSvids.map((j: { requestedAudience: string }) => j.requestedAudience)).size).toBe(3);
     }
+    const fields = new Set([...flatten(ref).keys(), ...flatten(ours).keys()]);
+    for (const p of fields) compared.add(p);
+    expect(fields.size, 'fields compared').toBeGreaterThanOrEqual(MIN_FIELDS.get(uid)!);
+
+    // The comparator, on this very payload: a field changed in ours is reported, and only that one.
+    const tampered = clone(ours);
+    if (tampered.ok) tampered.x509Svids.at(-1).chain[0].keyType += ' (tampered)';
+    else tampered.code = 'Unknown';
+    const injected = diff(ours, tampered).map((d) => d.path);
+    expect(injected).toEqual([tampered.ok ? `x509Svids[${tampered.x509Svids.length - 1}].chain[0].keyType` : 'code']);
+
     const allow = readAllowList();
-    const unexplained = diff(ref, ours).filter((d) => !allow.some((r) => r.re.test(d.path)));
-    const explained = diff(ref, ours).filter((d) => allow.some((r) => r.re.test(d.path)));
+    const found = diff(ref, ours);
+    const unexplained = found.filter((d) => !allow.some((r) => r.re.test(d.path)));
+    const explained = found.filter((d) => allow.some((r) => r.re.test(d.path)));
     if (explained.length) console.log(`allowed differences (README): ${explained.map((d) => d.path).join(', ')}`);
     expect(
       unexplained.map((d) => `${d.path}: ${PAIR[0]}=${d.ref} ${PAIR[1]}=${d.ours}`),
       `differences not listed in README.md "Differences from spire-agent":\n${agents[1]!.logTail(20)}`,
     ).toEqual([]);
+  });
+
+  it('every path the README allows to differ is one the comparison saw (a stale or misspelt row fails)', () => {
+    expect(compared.size, 'the three comparisons ran').toBeGreaterThanOrEqual(MIN_FIELDS.get(UID_A)! + MIN_FIELDS.get(UID_NONE)!);
+    const unseen = readAllowList().filter((r) => ![...compared].some((p) => r.re.test(p)));
+    expect(unseen.map((r) => `${r.what}: ${r.pattern}`)).toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ import type { ServerSession } from '../../../src/authority/server/session.js';
 import { systemClock } from '../../../src/clock.js';
 import type { PluginConfig } from '../../../src/config/types.js';
 import type { Logger } from '../../../src/telemetry/logger.js';
+import { inCI } from '../../helpers/ci.js';
 import { findSpire, type SpireBinaries, type SpireServer, type X509popFiles } from '../../helpers/spire/index.js';
 
 export interface SessionPlan {
@@ -24,7 +25,7 @@ export interface SessionPlan {
 
 export function planSessionSuite(): SessionPlan {
   const found = findSpire();
-  const required = process.env.CI === 'true' || process.env.CI === '1' || process.env.SPIRE_REQUIRED === '1';
+  const required = inCI() || process.env.SPIRE_REQUIRED === '1';
   if (found.reason && !required) console.warn(`SKIPPED (not in CI): ${found.reason}`);
   return { skip: found.reason !== undefined && !required, reason: found.reason, bins: found.bins };
 }

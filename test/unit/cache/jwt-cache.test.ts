@@ -7,7 +7,10 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { SignedJWTSVID } from '../../../src/authority/types.js';
-import { JWTCache, JWT_CACHE_MAX_BYTES } from '../../../src/cache/jwt-cache.js';
+import { JWTCache, JWT_CACHE_MAX_BYTES as CODE_MAX_BYTES } from '../../../src/cache/jwt-cache.js';
+
+/** The default byte budget, pinned (README: "at most 8 MiB of tokens, whatever its count limit"). */
+const JWT_CACHE_MAX_BYTES = 8 * 1024 * 1024;
 
 // A full collection before each reading, so only what the cache retains is measured.
 setFlagsFromString('--expose_gc');
@@ -88,6 +91,7 @@ describe('JWTCache', () => {
       const token = `eyJhbGciOiJFUzI1NiJ9.${Buffer.from(JSON.stringify({ aud: [aud] })).toString('base64url')}.sig`;
       c.set(JWTCache.key('spiffe://td/a', [aud]), svid(token));
     }
+    expect(CODE_MAX_BYTES).toBe(JWT_CACHE_MAX_BYTES);
     expect(c.bytes).toBeLessThanOrEqual(JWT_CACHE_MAX_BYTES);
     // Generous: the budget plus slack, far below the ~570 MB a count bound alone allows.
     expect(heapUsed() - before).toBeLessThan(JWT_CACHE_MAX_BYTES + 32 * 1024 * 1024);

@@ -5,7 +5,7 @@ import { ConfigError } from '../../../src/config/errors.js';
 import { HclSyntaxError, parseHcl1 } from '../../../src/config/hcl1.js';
 import { locateKeys } from '../../../src/config/locate.js';
 import { expandEnv } from '../../../src/config/expand-env.js';
-import { fc, jsonishText, onlyTypedErrors, onlyTypedErrorsAsync, onlyTypedErrorsWithin, settings } from './fuzz.js';
+import { fc, jsonishText, onlyTypedErrors, onlyTypedErrorsAsync, onlyTypedErrorsWithin, fuzz } from './fuzz.js';
 
 const AGENT_KEYS = ['trust_domain', 'data_dir', 'socket_path', 'admin_socket_path', 'log_level', 'log_format', 'log_selectors', 'workload_x509_svid_key_type', 'x509_svid_cache_max_size', 'sync_interval', 'availability_target', 'server_address', 'server_port', 'trust_bundle_path', 'trust_bundle_url', 'insecure_bootstrap', 'join_token', 'experimental', 'sds', 'retry_bootstrap', 'rebootstrap_mode'];
 const value = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom('example.org', '5s', '1h30m', 'DEBUG', 'ec-p256', '/tmp/x', '8081', 'never'), fc.dictionary(fc.constantFrom(...AGENT_KEYS), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }));
@@ -27,16 +27,16 @@ const hclText = fc.oneof(
 
 describe('fuzz: JSON agent.conf', () => {
   it('gives a config or a ConfigError for any text', async () => {
-    await fc.assert(
+    await fuzz(
       fc.asyncProperty(jsonishText(), async (text) => {
         await onlyTypedErrorsAsync(() => parseConfigText(text, '/etc/agent.json', { expandEnv: false, cwd: '/nonexistent' }), ConfigError);
       }),
-      settings(1500),
+      1500,
     );
   });
 
   it('gives a config or a ConfigError naming the file for any document shape', async () => {
-    await fc.assert(
+    await fuzz(
       fc.asyncProperty(configDoc, fc.boolean(), async (doc, expand) => {
         const text = JSON.stringify(doc, null, 2);
         const c = await onlyTypedErrorsAsync(() => parseConfigText(text, '/etc/agent.json', { expandEnv: expand, env: { X: '1' }, cwd: '/nonexistent' }), ConfigError);
@@ -45,14 +45,14 @@ describe('fuzz: JSON agent.conf', () => {
           expect((err as ConfigError).problems.every((p) => p.file === '/etc/agent.json' || p.message.length > 0)).toBe(true);
         } else expect(Object.isFrozen(c)).toBe(true);
       }),
-      settings(1500),
+      1500,
     );
   });
 });
 
 describe('fuzz: HCL agent.conf', () => {
   it('the HCL1 parser throws only HclSyntaxError, at a line of the text; the key locator and -expandEnv never throw', () => {
-    fc.assert(
+    fuzz(
       fc.property(hclText, (text) => {
         const lines = text.split('\n').length;
         try {
@@ -67,17 +67,17 @@ describe('fuzz: HCL agent.conf', () => {
         loc.line('agent.trust_domain');
         onlyTypedErrors(() => expandEnv(text, { X: 'y' }));
       }),
-      settings(3000),
+      3000,
     );
   });
 
   it('gives a config or a ConfigError through the real HCL parser', async () => {
     // The parser runs in-process now (it was a child process of ~0.2 s per case), so many cases.
-    await fc.assert(
+    await fuzz(
       fc.asyncProperty(hclText, async (text) => {
         await onlyTypedErrorsWithin(20_000, () => parseConfigText(text, '/etc/agent.conf', { expandEnv: false, cwd: '/nonexistent' }), ConfigError);
       }),
-      settings(1500),
+      1500,
     );
   }, 120_000);
 });

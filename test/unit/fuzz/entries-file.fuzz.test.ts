@@ -1,7 +1,7 @@
 /** The registration entries file: any text is entries or an EntriesFileError, and valid entries round-trip. */
 import { describe, it, expect } from 'vitest';
 import { EntriesFileError, parseEntriesFile, type EntryDefinition } from '../../../src/authority/embedded/entries-file.js';
-import { fc, jsonishText, onlyTypedErrors, settings } from './fuzz.js';
+import { fc, jsonishText, onlyTypedErrors, fuzz } from './fuzz.js';
 
 const TD = 'example.org';
 const KEYS = ['entry_id', 'entryId', 'spiffe_id', 'spiffeId', 'parent_id', 'parentId', 'selectors', 'x509_svid_ttl', 'jwt_svid_ttl', 'ttl', 'dns_names', 'hint', 'federates_with', 'admin', 'downstream', 'jwt_svid_include_jti', 'entry_expiry', 'store_svid', 'revision_number', 'created_at', '__proto__', 'constructor', 'toString'];
@@ -50,17 +50,17 @@ function serialize(d: EntryDefinition): Record<string, unknown> {
 
 describe('fuzz: entries file', () => {
   it('turns any text into entries or an EntriesFileError naming the file', () => {
-    fc.assert(
+    fuzz(
       fc.property(fc.oneof(jsonishText(), jsonishText().map((j) => `{"entries":[${j}]}`)), (text) => {
         onlyTypedErrors(() => parseEntriesFile('/f.json', text, TD), EntriesFileError);
       }),
-      settings(2000),
+      2000,
     );
   });
 
   it('turns entries with values of any type under any key into entries or an EntriesFileError', () => {
     const anyEntry = fc.dictionary(fc.oneof(fc.constantFrom(...KEYS), fc.string({ maxLength: 8 })), fc.oneof(fc.jsonValue({ maxDepth: 3 }), selector, fc.array(selector)), { maxKeys: 8 });
-    fc.assert(
+    fuzz(
       fc.property(fc.array(fc.oneof(anyEntry, validEntry), { maxLength: 5 }), fc.boolean(), (entries, pretty) => {
         const text = JSON.stringify({ entries }, null, pretty ? 2 : undefined);
         const defs = onlyTypedErrors(() => parseEntriesFile('/f.json', text, TD), EntriesFileError);
@@ -76,19 +76,19 @@ describe('fuzz: entries file', () => {
           }
         }
       }),
-      settings(2000),
+      2000,
     );
   });
 
   it('round-trips valid entries: parse, write back, parse again gives the same definitions', () => {
-    fc.assert(
+    fuzz(
       fc.property(fc.uniqueArray(validEntry, { maxLength: 6, selector: (e) => e.spiffe_id }), (entries) => {
         const defs = parseEntriesFile('/f.json', JSON.stringify({ entries }), TD);
         expect(defs).toHaveLength(entries.length);
         const again = parseEntriesFile('/f.json', JSON.stringify({ entries: defs.map(serialize) }), TD);
         expect(again).toEqual(defs);
       }),
-      settings(500),
+      500,
     );
   });
 });

@@ -1,8 +1,12 @@
 /**
  * Shared settings for the property-based fuzz tests (fast-check). CI runs them with a fixed
  * seed, so a failure reproduces; FUZZ_SEED and FUZZ_RUNS override it for longer local runs.
- * Each property also has a total time budget: on a loaded machine it runs fewer cases rather
- * than timing out, and `interruptAfterTimeLimit` never turns that into a failure.
+ *
+ * Each property runs a floor of cases whatever the clock says, then more up to its numRuns within
+ * a time budget. The floor (MIN_RUNS_SHARE of numRuns) is what the test guarantees: a loaded
+ * machine runs it more slowly instead of running a handful of cases and passing. Failing a property
+ * that ran out of time instead would fail on load, not on a bug; the budget only trims the extra
+ * cases, and the test's timeout stays the guard against a hang.
  */
 import fc from 'fast-check';
 import { expect } from 'vitest';
@@ -10,15 +14,54 @@ import { SpiffeAgentError } from '../../../src/errors.js';
 
 export { fc };
 
-export function settings(numRuns: number, budgetMs = 5_000): fc.Parameters<unknown> {
-  const runs = process.env['FUZZ_RUNS'];
-  const seed = process.env['FUZZ_SEED'];
-  return {
-    seed: seed === undefined ? 42 : Number(seed),
-    numRuns: runs === undefined ? numRuns : Number(runs),
-    interruptAfterTimeLimit: budgetMs,
-    markInterruptAsFailure: false,
-  };
+/** Share of a property's numRuns that always runs, past the time budget if need be. */
+export const MIN_RUNS_SHARE = 0.2;
+
+export interface FuzzPlan {
+  seed: number;
+  /** Cases run whatever the time: the first phase, seed `seed`. */
+  minRuns: number;
+  /** Cases after the floor, while the budget lasts: the second phase, seed `seed + 1`. */
+  extraRuns: number;
+  budgetMs: number;
+}
+
+export function fuzzPlan(numRuns: number, budgetMs = 5_000, env: NodeJS.ProcessEnv = process.env): FuzzPlan {
+  const runs = env['FUZZ_RUNS'] === undefined ? numRuns : Number(env['FUZZ_RUNS']);
+  const minRuns = Math.min(runs, Math.max(1, Math.ceil(runs * MIN_RUNS_SHARE)));
+  return { seed: env['FUZZ_SEED'] === undefined ? 42 : Number(env['FUZZ_SEED']), minRuns, extraRuns: runs - minRuns, budgetMs };
+}
+
+type AnyProperty = fc.IRawProperty<unknown, boolean>;
+
+/** Phase two's parameters, or undefined when nothing is left of numRuns or of the budget. */
+function extraPhase(plan: FuzzPlan, started: number): fc.Parameters<unknown> | undefined {
+  const left = plan.budgetMs - (performance.now() - started);
+  if (plan.extraRuns <= 0 || left <= 0) return undefined;
+  return { seed: plan.seed + 1, numRuns: plan.extraRuns, interruptAfterTimeLimit: left, markInterruptAsFailure: false };
+}
+
+/**
+ * fc.assert with a floor: runs `fuzzPlan(numRuns).minRuns` cases with no time limit, then up to
+ * the rest of numRuns until `budgetMs` (counted from the start) is spent. A failure in either phase
+ * reports its seed and path (phase two's seed is FUZZ_SEED + 1).
+ */
+export function fuzz<Ts>(prop: fc.IAsyncProperty<Ts>, numRuns: number, budgetMs?: number): Promise<void>;
+export function fuzz<Ts>(prop: fc.IProperty<Ts>, numRuns: number, budgetMs?: number): void;
+export function fuzz(prop: AnyProperty, numRuns: number, budgetMs?: number): Promise<void> | void {
+  const started = performance.now();
+  const plan = fuzzPlan(numRuns, budgetMs);
+  const floor: fc.Parameters<unknown> = { seed: plan.seed, numRuns: plan.minRuns };
+  if (prop.isAsync()) {
+    return (async () => {
+      await fc.assert(prop as fc.IAsyncProperty<unknown>, floor);
+      const more = extraPhase(plan, started);
+      if (more) await fc.assert(prop as fc.IAsyncProperty<unknown>, more);
+    })();
+  }
+  fc.assert(prop as fc.IProperty<unknown>, floor);
+  const more = extraPhase(plan, started);
+  if (more) fc.assert(prop as fc.IProperty<unknown>, more);
 }
 
 /** Longest one case may take; far above the real cost, far below a hang. */

@@ -29,9 +29,8 @@ describe('fuzz regressions: X.509', () => {
 describe('regressions: PEM decoding is linear', () => {
   it('gives up at once on many BEGIN lines without an END (the regex rescanned to the end for each: hours for 16 MiB)', () => {
     const text = '-----BEGIN CERTIFICATE-----\nAAAA\n'.repeat(50_000);
-    const t0 = performance.now();
+    // The old decoder took 95 s for this 1.6 MB text (shared 2-core box), past the test's 30 s
+    // timeout; this one well under a millisecond (bench/parse-bounds.mjs measures it).
     expect(pemDecode(text, 'CERTIFICATE')).toEqual([]);
-    // The old decoder took 95 s for this 1.6 MB text (shared 2-core box); this one, well under a millisecond.
-    expect(performance.now() - t0).toBeLessThan(2000);
   });
 });

@@ -22,7 +22,7 @@ import {
 import { parseBundleFile } from '../../../src/authority/embedded/federated-bundle-file.js';
 import { EmbeddedAuthorityError } from '../../../src/authority/embedded/errors.js';
 import { TestCA, type TestX509SVID } from '../../helpers/test-ca.js';
-import { fc, jsonishText, onlyTypedErrors, onlyTypedErrorsAsync, settings } from './fuzz.js';
+import { fc, jsonishText, onlyTypedErrors, onlyTypedErrorsAsync, fuzz } from './fuzz.js';
 
 const TD = TrustDomain.parse('example.org');
 const idChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/:%@?#'.split(''));
@@ -47,7 +47,7 @@ function mutate(bytes: Uint8Array): fc.Arbitrary<Uint8Array> {
 
 describe('fuzz: SPIFFE ID', () => {
   it('parses or throws SpiffeIdError; what parses prints back to itself', () => {
-    fc.assert(
+    fuzz(
       fc.property(spiffeish, (s) => {
         const id = onlyTypedErrors(() => SpiffeId.parse(s), SpiffeIdError);
         if (id) {
@@ -57,7 +57,7 @@ describe('fuzz: SPIFFE ID', () => {
         const td = onlyTypedErrors(() => TrustDomain.parse(s), SpiffeIdError);
         if (td) expect(TrustDomain.parse(td.name).equals(td)).toBe(true);
       }),
-      settings(3000),
+      3000,
     );
   });
 });
@@ -71,25 +71,25 @@ describe('fuzz: X.509', () => {
   });
 
   it('parseX509SVID on mutated certificates and keys gives an SVID or X509SVIDError', async () => {
-    await fc.assert(
+    await fuzz(
       fc.asyncProperty(fc.oneof(mutate(svid.chain[0]!), fc.uint8Array({ maxLength: 300 })), fc.boolean(), async (leaf, mutateKey) => {
         const key = mutateKey ? leaf.slice(0, 64) : svid.privateKeyPkcs8;
         await onlyTypedErrorsAsync(() => parseX509SVID([leaf], key), X509SVIDError);
         await onlyTypedErrorsAsync(() => verifyX509SVID([leaf, ...svid.chain.slice(1)], { bundleFor: () => ca.bundle() }), X509SVIDError);
       }),
-      settings(400),
+      400,
     );
   });
 
   it('DER splitting and PEM decoding give certificates or EncodingError', () => {
     const pem = pemEncodeCertificates([svid.chain[0]!, ca.der()]);
-    fc.assert(
+    fuzz(
       fc.property(fc.oneof(mutate(svid.chain[0]!), fc.uint8Array({ maxLength: 200 })), fc.string({ maxLength: 200 }), fc.nat(pem.length), fc.string({ maxLength: 5 }), (der, text, at, ins) => {
         onlyTypedErrors(() => splitDerCertificates(der), EncodingError);
         onlyTypedErrors(() => pemDecode(text), EncodingError);
         onlyTypedErrors(() => pemDecode(pem.slice(0, at) + ins + pem.slice(at), 'CERTIFICATE'), EncodingError);
       }),
-      settings(2000),
+      2000,
     );
   });
 
@@ -97,7 +97,7 @@ describe('fuzz: X.509', () => {
     const OLD_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
     const reference = (s: string): string[][] => [...s.matchAll(OLD_RE)].map((m) => [m[1]!, m[2]!, m[3]!]);
     const token = fc.constantFrom('-----BEGIN CERTIFICATE-----\n', '-----BEGIN X-----\r\n', '-----END CERTIFICATE-----', '-----END X-----', '-----END ', '-----BEGIN ', '-----', '-', 'AAAA', 'QQ==', '\n', ' ', ':', 'x', 'CERTIFICATE');
-    fc.assert(
+    fuzz(
       fc.property(fc.array(token, { maxLength: 30 }).map((t) => t.join('')), (text) => {
         const expected = reference(text);
         const decoded = onlyTypedErrors(() => pemDecode(text), EncodingError);
@@ -105,7 +105,7 @@ describe('fuzz: X.509', () => {
         if (valid) expect(decoded?.map((d) => Buffer.from(d).toString('base64'))).toEqual(expected.map(([, body]) => Buffer.from(body!.replace(/\s+/g, ''), 'base64').toString('base64')));
         else expect(decoded).toBeUndefined();
       }),
-      settings(3000),
+      3000,
     );
   });
 
@@ -115,7 +115,7 @@ describe('fuzz: X.509', () => {
     expect(X509Bundle.fromDer(TD, bundle.toDer()).equals(bundle)).toBe(true);
     const doc = new SpiffeBundle(TD, { x509Authorities: bundle.authorities(), jwtAuthorities: ca.jwtBundle().keys(), sequenceNumber: 3 }).marshal();
     expect(SpiffeBundle.parse(TD, doc).sameAuthorities(SpiffeBundle.parse(TD, SpiffeBundle.parse(TD, doc).marshal()))).toBe(true);
-    fc.assert(
+    fuzz(
       fc.property(fc.oneof(jsonishText(), fc.nat(doc.length).chain((at) => fc.string({ maxLength: 4 }).map((s) => doc.slice(0, at) + s + doc.slice(at + 1)))), mutate(bundle.toDer()), (text, der) => {
         onlyTypedErrors(() => SpiffeBundle.parse(TD, text), BundleError);
         onlyTypedErrors(() => JWTBundle.fromJWKS(TD, text), BundleError);
@@ -124,7 +124,7 @@ describe('fuzz: X.509', () => {
         onlyTypedErrors(() => X509Bundle.fromPem(TD, text), BundleError);
         onlyTypedErrors(() => parseBundleFile('example.org', '/b.json', text), EmbeddedAuthorityError);
       }),
-      settings(1500),
+      1500,
     );
   });
 });
@@ -144,7 +144,7 @@ describe('fuzz: JWT-SVID', () => {
   const header = fc.record({ alg: fc.oneof(fc.constantFrom('ES256', 'RS256', 'none', 'HS256'), fc.jsonValue({ maxDepth: 1 })), typ: fc.oneof(fc.constantFrom('JWT', 'JOSE'), fc.jsonValue({ maxDepth: 1 })), kid: fc.string({ maxLength: 5 }) }, { requiredKeys: [] });
 
   it('parses or throws JWTSVIDError for any token text or any header and claims', () => {
-    fc.assert(
+    fuzz(
       fc.property(
         fc.oneof(
           fc.string({ maxLength: 200 }),
@@ -157,19 +157,19 @@ describe('fuzz: JWT-SVID', () => {
           if (svid) expect(svid.id).toBeInstanceOf(SpiffeId);
         },
       ),
-      settings(3000),
+      3000,
     );
   });
 
   it('reads back the subject, audience and expiry of a well-formed token', () => {
-    fc.assert(
+    fuzz(
       fc.property(fc.tuple(fc.stringMatching(/^[a-z0-9]{1,10}$/), fc.stringMatching(/^[A-Za-z0-9_-]{1,10}$/)), fc.array(fc.string({ minLength: 1, maxLength: 10 }), { minLength: 1, maxLength: 3 }), fc.integer({ min: 1, max: 2 ** 40 }), ([td, path], aud, exp) => {
         const sub = `spiffe://${td}/${path}`;
         const token = `${b64({ alg: 'ES256', typ: 'JWT' })}.${b64({ sub, aud, exp })}.c2ln`;
         const svid = parseInsecureJWTSVID(token, [aud[0]!], new Date(0));
         expect({ id: svid.id.toString(), audience: svid.audience, expiry: svid.expiry.getTime() }).toEqual({ id: sub, audience: aud, expiry: exp * 1000 });
       }),
-      settings(1000),
+      1000,
     );
   });
 });

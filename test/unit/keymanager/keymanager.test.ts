@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { createKeyManager } from '../../../src/keymanager/catalog.js';
 import { DiskKeyManager, parseDiskConfig } from '../../../src/keymanager/disk.js';
 import { MemoryKeyManager } from '../../../src/keymanager/memory.js';
-import { AGENT_SVID_KEY_A, AGENT_SVID_KEY_B, nextAgentSVIDKeyId } from '../../../src/keymanager/types.js';
+import { nextAgentSVIDKeyId } from '../../../src/keymanager/types.js';
+
+/** spire-agent v1.13.3's key ids (pkg/agent/plugin/keymanager/svidkeymanager.go), pinned: a data_dir is shared with it. */
+const AGENT_SVID_KEY_A = 'agent-svid-A';
+const AGENT_SVID_KEY_B = 'agent-svid-B';
 import type { PluginConfig } from '../../../src/config/types.js';
 
 let dir: string;

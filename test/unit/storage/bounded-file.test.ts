@@ -36,10 +36,9 @@ describe('reading an input file', () => {
   it('refuses a FIFO at once instead of waiting for a writer', async () => {
     const f = join(dir, 'fifo');
     execFileSync('mkfifo', [f]);
-    const t0 = performance.now();
+    // A FIFO with no writer blocks its reader for ever: returning at all is the proof.
     await expect(readBoundedFile(f, opts)).rejects.toMatchObject({ code: 'input_not_regular', message: expect.stringContaining(`${f} is a FIFO (named pipe), not a regular file`) });
     expect(() => readBoundedFileSync(f, opts)).toThrow(/FIFO/);
-    expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it('refuses directories and character devices', async () => {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  ALLOWED_JWT_ALGS,
+  ALLOWED_JWT_ALGS as CODE_ALLOWED_JWT_ALGS,
   BundleSet,
   JWTSVIDError,
   parseInsecureJWTSVID,
@@ -9,6 +9,8 @@ import {
 } from '../../../src/svid/index.js';
 import { TestCA, type JWTOptions } from '../../helpers/test-ca.js';
 
+/** SPIRE v1.13.3's AllowedSignatureAlgorithms (pkg/common/jwtsvid/signature.go), pinned. */
+const ALLOWED_JWT_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 const SUB = 'spiffe://example.org/workload';
 const AUD = ['spiffe://example.org/server'];
 const now = () => Math.floor(Date.now() / 1000);
@@ -36,6 +38,10 @@ async function reasonOf(p: Promise<unknown>): Promise<string | undefined> {
 }
 
 describe('validateJWTSVID', () => {
+  it("allows exactly SPIRE's signature algorithms", () => {
+    expect([...CODE_ALLOWED_JWT_ALGS].sort()).toEqual([...ALLOWED_JWT_ALGS].sort());
+  });
+
   it.each(ALLOWED_JWT_ALGS.map((alg) => ({ alg })))('accepts a token signed with $alg', async ({ alg }) => {
     const token = await ca.createJWTSVID(SUB, AUD, { alg });
     const svid = await validateJWTSVID(token, bundles, AUD);

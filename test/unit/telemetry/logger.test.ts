@@ -2,7 +2,7 @@
  * The daemon's logger: spire-agent-like text lines or JSON, and censoring of key and
  * token fields whatever a caller passes. Output goes to an in-memory stream.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -111,8 +111,10 @@ describe('logger: JSON format', () => {
     const file = join(dir, 'agent.log');
     const log = createLogger({ level: 'info', format: 'json', file });
     log.info({ pid: 1 }, 'to file');
-    await new Promise((r) => setTimeout(r, 100));
-    expect(JSON.parse(readFileSync(file, 'utf8').trim())).toMatchObject({ msg: 'to file', pid: 1 });
+    // The file is written asynchronously: wait for the line, not for a fixed time.
+    const read = (): string => (existsSync(file) ? readFileSync(file, 'utf8').trim() : '');
+    for (let i = 0; i < 200 && !read(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(JSON.parse(read())).toMatchObject({ msg: 'to file', pid: 1 });
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -22,9 +22,8 @@ function fifo(name: string): string {
 
 describe('server-mode input files', () => {
   it('refuses a FIFO as join_token_file at once, naming the key', async () => {
-    const t0 = Date.now();
+    // A FIFO with no writer blocks its reader for ever: returning at all is the proof.
     await expect(resolveJoinToken({ joinTokenFile: fifo('token') })).rejects.toThrow(/join_token_file.*not a regular file|not a regular file.*join_token_file/s);
-    expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
   it('refuses a join_token_file over the token size limit', async () => {

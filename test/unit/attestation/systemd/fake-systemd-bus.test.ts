@@ -6,13 +6,14 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeSystemd, PrivateBus, findDbusDaemon } from '../../../helpers/fake-systemd-bus.js';
+import { requireTool } from '../../../helpers/require-tool.js';
 
 const run = promisify(execFile);
 const daemon = findDbusDaemon();
 const hasDbusSend = spawnSync('sh', ['-c', 'command -v dbus-send']).status === 0;
-if (!daemon || !hasDbusSend) console.warn('SKIPPED fake systemd bus cross-check: dbus-daemon/dbus-send not found; install the Debian package "dbus"');
+const missing = requireTool('dbus-daemon and dbus-send', daemon !== undefined && hasDbusSend, 'the fake systemd bus is checked with them; apt-get install -y dbus');
 
-describe.skipIf(!daemon || !hasDbusSend)('fake systemd1 Manager seen by dbus-send', () => {
+describe.skipIf(missing)('fake systemd1 Manager seen by dbus-send', () => {
   let bus: PrivateBus;
   let fake: FakeSystemd;
   const send = (...args: string[]) =>

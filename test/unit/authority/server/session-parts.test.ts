@@ -7,12 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentStorage } from '../../../../src/authority/server/agent-storage.js';
 import { chainsToAny, isSVIDExpired, loggableAgentId, shouldRotateAgentSVID } from '../../../../src/authority/server/agent-svid.js';
-import { BootstrapTrust, USE_BOOTSTRAP, USE_REBOOTSTRAP, parseTrustBundle } from '../../../../src/authority/server/bootstrap.js';
+import { BootstrapTrust, parseTrustBundle } from '../../../../src/authority/server/bootstrap.js';
 import { serverVerdict } from '../../../../src/authority/server/server-errors.js';
 import { decodeBundleX509, permissionDeniedReasons } from '../../../../src/authority/server/wire.js';
 import { pemEncodeCertificates } from '../../../../src/svid/der.js';
 import { TestCA } from '../../../helpers/test-ca.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
+
+/** spire-agent's trustbundlesources use values as stored in agent-data.json (UseBootstrap, UseRebootstrap), pinned. */
+const USE_BOOTSTRAP = 1;
+const USE_REBOOTSTRAP = 2;
 
 const log = { child: () => log, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never;
 

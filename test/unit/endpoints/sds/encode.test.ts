@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PROTO_OPTIONS, protoRoot } from '../../../../src/endpoints/proto.js';
-import { SECRET_TYPE_URL, spiffeValidatorSecret, tlsCertificateSecret, trustedCaSecret } from '../../../../src/endpoints/sds/encode.js';
+import { spiffeValidatorSecret, tlsCertificateSecret, trustedCaSecret } from '../../../../src/endpoints/sds/encode.js';
+
+/** Envoy's type URL for an SDS v3 Secret, pinned: Envoy drops a resource with any other. */
+const SECRET_TYPE_URL = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
 import { TestCA } from '../../../helpers/test-ca.js';
 import { identity, trustBundle } from './fixtures.js';
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * The "N passed, N failed" line that ends .ci/run, from vitest's JSON reports.
+ *
+ * vitest's own numFailedTests counts only tests whose body failed. When a file's beforeAll throws
+ * (SPIRE missing, a tool missing in CI) vitest marks every test of the file "skipped", and a file
+ * that fails to load has no tests at all; both would vanish from a count built on numFailedTests.
+ * So the count is per file: in a file vitest reports as failed, every test that did not pass counts
+ * as failed, and a failed file with none (an afterAll that threw, a file that did not load) counts
+ * as one failure. Tests of a passing file count as vitest says (a skip there is a skip).
+ *
+ * A report without testResults (the bench smoke's one-line summary) counts by its numbers; a
+ * report that is missing, or that says it did not succeed while nothing counted as failed
+ * (an unhandled error outside any test), adds one failure.
+ *
+ * Usage: node scripts/ci-count.mjs <report.json>... ; exits 1 when anything failed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+/** One vitest JSON report → { passed, failed, skipped }. */
+export function countReport(report) {
+  if (!Array.isArray(report.testResults)) {
+    const passed = report.numPassedTests ?? 0;
+    let failed = report.numFailedTests ?? 0;
+    if (report.success === false && failed === 0) failed = 1;
+    return { passed, failed, skipped: 0 };
+  }
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  for (const file of report.testResults) {
+    const tests = file.assertionResults ?? [];
+    const ok = tests.filter((t) => t.status === 'passed').length;
+    passed += ok;
+    if (file.status === 'failed') {
+      failed += Math.max(1, tests.length - ok);
+    } else {
+      failed += tests.filter((t) => t.status === 'failed').length;
+      skipped += tests.length - ok - tests.filter((t) => t.status === 'failed').length;
+    }
+  }
+  if (report.success === false && failed === 0) failed = 1;
+  return { passed, failed, skipped };
+}
+
+/** Report files → totals, with one line per missing or unreadable report. */
+export function countFiles(paths, log = console.log) {
+  const total = { passed: 0, failed: 0, skipped: 0 };
+  for (const p of paths) {
+    let r;
+    try {
+      if (!existsSync(p)) throw new Error('missing');
+      r = countReport(JSON.parse(readFileSync(p, 'utf8')));
+    } catch (e) {
+      log(`no results from ${p} (${e instanceof Error ? e.message : e}): counted as one failure`);
+      total.failed += 1;
+      continue;
+    }
+    total.passed += r.passed;
+    total.failed += r.failed;
+    total.skipped += r.skipped;
+  }
+  return total;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const t = countFiles(process.argv.slice(2));
+  if (t.skipped) console.log(`(${t.skipped} skipped in passing files)`);
+  console.log(`${t.passed} passed, ${t.failed} failed`);
+  process.exitCode = t.failed > 0 ? 1 : 0;
+}
