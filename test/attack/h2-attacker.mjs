@@ -58,15 +58,21 @@ function finish(c) {
   c.destroy();
 }
 
-/** Sends batches from `next()` until the agent closes the connection, stops reading, or time is up. */
+/**
+ * Sends batches from `next()` until the agent closes the connection, stops reading, or time is
+ * up; a batch counts once it is handed to the socket. When time is up the connection is left
+ * open a little longer, so an agent that is behind (other connections flood it too) can still be
+ * seen closing it.
+ */
 async function flood(c, next, perBatch) {
   while (!c.closed && more()) {
+    totals.units += perBatch;
     if (!(await c.write(next()))) {
       if (!c.closed) totals.stalls++;
       break;
     }
-    totals.units += perBatch;
   }
+  if (!c.closed) await c.until(() => c.closed, 3000);
 }
 
 const rst = (id, code = 8) => frame(T.RST_STREAM, 0, id, Buffer.from([0, 0, 0, code]));
