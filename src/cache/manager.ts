@@ -256,10 +256,15 @@ export class CacheManager {
     }
     const pending = this.inflight.get(entry.id);
     if (pending) return pending;
+    // Stale by the clock alone (the entry is unchanged): the wall clock jumped, or the loop is late, and
+    // this caller got here before the rotation timer's next look. Its new SVID replaces the one every open
+    // stream of the entry holds, and nothing else would tell them until their next re-attestation tick.
+    const staleByClock = !force && cached !== undefined && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId;
     const p = this.signX509(entry)
       .then((identity) => {
         if (this.signingFailing) this.o.log.info({ [F.spiffeId]: entry.spiffeId }, 'X.509-SVID signing works again');
         this.signingFailing = false;
+        if (staleByClock && identity.serial !== cached.serial) this.notify(new Set([entry.id]));
         return identity;
       })
       .catch((err: unknown) => {

@@ -151,7 +151,7 @@ function lex(src: string): Tok[] {
       out.push({ k: 'heredoc', v: body.map((l) => `${l}\n`).join(''), line: startLine, col: startCol, endLine: line });
     } else if (c === '-' || (c >= '0' && c <= '9')) {
       const m = NUMBER.exec(src.slice(i, i + 400));
-      if (!m || IDENT.test(src[i + m[0].length] ?? ' ')) fail(`Invalid number; ${JSON.stringify(src.slice(i, i + 20).split(/\s/)[0])} is not a number`);
+      if (!m || IDENT.test(src[i + m[0].length] ?? ' ')) fail('Invalid number; write digits (1, 0.5, 1e3, 0x1f), or quote a string');
       out.push({ k: 'number', v: m![0], line, col: col(i), endLine: line });
       i += m![0].length;
     } else if (IDENT_START.test(c)) {
@@ -159,7 +159,7 @@ function lex(src: string): Tok[] {
       while (i < src.length && IDENT.test(src[i]!)) i++;
       out.push({ k: 'ident', v: src.slice(start, i), line, col: col(start), endLine: line });
     } else {
-      fail(`Invalid character; ${JSON.stringify(c)} cannot start anything in HCL`);
+      fail(`Invalid character; ${describeChar(c)} cannot start anything in HCL`);
     }
   }
   out.push({ k: 'eof', v: '', line, col: col(i), endLine: line });
@@ -214,8 +214,8 @@ class Parser {
 
   private key(t: Tok): string {
     if (t.k === 'ident' || t.k === 'string') return t.v;
-    if (t.k === 'punct' || t.k === 'eof' || t.k === 'nl') this.fail(t, `Argument or block definition required; found ${t.k === 'punct' ? JSON.stringify(t.v) : 'the end of the input'}`);
-    return this.fail(t, `Invalid key; a key is a name or a quoted string, not ${JSON.stringify(t.v)}`);
+    if (t.k === 'punct' || t.k === 'eof' || t.k === 'nl') this.fail(t, `Argument or block definition required; found ${t.k === 'punct' ? describe(t) : 'the end of the input'}`);
+    return this.fail(t, `Invalid key; a key is a name or a quoted string, not ${describe(t)}`);
   }
 
   private item(obj: Record<string, unknown>, attrs: Map<string, number>, path: string, depth: number): void {
@@ -233,7 +233,7 @@ class Parser {
     const t = this.peek(false);
     const full = (ks: string[]) => [path, ...ks].filter(Boolean).join('.');
     if (t.k === 'punct' && (t.v === '=' || t.v === ':')) {
-      if (keys.length > 1) this.fail(first, `Invalid argument; ${JSON.stringify(keys.join(' '))}: an argument has one name`);
+      if (keys.length > 1) this.fail(first, `Invalid argument; an argument has one name, not ${keys.length}`);
       this.next(false);
       const name = keys[0]!;
       const at = attrs.get(name);
@@ -262,8 +262,8 @@ class Parser {
       ((node[labels[labels.length - 1]!] ??= []) as unknown[]).push(body);
       return;
     }
-    const what = t.k === 'nl' || t.k === 'eof' ? 'the end of the line' : JSON.stringify(t.v);
-    this.fail(t.k === 'nl' || t.k === 'eof' ? first : t, `Invalid argument or block; expected = or { after ${JSON.stringify(keys.join(' '))}, found ${what}`);
+    // Not the words themselves: this is where a file that is not HCL at all (a token) fails.
+    this.fail(t.k === 'nl' || t.k === 'eof' ? first : t, `Invalid argument or block; expected = or { after ${keys.length === 1 ? 'the name' : `${keys.length} names`}, found ${describe(t)}`);
   }
 
   /** A value; `after` is the token before it, whose line a missing value is reported on. */
@@ -271,7 +271,7 @@ class Parser {
     if (depth > MAX_DEPTH) this.fail(after, `Nesting too deep; more than ${MAX_DEPTH} levels`);
     const t = this.peek(false);
     if (t.k === 'nl' || t.k === 'eof' || (t.k === 'punct' && t.v !== '[' && t.v !== '{')) {
-      this.fail(after, `Invalid expression; expected a value (string, number, bool, list, object or heredoc) after ${JSON.stringify(after.v)}`);
+      this.fail(after, `Invalid expression; expected a value (string, number, bool, list, object or heredoc) after ${describe(after)}`);
     }
     this.next(false);
     switch (t.k) {
@@ -284,7 +284,7 @@ class Parser {
         if (t.v === 'true') return true;
         if (t.v === 'false') return false;
         if (t.v === 'null') return null;
-        return this.fail(t, `Invalid expression; ${JSON.stringify(t.v)} is not a value (quote strings: "${t.v}")`);
+        return this.fail(t, 'Invalid expression; a bare word is not a value: quote strings ("like this"), or write true, false or null');
       case 'punct':
         if (t.v === '[') return this.list(path, depth);
         return this.object(path, depth);
@@ -306,7 +306,7 @@ class Parser {
       out.push(this.value(before, path, depth + 1));
       const sep = this.peek();
       if (sep.k === 'punct' && sep.v === ',') this.next();
-      else if (!(sep.k === 'punct' && sep.v === ']')) this.fail(sep, `Missing comma; list items are separated by commas, found ${sep.k === 'eof' ? 'the end of the input' : JSON.stringify(sep.v)}`);
+      else if (!(sep.k === 'punct' && sep.v === ']')) this.fail(sep, `Missing comma; list items are separated by commas, found ${describe(sep)}`);
     }
   }
 
@@ -315,6 +315,37 @@ class Parser {
     this.next();
     return obj;
   }
+}
+
+/**
+ * A token in a syntax error, by its kind: never its text. The config path may hold something
+ * else than HCL (a symlink to a token or a key), and these messages are logged and printed.
+ * Punctuation is HCL's own, so it is quoted.
+ */
+function describe(t: Tok): string {
+  switch (t.k) {
+    case 'punct':
+      return `"${t.v}"`;
+    case 'ident':
+      return 'a bare word';
+    case 'string':
+      return 'a quoted string';
+    case 'number':
+      return 'a number';
+    case 'heredoc':
+      return 'a heredoc';
+    case 'nl':
+      return 'the end of the line';
+    case 'eof':
+      return 'the end of the input';
+  }
+}
+
+/** A character that starts no token, by its kind (see describe). */
+function describeChar(c: string): string {
+  if (/^[\x21-\x7e]$/.test(c)) return 'a punctuation character';
+  if (/^[\x00-\x1f\x7f]$/.test(c)) return 'a control character';
+  return 'a non-ASCII character';
 }
 
 /** Parses HCL1 text; throws HclSyntaxError with the line and column of the first problem. */

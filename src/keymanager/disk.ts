@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { PluginConfig } from '../config/types.js';
 import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin-data.js';
 import { SpiffeAgentError } from '../errors.js';
+import { JSONParseError, parseJSON } from '../parse/json.js';
 import { readFileIfExists, writeFileAtomic } from '../storage/atomic-file.js';
 import { generateP256, keyFromPkcs8, pkcs8Of } from './key-entry.js';
 import type { KeyManager, ManagedKey } from './types.js';
@@ -66,22 +67,27 @@ export function encodeKeysFile(keys: Iterable<ManagedKey>): string {
 export function decodeKeysFile(text: string, path: string): Map<string, ManagedKey> {
   const bad = (msg: string, cause?: unknown) =>
     new SpiffeAgentError('keymanager_corrupt', `keymanager(disk): ${path}: ${msg}; restore it or remove it (the agent then attests again)`, { cause });
+  // Problems name the fault and the key's place, never the file's text: the path may lead (by a
+  // symlink) to another file, and these messages reach logs.
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseJSON(text).value;
   } catch (err) {
-    throw bad(`unable to decode keys JSON: ${(err as Error).message}`, err);
+    if (!(err instanceof JSONParseError)) throw err;
+    throw bad(`unable to decode keys JSON at ${err.detail}`, err);
   }
   const keysObj = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>)['keys'] : undefined;
   const out = new Map<string, ManagedKey>();
   if (keysObj === undefined || keysObj === null) return out;
   if (typeof keysObj !== 'object' || Array.isArray(keysObj)) throw bad('"keys" must be an object of id to base64 PKCS#8');
+  let n = 0;
   for (const [id, v] of Object.entries(keysObj as Record<string, unknown>)) {
-    if (typeof v !== 'string') throw bad(`key ${JSON.stringify(id)} must be a base64 string`);
+    n++;
+    if (typeof v !== 'string') throw bad(`key #${n} of "keys" must be a base64 string`);
     try {
       out.set(id, keyFromPkcs8(id, Buffer.from(v, 'base64')));
     } catch (err) {
-      throw bad(`unable to parse key ${JSON.stringify(id)}: ${(err as Error).message}`, err);
+      throw bad(`key #${n} of "keys" is not a base64 PKCS#8 private key`, err);
     }
   }
   return out;

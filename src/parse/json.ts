@@ -1,12 +1,16 @@
 /**
  * A strict JSON (RFC 8259) parser for files people write and the agent reads: registration
- * entries, JSON agent.conf, plugin_data_file. Unlike JSON.parse it
+ * entries, JSON agent.conf, plugin_data_file, and the agent's own data files (agent-data.json,
+ * keys.json, the embedded CA's manifest). Unlike JSON.parse it
  * - is iterative, and bounds nesting depth, so a deeply nested document is a clear error
  *   instead of a stack overflow in whatever walks the value afterwards;
  * - reports duplicate object keys (JSON.parse keeps the last one silently);
  * - can say on which line a value starts (`locate`), so validators can point into the file;
  * - is a generator that yields every few thousand tokens (see ./steps.ts), so a large file
- *   can be parsed without holding the event loop.
+ *   can be parsed without holding the event loop;
+ * - never quotes the text in its errors. JSON.parse does (V8: `Unexpected token 'r', "root:$6$..."
+ *   is not valid JSON`), and a path the agent reads may hold another file than it expects (a
+ *   symlink to /etc/shadow, a token): the agent's data files are parsed here for that reason too.
  * Everything is linear in the size of the input.
  */
 import { SpiffeAgentError } from '../errors.js';
@@ -26,7 +30,11 @@ declare module '../errors.js' {
   }
 }
 
+/** Its message says where and what is wrong, never what the text holds there (see describeChar). */
 export class JSONParseError extends SpiffeAgentError<'json_invalid'> {
+  /** "line 3, column 5: expected a value, found a letter": for messages that name the file themselves. */
+  readonly detail: string;
+
   constructor(
     readonly reason: 'syntax' | 'too_deep',
     message: string,
@@ -34,6 +42,7 @@ export class JSONParseError extends SpiffeAgentError<'json_invalid'> {
     readonly column: number,
   ) {
     super('json_invalid', `json: line ${line}, column ${column}: ${message}`);
+    this.detail = `line ${line}, column ${column}: ${message}`;
   }
 }
 
@@ -221,14 +230,14 @@ export function* parseJSONSteps(text: string, opts: ParseJSONOptions = {}): Step
     else if (c === 116 && text.startsWith('true', i)) (value = true), (i += 4);
     else if (c === 102 && text.startsWith('false', i)) (value = false), (i += 5);
     else if (c === 110 && text.startsWith('null', i)) (value = null), (i += 4);
-    else fail(i >= n ? 'unexpected end of input: expected a value' : `unexpected ${describeChar(text, i)}: expected a value`);
+    else fail(i >= n ? 'unexpected end of input: expected a value' : `expected a value, found ${describeChar(text, i)}`);
 
     // A value is complete: store it, then close as many containers as end here.
     for (;;) {
       const top = stack[stack.length - 1];
       if (top === undefined) {
         ws();
-        if (i < n) fail(`unexpected ${describeChar(text, i)} after the end of the document`);
+        if (i < n) fail(`expected the end of the document, found ${describeChar(text, i)}`);
         return { value, duplicates, lineOf: (path) => lookup(root, path) };
       }
       ws();
@@ -260,9 +269,20 @@ export function* parseJSONSteps(text: string, opts: ParseJSONOptions = {}): Step
   }
 }
 
+/**
+ * What stands at `i`, without quoting the file: the text may be another file than the one
+ * expected (a symlink to /etc/shadow, a token), and these messages reach logs. JSON's own
+ * punctuation is named; anything else only by its kind.
+ */
 function describeChar(text: string, i: number): string {
   const ch = text[i] ?? '';
-  return /^[\x21-\x7e]$/.test(ch) ? `"${ch}"` : `character U+${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  if ('{}[],:"'.includes(ch) && ch !== '') return `"${ch}"`;
+  if (ch === "'") return 'a single quote (JSON strings take double quotes)';
+  if (/^[A-Za-z]$/.test(ch)) return 'a letter';
+  if (/^[0-9]$/.test(ch)) return 'a digit';
+  if (/^[\x21-\x7e]$/.test(ch)) return 'a punctuation character';
+  if (/^[\x00-\x1f\x7f]$/.test(ch)) return 'a control character';
+  return 'a non-ASCII character';
 }
 
 function pathOf(stack: readonly Frame[], last: string): string {

@@ -27,8 +27,9 @@ export class JWTBundle {
     let doc: unknown;
     try {
       doc = JSON.parse(text);
-    } catch (cause) {
-      throw new BundleError('bad_json', `bundle: JWKS of "${td.name}" is not valid JSON`, { cause });
+    } catch {
+      // No cause: JSON.parse's message quotes the text, which may be another file than a bundle.
+      throw new BundleError('bad_json', `bundle: JWKS of "${td.name}" is not valid JSON`);
     }
     const keys = (doc as { keys?: unknown } | null)?.keys;
     if (typeof doc !== 'object' || doc === null || !Array.isArray(keys)) {

@@ -24,8 +24,9 @@ function parseJson(td: TrustDomain, text: string, what: string): unknown {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (cause) {
-    throw new BundleError('bad_json', `bundle: ${what} of "${td.name}" is not valid JSON`, { cause });
+  } catch {
+    // No cause: JSON.parse's message quotes the text, which may be another file than a bundle.
+    throw new BundleError('bad_json', `bundle: ${what} of "${td.name}" is not valid JSON`);
   }
   const dup = findDuplicateKey(text);
   if (dup !== undefined) {
@@ -196,8 +197,9 @@ export function parseSpiffeBundleMap(json: string | Uint8Array): Map<string, Spi
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (cause) {
-    throw new BundleError('bad_json', 'bundle: bundle map is not valid JSON', { cause });
+  } catch {
+    // No cause: JSON.parse's message quotes the text, which may be another file than a bundle.
+    throw new BundleError('bad_json', 'bundle: bundle map is not valid JSON');
   }
   const dup = findDuplicateKey(text);
   if (dup !== undefined) throw new BundleError('duplicate_key', `bundle: bundle map repeats the key "${dup}"`);

@@ -38,6 +38,8 @@ export interface WorkloadAttestorConfigContext {
 interface BuiltIn<C> {
   configure(plugin: PluginConfig, ctx: WorkloadAttestorConfigContext): C;
   create(config: C, deps: WorkloadAttestorDeps): WorkloadAttestor | Promise<WorkloadAttestor>;
+  /** Reads the files `create` would read and refuse to start without; for `validate`. */
+  checkFiles?(config: C): Promise<void>;
 }
 
 const builtIn = <C>(b: BuiltIn<C>): BuiltIn<unknown> => b as BuiltIn<unknown>;
@@ -58,6 +60,9 @@ const BUILT_IN: Readonly<Record<string, BuiltIn<unknown>>> = {
   k8s: builtIn({
     configure: (p, c) => parseK8sConfig(p, { ...c.env }, { file: c.file, text: c.text }),
     create: async (config, d) => new (await import('./k8s/index.js')).K8sAttestor(config, { proc: d.proc, log: d.log, clock: d.clock, env: { ...d.env }, file: d.configFile }),
+    checkFiles: async (config) => {
+      if (!config.disableKubeletClient) (await import('./k8s/kubelet-client.js')).checkKubeletFiles(config.kubelet);
+    },
   }),
 };
 
@@ -72,6 +77,12 @@ function builtInFor(p: PluginConfig): BuiltIn<unknown> {
 /** What `validate` runs: the plugin's own config parser, as `createWorkloadAttestors` runs it. */
 export function checkWorkloadAttestorConfig(p: PluginConfig, ctx: WorkloadAttestorConfigContext): void {
   builtInFor(p).configure(p, ctx);
+}
+
+/** What else `validate` runs: the plugin reads the files it would read at start (the k8s attestor's kubelet CA and credentials). */
+export async function checkWorkloadAttestorFiles(p: PluginConfig, ctx: WorkloadAttestorConfigContext): Promise<void> {
+  const b = builtInFor(p);
+  await b.checkFiles?.(b.configure(p, ctx));
 }
 
 export async function createWorkloadAttestors(plugins: readonly PluginConfig[], deps: WorkloadAttestorDeps): Promise<WorkloadAttestor[]> {

@@ -6,6 +6,7 @@ import { ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../../stora
 import { fromParts, type CAGeneration } from './ca.js';
 import { EmbeddedAuthorityError } from './errors.js';
 import { crypto, exportPrivateKeyPem, importKeyPairPem, isKeyType, publicJwk, toPem, type CryptoKeyPair } from '../../crypto/keys.js';
+import { JSONParseError, parseJSON } from '../../parse/json.js';
 import { assertSingleDer, certFields, pemDecode } from '../../svid/der.js';
 
 /**
@@ -79,9 +80,9 @@ export class CAStore {
   private parseManifest(text: string): Manifest {
     let v: unknown;
     try {
-      v = JSON.parse(text);
+      v = parseJSON(text).value;
     } catch (err) {
-      this.fail('manifest.json is not valid JSON', err);
+      this.fail(`manifest.json is not valid JSON at ${err instanceof JSONParseError ? err.detail : 'its start'}`, err);
     }
     const m = v as Partial<Manifest> | null;
     const ok =
@@ -104,7 +105,9 @@ export class CAStore {
       return b.toString('utf8');
     };
     try {
-      const meta = JSON.parse(await read('json')) as Record<string, unknown>;
+      // Not JSON.parse: its message, shown below, would quote the file.
+      const meta = parseJSON(await read('json')).value as Record<string, unknown> | null;
+      if (typeof meta !== 'object' || meta === null) this.fail(`${id}.json has an unexpected shape`);
       const caKeyType = meta['ca_key_type'];
       const jwtKeyType = meta['jwt_key_type'];
       const kid = meta['jwt_kid'];

@@ -71,6 +71,18 @@ export interface EntriesFileProblem {
   message: string;
 }
 
+/**
+ * What a broken file costs, which only the caller knows: at start there are no previous entries to
+ * keep, so the agent does not start; a reload keeps the entries in use; `validate` only reports.
+ */
+export type EntriesFileOutcome = 'start' | 'reload' | 'check';
+
+const OUTCOME: Record<EntriesFileOutcome, string> = {
+  start: 'there are no previous entries to keep, so the agent does not start; fix the file',
+  reload: 'fix the file; the previous entries stay in use',
+  check: 'fix the file',
+};
+
 export class EntriesFileError extends EmbeddedAuthorityError {
   /** The first MAX_REPORTED_PROBLEMS problems; `total` counts them all. */
   readonly problems: EntriesFileProblem[];
@@ -79,13 +91,20 @@ export class EntriesFileError extends EmbeddedAuthorityError {
   constructor(
     readonly file: string,
     problems: EntriesFileProblem[],
+    readonly outcome: EntriesFileOutcome = 'check',
+    total = problems.length,
   ) {
     const shown = problems.slice(0, MAX_REPORTED_PROBLEMS);
     const lines = shown.map((p) => `  ${p.path || '(file)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`);
-    if (problems.length > shown.length) lines.push(`  ... and ${problems.length - shown.length} more`);
-    super('entries_file', `entries-file: ${file}: ${problems.length} problem(s); fix the file, the previous entries stay in use:\n${lines.join('\n')}`);
+    if (total > shown.length) lines.push(`  ... and ${total - shown.length} more`);
+    super('entries_file', `entries-file: ${file}: ${total} problem(s); ${OUTCOME[outcome]}:\n${lines.join('\n')}`);
     this.problems = shown;
-    this.total = problems.length;
+    this.total = total;
+  }
+
+  /** The same problems, saying what they cost where the caller is. */
+  withOutcome(outcome: EntriesFileOutcome): EntriesFileError {
+    return outcome === this.outcome ? this : new EntriesFileError(this.file, this.problems, outcome, this.total);
   }
 }
 

@@ -4,7 +4,7 @@ import { F } from '../../telemetry/names.js';
 import type { RegistrationEntry } from '../types.js';
 import { runStepsAsync, type Steps } from '../../parse/steps.js';
 import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../../storage/bounded-file.js';
-import { parseEntriesFileAsync, type EntryDefinition } from './entries-file.js';
+import { EntriesFileError, parseEntriesFileAsync, type EntryDefinition } from './entries-file.js';
 import { FileWatcher } from './file-watcher.js';
 
 export interface EntriesSourceOptions {
@@ -36,12 +36,19 @@ export class EntriesSource {
 
   constructor(private readonly o: EntriesSourceOptions) {}
 
-  /** Loads the file; a broken file at start-up is an error (there is nothing to keep). */
+  /**
+   * Loads the file. A broken or unreadable file at start-up is an error: there are no previous
+   * entries to keep, and starting with none would withdraw every identity without saying so.
+   * A missing file is not: the agent serves no entries until it appears.
+   */
   async start(): Promise<void> {
-    if (this.o.file === undefined) return;
-    const r = await this.reload();
-    if (r.error && !isMissing(r.error)) throw r.error;
-    this.watcher = new FileWatcher([this.o.file], () => void this.reload(), { clock: this.o.clock });
+    const file = this.o.file;
+    if (file === undefined) return;
+    // Quiet: the reload's own log line ("keeping the previous entries") is wrong before there are any.
+    const r = await this.reload({ quiet: true });
+    if (r.error && !isMissing(r.error)) throw r.error instanceof EntriesFileError ? r.error.withOutcome('start') : r.error;
+    if (r.error) this.o.log.warn({ [F.path]: file }, 'Registration entries file does not exist; serving no entries until it appears');
+    this.watcher = new FileWatcher([file], () => void this.reload(), { clock: this.o.clock });
     await this.watcher.start();
   }
 
@@ -71,10 +78,10 @@ export class EntriesSource {
       // In slices: a reload of a large file must not stall the Workload API it feeds.
       defs = await parseEntriesFileAsync(file, text, this.o.trustDomain);
     } catch (err) {
-      const error = err as Error;
+      const error = err instanceof EntriesFileError ? err.withOutcome('reload') : (err as Error);
       if (quiet) return { changed: false, error };
       if (isMissing(error)) {
-        this.o.log.warn({ [F.path]: file }, 'Registration entries file does not exist; keeping the current entries (none at start-up) until it appears');
+        this.o.log.warn({ [F.path]: file }, 'Registration entries file does not exist; keeping the current entries until it appears');
       } else {
         this.o.log.error({ [F.path]: file, [F.error]: error.message }, 'Registration entries file is invalid; keeping the previous entries');
       }

@@ -9,6 +9,7 @@
  * slice as null. Every write replaces the whole file atomically with mode 0600.
  */
 import { join } from 'node:path';
+import { JSONParseError, parseJSON } from '../../parse/json.js';
 import { readFileIfExists, writeFileAtomic } from '../../storage/atomic-file.js';
 import { pemDecode, pemEncodeCertificates } from '../../svid/der.js';
 import { SessionError } from './session-errors.js';
@@ -97,11 +98,13 @@ export function encodeAgentData(d: Data): string {
 export function decodeAgentData(text: string, path: string): Data {
   const bad = (what: string, cause?: unknown) =>
     new SessionError('storage_corrupt', `storage: ${path}: ${what}; restore it from a backup or remove it to attest again`, { cause });
+  // Problems name the field, never its value: the path may lead (by a symlink) to another file.
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseJSON(text).value;
   } catch (err) {
-    throw bad(`not valid JSON (${(err as Error).message})`, err);
+    if (!(err instanceof JSONParseError)) throw err;
+    throw bad(`not valid JSON at ${err.detail}`, err);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('expected a JSON object');
   // Go matches keys case-insensitively; spire-agent writes them lower-case, so accept any case.
@@ -134,7 +137,7 @@ export function decodeAgentData(text: string, path: string): Data {
   if (start !== undefined && start !== null) {
     if (typeof start !== 'string') throw bad('"bootstrap_start_time" must be an RFC 3339 time');
     startTime = parseGoTime(start);
-    if (Number.isNaN(startTime)) throw bad(`"bootstrap_start_time" ${JSON.stringify(start)} is not an RFC 3339 time`);
+    if (Number.isNaN(startTime)) throw bad('"bootstrap_start_time" is not an RFC 3339 time');
   }
   return {
     svid: certs('svid'),

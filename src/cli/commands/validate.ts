@@ -1,11 +1,14 @@
 /**
  * `spiffe-agent validate`: spire-agent's verb. Loads the config exactly as `run` would and says whether
  * it is valid (plugin_data included: every NodeAttestor, KeyManager and WorkloadAttestor parses its own, as at `run`); on failure lists
- * every problem (file:line: key: message) and exits 1.
+ * every problem (file:line: key: message) and exits 1. Beyond spire-agent, it also reads the files `run` refuses to start
+ * without (the entries file, federated bundles, the kubelet CA and credentials; see src/agent/input-files.ts).
  */
 import { DEFAULT_CONFIG_PATH } from '../../config/defaults.js';
 import { readFile } from 'node:fs/promises';
+import { checkInputFiles } from '../../agent/input-files.js';
 import { checkPluginConfigs } from '../../agent/plugin-check.js';
+import { ConfigError, type ConfigProblem } from '../../config/errors.js';
 import { loadConfig } from '../../config/load.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { formatUsage, parseFlags, UsageError, type Command, type FlagSpec } from '../flags.js';
@@ -32,7 +35,18 @@ export const run: Command = async (args, io) => {
     const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
     // Plugin blocks are checked by the plugins' own parsers, as spire-agent's validate does.
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
-    checkPluginConfigs(config.plugins, config.source, text, io.env);
+    const problems: ConfigProblem[] = [];
+    try {
+      checkPluginConfigs(config.plugins, config.source, text, io.env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+    }
+    // Then the files run reads at start and refuses to start without, read by the same parsers.
+    const files = await checkInputFiles(config, io.env);
+    for (const note of files.notes) io.stderr.write(`Note: ${note}\n`);
+    problems.push(...files.problems);
+    if (problems.length > 0) throw new ConfigError(problems);
   } catch (err) {
     if (!(err instanceof SpiffeAgentError)) throw err;
     io.stderr.write(`SPIRE agent configuration file is invalid: ${err.message}\n`);

@@ -111,8 +111,33 @@ describe('entries in the embedded authority', () => {
     expect(a.snapshot().entries).toEqual([]);
   });
 
-  it('refuses to start on a broken entries file', async () => {
-    await expect(setup(file([good({ selectors: [] })]))).rejects.toMatchObject({ code: 'entries_file' });
+  it('refuses to start on a broken entries file, and says so: at start there are no previous entries to keep', async () => {
+    const d = await tempDir();
+    cleanups.push(d.remove);
+    const path = join(d.path, 'entries.json');
+    await writeFile(path, file([good({ selectors: [] })]));
+    const log = new RecordingLogger();
+    const a = new EmbeddedAuthority({ trustDomain: TD, dataDir: d.path, config: config({ entriesFile: path }), clock: new FakeClock(), log });
+    const err = await a.start(new AbortController().signal).then(
+      () => undefined,
+      (e: unknown) => e as EntriesFileError,
+    );
+    expect(err).toMatchObject({ code: 'entries_file' });
+    expect(err?.message).toContain('entries[0].selectors');
+    expect(err?.message).toContain('there are no previous entries to keep, so the agent does not start');
+    expect(err?.message).not.toMatch(/previous entries stay/);
+    expect(log.records.filter((r) => /previous entries/.test(r.msg))).toEqual([]);
+  });
+
+  it('starts with no entries, and says so, while the entries file does not exist yet', async () => {
+    const d = await tempDir();
+    cleanups.push(d.remove);
+    const log = new RecordingLogger();
+    const a = new EmbeddedAuthority({ trustDomain: TD, dataDir: d.path, config: config({ entriesFile: join(d.path, 'later.json') }), clock: new FakeClock(), log });
+    await a.start(new AbortController().signal);
+    cleanups.push(() => a.close());
+    expect(a.snapshot().entries).toEqual([]);
+    expect(log.records.map((r) => r.msg)).toContain('Registration entries file does not exist; serving no entries until it appears');
   });
 
   it('keeps the previous entries when a reload finds a broken file, and says why', async () => {
@@ -120,6 +145,7 @@ describe('entries in the embedded authority', () => {
     const before = a.snapshot().entries;
     await writeFile(path, file([good({ spiffe_id: 'not-an-id' })]));
     await expect(a.reload()).rejects.toThrow(/entries\[0\]\.spiffe_id/);
+    await expect(a.reload()).rejects.toThrow(/the previous entries stay in use/);
     expect(a.snapshot().entries).toBe(before);
     expect(before).toHaveLength(1);
   });

@@ -79,6 +79,21 @@ describe('cache manager across wall-clock jumps', () => {
     expect(validAt(await s.leaf(), clock.now())).toBe(true);
   });
 
+  it('tells the open streams at once when another caller renews their SVID first after a jump', async () => {
+    // +2 h: the SVID (1 h) has expired, the CA (24 h) has not, so nothing but the cache's own check
+    // would notice. A fetch that comes before that check renews the SVID on demand; the stream that
+    // holds the old one must hear of it then, not at its next re-attestation (up to 30 s later).
+    const { clock, cache } = await setup();
+    const s = await subscribed(cache);
+    const before = s.changes();
+    clock.jump(2 * HOUR);
+    const fetched = await cache.x509For([{ type: 'unix', value: 'uid:1000' }]);
+    expect(validAt(new x509.X509Certificate(Buffer.from(fetched.identities[0]!.chain[0]!)), clock.now())).toBe(true);
+    await settle();
+    expect(s.changes()).toBeGreaterThan(before);
+    expect((await s.leaf()).serialNumber).toBe(new x509.X509Certificate(Buffer.from(fetched.identities[0]!.chain[0]!)).serialNumber);
+  });
+
   it('mints a new JWT-SVID rather than serve a cached one issued in the future after a backward jump', async () => {
     const { clock, cache } = await setup();
     const [e] = cache.match([{ type: 'unix', value: 'uid:1000' }]);

@@ -57,7 +57,7 @@ describe('parseHcl1', () => {
     ['an argument set twice', 'a = 1\nb = 2\na = 3\n', 3, /^Attribute redefined; "a" was already set at line 1/],
     ['an unclosed block', 'x = 0\nagent {\n  a = 1\n', 2, /^Unclosed block; this \{ has no matching \}/],
     ['an unterminated string', 'a = "abc\nb = 1\n', 1, /^Unterminated string/],
-    ['a bare word as a value', 'a = yes\n', 1, /^Invalid expression; "yes" is not a value/],
+    ['a bare word as a value', 'a = yes\n', 1, /^Invalid expression; a bare word is not a value/],
     ['a JSON document', '{"agent": {}}', 1, /^Argument or block definition required/],
     ['an unknown escape', 'a = "\\q"\n', 1, /^Invalid escape sequence/],
     ['a list without commas', 'a = [1 2]\n', 1, /^Missing comma/],

@@ -125,6 +125,11 @@ export class KubeletClient {
   }
 }
 
+/** Reads and checks what the client reads at start (CA, token or keypair) without connecting: `validate` runs it. */
+export function checkKubeletFiles(config: KubeletConnectionConfig): void {
+  if (config.secure) loadMaterial(config);
+}
+
 function loadMaterial(config: KubeletConnectionConfig): TlsMaterial & { token: string | undefined } {
   const read = (what: string, path: string): string => {
     try {
