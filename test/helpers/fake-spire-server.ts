@@ -3,8 +3,39 @@
  * answering the Entry, Bundle and SVID calls the server authority makes, from our own protos,
  * with paging that follows v1.13.3's SyncAuthorizedEntries rules. It signs with a TestCA and
  * ignores CSR keys. hang() makes it accept calls and never answer them, as a stopped or stuck
- * server does, until resume(). The real checks run against a real spire-server
- * (test/interop/server). FakeSession is a ServerSession whose clients talk to it.
+ * server does, until resume() (hung-server.test.ts does the same with the real server under
+ * SIGSTOP). FakeSession is a ServerSession whose clients talk to it.
+ *
+ * Each behaviour test/unit/authority/server/server-authority.test.ts checks against it is also
+ * checked against the real spire-server v1.13.3 in test/interop/server/ (both agents where
+ * spire-agent can do the same):
+ *   sync paging, new and changed entries ...... authority-sync, scale, entry-recreate
+ *   an entry recreated with a new created_at ... entry-recreate
+ *   GetAuthorizedEntries ....................... authority-sync
+ *   malformed and store_svid entries ........... entries-dropped
+ *   a failed first sync ........................ authority-changes
+ *   own bundle to the session, tainted ones .... authority-changes, ca-rotation, session-taint
+ *   change published only when visible ......... authority-changes
+ *   federated bundles, one missing ............. differential, federated-missing
+ *   one call, the 500-CSR cap, one CSR refused . authority-signing, entries-dropped
+ *   outage warning, reachable again, status .... authority-outage-jwt, outage
+ *
+ * What only this fake shows, and why the real server cannot:
+ * - Which entry IDs the agent asks for on each SyncAuthorizedEntries page, and that a set of at
+ *   most 500 needs no second request: the real server does not report what an agent asked; the
+ *   real tests check the outcome (every entry arrives, a changed one is replaced).
+ * - Dropping an entry with an invalid SPIFFE ID or federated trust domain, or with no entry ID:
+ *   v1.13.3 never serves them. Its datastore skips rows without an entry ID
+ *   (pkg/server/datastore/sqlstore/sqlstore.go, rowsToCommonRegistrationEntries). The other two
+ *   fail api.RegistrationEntryToProto (pkg/server/api/entry.go), which both entry caches apply to
+ *   what they read: the full cache leaves out an invalid SPIFFE ID (pkg/server/cache/entrycache/
+ *   fullcache_ds.go, filterEntries) and fails to rebuild on the rest; the events-based cache drops
+ *   an entry it cannot convert ("Removed malformed registration entry from cache") or fails to
+ *   load. The selector shapes it does serve are written into its datastore by
+ *   entries-dropped.test.ts.
+ * - A first sync answered with an error status (failWith INTERNAL): a real server cannot be made
+ *   to; authority-changes checks a first sync that fails because the server is down, and
+ *   agent-svid the server refusing a banned agent.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';

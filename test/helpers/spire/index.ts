@@ -9,3 +9,5 @@ export * from './server.js';
 export * from './agents.js';
 export * from './workload.js';
 export * from './x509pop.js';
+export * from './datastore.js';
+export * from './json-logs.js';

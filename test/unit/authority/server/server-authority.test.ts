@@ -1,7 +1,8 @@
 /**
  * ServerAuthority's sync, paging, batching and outage logic against a FAKE in-process SPIRE
- * server (test/helpers/fake-spire-server.ts). The same behaviour is checked against the real
- * spire-server v1.13.3 in test/interop/server/authority-*.test.ts.
+ * server (test/helpers/fake-spire-server.ts). The same behaviours are checked against the real
+ * spire-server v1.13.3 in test/interop/server/; the fake's header lists where, and the few the
+ * real server cannot show.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
