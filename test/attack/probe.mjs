@@ -48,7 +48,13 @@ for (const name of names.length ? names : ALL) {
     console.log(`${name}: agent is gone`);
     break;
   }
-  const before = { fds: fds(), rss: rssMiB() };
+  let before;
+  try {
+    before = { fds: fds(), rss: rssMiB() };
+  } catch {
+    console.log(`${name}: agent is gone`);
+    break;
+  }
   let peak = { ...before };
   const sampler = setInterval(() => {
     if (!alive()) return;
@@ -74,8 +80,13 @@ for (const name of names.length ? names : ALL) {
   // Back to baseline: wait up to 15 s for fds to return.
   const deadline = Date.now() + 15_000;
   while (alive() && fds() > before.fds + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  const up = alive();
-  const after = up ? { fds: fds(), rss: rssMiB() } : { fds: NaN, rss: NaN };
+  let up = alive();
+  let after = { fds: NaN, rss: NaN };
+  try {
+    if (up) after = { fds: fds(), rss: rssMiB() };
+  } catch {
+    up = false;
+  }
   const afterFetch = up ? await rootFetch() : { ok: false, ms: 0 };
   const totals = outs.map((o) => {
     try {
