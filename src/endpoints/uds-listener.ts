@@ -18,7 +18,7 @@ import { SpiffeAgentError } from '../errors.js';
 import { prepareSocketDir, withSocketMode } from './socket-dir.js';
 import { systemClock, type Clock } from '../clock.js';
 import { ConnectionGuard, ListenQueuePump, type AcceptCalls, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
-import { UID_STREAM_SHARE, UidShare, UidShareError, uidShareFor } from './uid-share.js';
+import { UID_STREAM_SHARE, UidShare, UidShareError, uidShareFor, uidSharePressureFor } from './uid-share.js';
 import type { StreamShare } from './h2-sessions.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
@@ -58,8 +58,10 @@ export class UdsListener {
       fdLimit?: () => number;
       /** accept4 and close (libc): with them, a burst is taken from the listen queue between steps of work (ListenQueuePump). */
       sys?: AcceptCalls;
-      /** Most connections one uid may hold; from the fd limit unless set (tests). */
+      /** Most connections one uid may hold once the shares apply; from the fd limit unless set (tests). */
       uidShare?: () => number;
+      /** Connections open together from which the shares apply; from the fd limit unless set (tests). */
+      uidSharePressure?: () => number;
       /** Most open calls one uid may hold; UID_STREAM_SHARE unless set (tests). */
       uidStreamShare?: number;
     } = {},
@@ -68,7 +70,7 @@ export class UdsListener {
     this.sys = opts.sys;
     this.refusals = new RefusalLog(log, clock);
     this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
-    this.uidConnections = new UidShare(opts.uidShare ?? (() => uidShareFor(this.fdLimit())));
+    this.uidConnections = new UidShare(opts.uidShare ?? (() => uidShareFor(this.fdLimit())), opts.uidSharePressure ?? (() => uidSharePressureFor(this.fdLimit())));
     const streamShare = opts.uidStreamShare ?? UID_STREAM_SHARE;
     this.uidStreams = new UidShare(() => streamShare);
   }

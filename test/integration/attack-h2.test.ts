@@ -191,7 +191,7 @@ describe('HTTP/2 attacks from another local user, on both paths at once', () => 
     const { direct, filtered } = await attack('zero-window');
     clearInterval(sampler);
     for (const t of [direct, filtered]) expect(t.units).toBeGreaterThan(0);
-    // 100 streams a connection, 2,048 open calls per user: bounded whatever the client does.
+    // 100 streams a connection, 4,096 open calls per user: bounded whatever the client does.
     expect(peak - before).toBeLessThan(160 * MiB);
   }, TIMEOUT);
 

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UidShare, UID_STREAM_SHARE, uidShareFor } from '../../../src/endpoints/uid-share.js';
+import { UidShare, UID_STREAM_SHARE, uidShareFor, uidSharePressureFor } from '../../../src/endpoints/uid-share.js';
 import { loadProto } from '../../../src/endpoints/proto.js';
 import { buildGrpcServer } from '../../../src/endpoints/server.js';
 import { UdsListener } from '../../../src/endpoints/uds-listener.js';
@@ -27,12 +27,36 @@ describe('uidShareFor (pinned)', () => {
     expect(uidShareFor(limit)).toBe(share);
   });
 
-  it('open calls per uid: 2,048', () => {
-    expect(UID_STREAM_SHARE).toBe(2048);
+  it.each([
+    [65_536, 8188],
+    [1_024, 124],
+  ])('open-file limit %i: the shares apply from %i connections open together', (limit, pressure) => {
+    expect(uidSharePressureFor(limit)).toBe(pressure);
+  });
+
+  it('open calls per uid: 4,096', () => {
+    expect(UID_STREAM_SHARE).toBe(4096);
   });
 });
 
 describe('UidShare', () => {
+  it('applies the share only once all uids together hold the pressure mark', () => {
+    const s = new UidShare(
+      () => 2,
+      () => 4,
+    );
+    const a = [s.tryTake(7), s.tryTake(7), s.tryTake(7)];
+    expect(a.every((r) => r !== null)).toBe(true);
+    s.tryTake(8);
+    // 4 held together: uid 7 is past its share of 2, uid 8 is not.
+    expect(s.tryTake(7)).toBeNull();
+    expect(s.tryTake(8)).not.toBeNull();
+    a[0]!();
+    a[1]!();
+    // 3 held together: under the mark again.
+    expect(s.tryTake(7)).not.toBeNull();
+  });
+
   it('counts per uid up to the share, and a release (once) makes room again', () => {
     const s = new UidShare(() => 2);
     const a = s.tryTake(7)!;
@@ -54,7 +78,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-describe('UdsListener with a connection share of 2 per uid', () => {
+describe('UdsListener with a connection share of 2 per uid, applying from 2 connections', () => {
   it("refuses a uid's third connection and logs it, serves another uid, and makes room when one closes", async () => {
     const { log, attestation, handler, at } = listenerFixture();
     const server = buildGrpcServer({ workload: handler }, () => 'SERVING');
@@ -62,7 +86,7 @@ describe('UdsListener with a connection share of 2 per uid', () => {
     // The next connection is of this uid.
     let uid = 1000;
     let pid = 100;
-    const listener = new UdsListener(path, server, { track: async () => new FakeCaller(pid++, uid) }, log, 0o777, undefined, { uidShare: () => 2 });
+    const listener = new UdsListener(path, server, { track: async () => new FakeCaller(pid++, uid) }, log, 0o777, undefined, { uidShare: () => 2, uidSharePressure: () => 2 });
     at.listener = listener;
     await listener.listen();
     cleanups.push(() => listener.close(100));
