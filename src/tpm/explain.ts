@@ -19,8 +19,14 @@ const HIERARCHIES: Readonly<Record<number, { name: string; tool: string }>> = {
 function entityOf(spec: CommandSpec, d: DecodedRC): HandleArg | undefined {
   if (d.handle !== undefined) return spec.handles[d.handle - 1];
   if (d.session !== undefined) return spec.handles.filter((h) => h.auth)[d.session - 1];
+  // TPM_RC_REFERENCE_H0..H6 and S0..S6 are warnings that count handles and sessions from 0.
+  if (d.base >= REFERENCE_H0 && d.base <= REFERENCE_H0 + 6) return spec.handles[d.base - REFERENCE_H0];
+  if (d.base >= REFERENCE_S0 && d.base <= REFERENCE_S0 + 6) return spec.handles.filter((h) => h.auth)[d.base - REFERENCE_S0];
   return undefined;
 }
+
+const REFERENCE_H0 = 0x910;
+const REFERENCE_S0 = 0x918;
 
 function authMessage(entity: HandleArg | undefined, d: DecodedRC): string {
   const counted = d.base === RC.AUTH_FAIL;
@@ -47,7 +53,7 @@ export function commandError(spec: CommandSpec, rc: number): TpmCommandError {
   const cmd = commandName(spec.cc);
   const where = position(d);
   const entity = entityOf(spec, d);
-  const tag = `(${d.name}${where ? `, ${where}` : ''}${entity ? ` = ${entity.label}` : ''}, rc 0x${(rc >>> 0).toString(16)})`;
+  const tag = `(${d.name}${where ? `, ${where}` : ''}${entity ? `${where ? ' =' : ':'} ${entity.label}` : ''}, rc 0x${(rc >>> 0).toString(16)})`;
   if (d.base === RC.LOCKOUT) return new TpmCommandError('tpm_lockout', cmd, d, `tpm: ${cmd}: ${LOCKOUT_TODO} ${tag}`);
   if (d.base === RC.AUTH_FAIL || d.base === RC.BAD_AUTH) return new TpmCommandError('tpm_auth_failed', cmd, d, `tpm: ${cmd}: ${authMessage(entity, d)} ${tag}`);
   return new TpmCommandError('tpm_command_failed', cmd, d, `tpm: ${cmd}: ${d.meaning}${hint(d)} ${tag}`);
