@@ -7,10 +7,10 @@
 import { systemClock, type Clock } from '../clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import { propertiesCommand } from './commands/capability.js';
-import { CC, HT, PT, SESSION_ATTR, commandName, handleType } from './constants.js';
+import { flushContextCommand } from './commands/flush.js';
+import { HT, PT, SESSION_ATTR, commandName, handleType } from './constants.js';
 import { TpmError } from './errors.js';
 import { commandError } from './explain.js';
-import { Writer } from './marshal.js';
 import { RC, decodeRC } from './rc.js';
 import { openTransport } from './transport/open.js';
 import type { TpmTransport } from './transport/types.js';
@@ -94,9 +94,8 @@ export class TpmClient {
 
   /** TPM2_FlushContext: unloads an object or ends a session this client (or another) created. */
   async flush(handle: number, signal?: AbortSignal): Promise<void> {
-    const params = new Writer().u32(handle).finish();
     try {
-      await this.run({ spec: { cc: CC.FlushContext, handles: [], params, responseHandles: 0 }, parse: (res) => res.params.end() }, signal);
+      await this.run(flushContextCommand(handle), signal);
     } finally {
       // Gone either way: flushed, or the TPM says it is not there (a reset, another client).
       this.live.delete(handle);
