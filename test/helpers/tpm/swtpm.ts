@@ -34,13 +34,17 @@ export class Swtpm {
     /** Provisioned files: devid_pub.bin, devid_priv.bin, devid.pem, ek-ca.pem, ... (see scripts/swtpm.sh). */
     readonly template: string,
     readonly pid: number,
+    private readonly onExit: () => void,
   ) {}
 
   static async start(): Promise<Swtpm> {
     const dir = mkdtempSync(join(tmpdir(), 'spiffe-agent-swtpm-'));
+    // swtpm runs as a daemon: if this test process dies before its afterAll, stop it on the way out.
+    const onExit = (): void => void execFileSync('bash', [SWTPM_SCRIPT, 'stop', dir], { stdio: 'ignore' });
+    process.once('exit', onExit);
     const { stdout } = await run('bash', [SWTPM_SCRIPT, 'start', dir], { timeout: 120_000 });
     const env = Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-    return new Swtpm(env['SWTPM_DIR']!, env['SWTPM_SOCKET']!, env['SWTPM_TEMPLATE']!, Number(env['SWTPM_PID']));
+    return new Swtpm(env['SWTPM_DIR']!, env['SWTPM_SOCKET']!, env['SWTPM_TEMPLATE']!, Number(env['SWTPM_PID']), onExit);
   }
 
   file(name: string): Buffer {
@@ -68,6 +72,7 @@ export class Swtpm {
   }
 
   async stop(): Promise<void> {
+    process.off('exit', this.onExit);
     await run('bash', [SWTPM_SCRIPT, 'stop', this.dir], { timeout: 30_000 });
   }
 }
