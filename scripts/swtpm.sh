@@ -43,6 +43,11 @@ install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swtpm swtpm-tools tpm2-tools >/dev/null
 }
 
+# True while pid $1 runs (a daemonized swtpm is reaped by init, so an exited one may linger as a zombie).
+running() {
+  [ -d "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 # Stops the swtpm whose pid file is $1, only if that pid still is an swtpm.
 kill_swtpm() {
   local pidfile="$1" pid i
@@ -50,8 +55,8 @@ kill_swtpm() {
   pid="$(cat "$pidfile" 2>/dev/null || true)"
   if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = swtpm ]; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-    [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$pidfile"
 }
