@@ -17,8 +17,14 @@ import { Swtpm, SWTPM_SCRIPT, SWTPM_WHY, swtpmFound } from '../../helpers/tpm/sw
 const run = promisify(execFile);
 const skip = requireTool('swtpm', swtpmFound(), SWTPM_WHY);
 
+/** Running as swtpm; an exited daemon stays a zombie until init reaps it, which counts as gone. */
 function alive(pid: number): boolean {
-  return existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'swtpm';
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.includes('(swtpm)') && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 describe.skipIf(skip)('scripts/swtpm.sh', () => {
