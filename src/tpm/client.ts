@@ -9,7 +9,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { propertiesCommand } from './commands/capability.js';
 import { flushContextCommand } from './commands/flush.js';
 import { HT, PT, SESSION_ATTR, commandName, handleType } from './constants.js';
-import { TpmError } from './errors.js';
+import { TpmCommandError, TpmError } from './errors.js';
 import { commandError } from './explain.js';
 import { RC, decodeRC } from './rc.js';
 import { openTransport } from './transport/open.js';
@@ -70,8 +70,12 @@ export class TpmClient {
       await client.run(propertiesCommand(PT.MANUFACTURER, 1));
     } catch (err) {
       await client.close();
-      if (err instanceof TpmError && err.code !== 'tpm_command_failed') throw err;
-      throw new TpmError('tpm_device_unsupported', `tpm: ${client.description} does not answer as a TPM 2.0: ${(err as Error).message}`, { cause: err });
+      // A TPM 1.2 answers a TPM 2.0 command with a 1.2 code; any other error (a TPM 2.0 that was
+      // not started, one in failure mode) is the TPM's own and says so.
+      if (err instanceof TpmCommandError && err.rc.format === 'tpm-1.2') {
+        throw new TpmError('tpm_device_unsupported', `tpm: ${client.description} does not answer as a TPM 2.0: ${err.message}`, { cause: err });
+      }
+      throw err;
     }
     return client;
   }

@@ -111,6 +111,20 @@ describe('a socket peer that is no TPM', () => {
     expect(err.message).toMatch(/no answer .* within 300 ms/);
   });
 
+  it('a TPM 1.2 (it answers with a 1.2 tag and code) is not taken for a TPM 2.0', async () => {
+    const v12 = rcResponse(0x1e); // TPM_BADTAG
+    v12.writeUInt16BE(0x00c4, 0);
+    const err = await failure(TpmClient.open(await peer('tpm12', (reply) => reply(v12))));
+    expect(err).toMatchObject({ code: 'tpm_device_unsupported' });
+    expect(err.message).toMatch(/does not answer as a TPM 2.0/);
+  });
+
+  it('a TPM 2.0 that was never started says so, and how to start it', async () => {
+    const err = await failure(TpmClient.open(await peer('unstarted', (reply) => reply(rcResponse(0x100)))));
+    expect(err).toMatchObject({ code: 'tpm_command_failed', rc: { name: 'TPM_RC_INITIALIZE' } });
+    expect(err.message).toMatch(/TPM2_Startup/);
+  });
+
   it('announces a response larger than any TPM sends: refused at the header', async () => {
     const big = rcResponse(0);
     big.writeUInt32BE(1 << 20, 2);
