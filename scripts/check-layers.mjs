@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 /** Lowest first. A unit is a folder under src/ or a file directly in it (without .ts). */
 export const LAYERS = [
   ['errors', 'clock', 'domain', 'duration'],
-  ['svid', 'crypto', 'storage', 'proc', 'telemetry', 'net', 'dbus', 'proto', 'parse'],
+  ['svid', 'crypto', 'storage', 'proc', 'telemetry', 'net', 'dbus', 'proto', 'parse', 'tpm'],
   ['config'],
   ['attestation', 'keymanager'],
   ['authority'],

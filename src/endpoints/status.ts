@@ -86,6 +86,18 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   dbus_timeout: INTERNAL,
   dbus_aborted: INTERNAL,
   dbus_remote_error: INTERNAL,
+  // the TPM client (tpm_devid, a TPM key manager): reported where they happen, never an RPC status
+  tpm_device_not_found: INTERNAL,
+  tpm_device_ambiguous: INTERNAL,
+  tpm_device_unsupported: INTERNAL,
+  tpm_io: INTERNAL,
+  tpm_timeout: INTERNAL,
+  tpm_malformed_response: INTERNAL,
+  tpm_invalid_argument: INTERNAL,
+  tpm_closed: INTERNAL,
+  tpm_command_failed: INTERNAL,
+  tpm_auth_failed: INTERNAL,
+  tpm_lockout: INTERNAL,
   // authority and cache
   sign_failed: UNAVAILABLE,
   ca_store: INTERNAL,

@@ -1,0 +1,20 @@
+/** The TPM 2.0 client: what tpm_devid and a TPM-sealed key manager import. */
+export { TpmClient, type TpmClientOptions, type OpenOptions } from './client.js';
+export { TpmError, TpmCommandError, type TpmErrorCode } from './errors.js';
+export { decodeRC, position, RC, type DecodedRC } from './rc.js';
+export { ALG, CC, RH, SE, HT, PT, OBJECT_ATTR, HANDLE_RANGE, EK_CERT_NV_INDEX_RSA, ECC_CURVE } from './constants.js';
+export { autodetectTpmPath, openTransport } from './transport/open.js';
+export type { TpmTransport } from './transport/types.js';
+export { password, policy, type Authorization } from './wire.js';
+export { parsePublic, publicBytes, objectName, publicKeyOf, type PublicArea, type PublicBlob } from './public-area.js';
+export { signatureBytes, type Signature } from './signature.js';
+export { parseAttest, type Attest } from './attest.js';
+export * from './templates.js';
+export { createPrimary, create, load, readPublic } from './commands/objects.js';
+export { nvRead, nvReadPublic } from './commands/nv.js';
+export { certify } from './commands/certify.js';
+export { hash, sign, hashAndSign, NULL_TICKET } from './commands/sign.js';
+export { startAuthSession, policySecret } from './commands/sessions.js';
+export { activateCredential } from './commands/credential.js';
+export { unseal } from './commands/unseal.js';
+export { listHandles, getProperty } from './commands/capability.js';
