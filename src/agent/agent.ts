@@ -5,11 +5,14 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { WorkloadAttestation } from '../attestation/workload/attest.js';
 import { createWorkloadAttestors } from '../attestation/workload/catalog.js';
-import { createAuthority, type AuthorityFactoryDeps } from '../authority/factory.js';
+import { createNodeAttestor } from '../attestation/node/catalog.js';
+import { createAuthority, type AuthorityFactoryDeps, type ServerPlugins } from '../authority/factory.js';
 import type { Authority } from '../authority/types.js';
 import { CacheManager } from '../cache/manager.js';
 import type { Clock } from '../clock.js';
+import type { PluginContext } from '../config/plugin-catalog.js';
 import type { AgentConfig } from '../config/types.js';
+import type { OpenTpm } from '../crypto/tpm-handle.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
@@ -19,6 +22,7 @@ import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
+import { createKeyManager } from '../keymanager/catalog.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
 import { MemoryTrimmer } from '../proc/memory-trim.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
@@ -46,6 +50,8 @@ export interface AgentDeps {
   readonly onFatal?: (err: Error) => void;
   /** Server mode: builds the session with the SPIRE server (tests inject a fake one). */
   readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
+  /** How hardware plugins (a TPM node attestor or key manager) open a TPM; none is wired yet. */
+  readonly openTpm?: OpenTpm;
 }
 
 export class Agent {
@@ -56,6 +62,7 @@ export class Agent {
   private trimmer: MemoryTrimmer | undefined;
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
+  private serverPlugins: ServerPlugins | undefined;
   private ready = false;
   /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
   private readonly streams = new OpenStreams();
@@ -73,14 +80,23 @@ export class Agent {
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
     // The file's text puts line numbers on plugin_data problems, as `validate` reports them.
     const configText = await readFile(config.source, 'utf8').catch(() => undefined);
-    const attestors = await createWorkloadAttestors(config.plugins, { proc, log, clock, env: this.d.env ?? {}, configFile: config.source, configText });
+    const pluginCtx: PluginContext = { file: config.source, text: configText, env: this.d.env ?? {} };
+    const attestors = await createWorkloadAttestors(config.plugins, pluginCtx, { proc, log, clock });
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
+    }
+    if (config.mode === 'server' && !this.d.createServerSession) {
+      // The session attests with these and keeps its keys in them; the agent owns and closes them.
+      const hw = { log, clock, openTpm: this.d.openTpm };
+      const keyManager = await createKeyManager(config.plugins, pluginCtx, hw);
+      const { joinToken, joinTokenFile } = config.server;
+      this.serverPlugins = { keyManager, nodeAttestor: await createNodeAttestor(config.plugins, pluginCtx, { ...hw, joinToken, joinTokenFile }) };
     }
     const authority = await createAuthority({
       config,
       log,
       clock,
+      serverPlugins: this.serverPlugins,
       createServerSession: this.d.createServerSession,
       cachedX509Count: () => this.cache?.cachedX509Count ?? 0,
     });
@@ -233,5 +249,7 @@ export class Agent {
     this.cache?.close();
     await this.attestation?.close();
     await this.authority?.close();
+    await this.serverPlugins?.nodeAttestor.close?.();
+    await this.serverPlugins?.keyManager.close?.();
   }
 }

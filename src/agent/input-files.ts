@@ -1,12 +1,11 @@
 /**
  * What `spiffe-agent validate` checks beyond agent.conf itself: the files `run` reads at start and
  * refuses to start without, read and parsed by the same code. The registration entries file (every
- * problem, with its entry and line), the federated bundle files, and the k8s attestor's kubelet CA
- * and credentials. Files `run` tolerates stay tolerated: an entries file that does not exist yet
+ * problem, with its entry and line) and the federated bundle files. Each plugin's own files (the
+ * kubelet CA, key and certificate files) are its catalog entry's `verify`, run by checkPluginConfigs. Files `run` tolerates stay tolerated: an entries file that does not exist yet
  * is a note, not a problem (the agent serves no entries until it appears).
  */
 import { parseEntriesFile, EntriesFileError } from '../authority/embedded/entries-file.js';
-import { checkWorkloadAttestorFiles } from '../attestation/workload/catalog.js';
 import type { ConfigProblem } from '../config/errors.js';
 import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
@@ -18,7 +17,7 @@ export interface InputFilesReport {
   readonly notes: string[];
 }
 
-export async function checkInputFiles(config: AgentConfig, env: Readonly<Record<string, string | undefined>> = {}): Promise<InputFilesReport> {
+export async function checkInputFiles(config: AgentConfig): Promise<InputFilesReport> {
   const problems: ConfigProblem[] = [];
   const notes: string[] = [];
   const source = config.source;
@@ -40,16 +39,6 @@ export async function checkInputFiles(config: AgentConfig, env: Readonly<Record<
         if (!(err instanceof SpiffeAgentError)) throw err;
         problems.push({ file: source, key, message: err.message.replace(/^(input|federated-bundles): /, '') });
       }
-    }
-  }
-  for (const p of config.plugins) {
-    if (p.type !== 'WorkloadAttestor' || !p.enabled) continue;
-    try {
-      await checkWorkloadAttestorFiles(p, { file: source, env });
-    } catch (err) {
-      // Config problems of the block itself were reported by checkPluginConfigs already.
-      if (!(err instanceof SpiffeAgentError) || err.code === 'config_invalid' || err.code === 'unknown_plugin') continue;
-      problems.push({ file: source, key: p.path, message: err.message });
     }
   }
   return { problems, notes };

@@ -1,7 +1,9 @@
 /**
  * What `spiffe-agent validate` (and start-up) checks about plugins {} beyond its syntax: every
  * plugin type is one spire-agent has, and every NodeAttestor, KeyManager and WorkloadAttestor
- * block's name and plugin_data are valid, parsed by the same parsers `run` uses. All problems come back in one ConfigError, with file and line.
+ * block's name and plugin_data are valid, parsed by the same parsers `run` uses, and the files a
+ * plugin loads at start are usable (its catalog's `verify`). All problems come back in one
+ * ConfigError, with file and line.
  */
 import { checkNodeAttestorConfig } from '../attestation/node/catalog.js';
 import { checkWorkloadAttestorConfig } from '../attestation/workload/catalog.js';
@@ -12,16 +14,16 @@ import { checkKeyManagerConfig } from '../keymanager/catalog.js';
 
 const PLUGIN_TYPES = ['NodeAttestor', 'WorkloadAttestor', 'KeyManager', 'SVIDStore'] as const;
 
-export function checkPluginConfigs(
+export async function checkPluginConfigs(
   plugins: readonly PluginConfig[],
   file: string,
   text?: string,
   env: Readonly<Record<string, string | undefined>> = {},
-): void {
+): Promise<void> {
   const problems: ConfigProblem[] = [];
-  const collect = (p: PluginConfig, fn: () => void) => {
+  const collect = async (p: PluginConfig, fn: () => Promise<void>) => {
     try {
-      fn();
+      await fn();
     } catch (err) {
       if (err instanceof ConfigError) problems.push(...err.problems);
       else if (err instanceof SpiffeAgentError) problems.push({ file, key: p.path, message: err.message });
@@ -34,9 +36,10 @@ export function checkPluginConfigs(
       continue;
     }
     if (!p.enabled) continue;
-    if (p.type === 'NodeAttestor') collect(p, () => checkNodeAttestorConfig(p, { file, text }));
-    if (p.type === 'KeyManager') collect(p, () => checkKeyManagerConfig(p, { file, text }));
-    if (p.type === 'WorkloadAttestor') collect(p, () => checkWorkloadAttestorConfig(p, { file, text, env }));
+    const ctx = { file, text, env };
+    if (p.type === 'NodeAttestor') await collect(p, () => checkNodeAttestorConfig(p, ctx));
+    if (p.type === 'KeyManager') await collect(p, () => checkKeyManagerConfig(p, ctx));
+    if (p.type === 'WorkloadAttestor') await collect(p, () => checkWorkloadAttestorConfig(p, ctx));
     if (p.type === 'SVIDStore') problems.push({ file, key: p.path, message: `no SVIDStore plugins are built in; remove SVIDStore "${p.name}"` });
   }
   if (problems.length > 0) throw new ConfigError(problems);

@@ -5,30 +5,44 @@
  * are loaded only when that mode runs: the embedded CA (an ASN.1 library, JOSE) is not on the
  * server-mode start path, nor the SPIRE server client on the embedded one.
  */
+import type { NodeAttestor } from '../attestation/node/types.js';
 import type { Clock } from '../clock.js';
 import type { AgentConfig, ServerModeConfig } from '../config/types.js';
+import { SpiffeAgentError } from '../errors.js';
+import type { KeyManager } from '../keymanager/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import type { ServerSession } from './server/session.js';
 import type { Authority } from './types.js';
 
+/** Server mode: the plugins the agent built from plugins {} (their catalogs) and owns. */
+export interface ServerPlugins {
+  readonly nodeAttestor: NodeAttestor;
+  readonly keyManager: KeyManager;
+}
+
 export interface AuthorityFactoryDeps {
   readonly config: AgentConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  /** Builds the session with the SPIRE server; tests inject a fake one. Default: the real session. */
+  /** Server mode: what the real session attests and keeps its keys with. */
+  readonly serverPlugins?: ServerPlugins;
+  /** Builds the session with the SPIRE server; tests inject a fake one. Default: the real session over serverPlugins. */
   readonly createServerSession?: (config: ServerModeConfig, log: Logger) => ServerSession;
   /** How many X509-SVIDs the cache holds; the sync loop polls at the default pace while it is 0. */
   readonly cachedX509Count?: () => number;
 }
 
-async function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock): Promise<ServerSession> {
+async function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock, plugins: ServerPlugins | undefined): Promise<ServerSession> {
+  if (!plugins) {
+    throw new SpiffeAgentError('node_attestor_count', `authority: ${config.source} joins a SPIRE server, but no NodeAttestor and KeyManager were built from its plugins {}`);
+  }
   const { createServerSession } = await import('./server/server-session.js');
   const a = config.agent;
   return createServerSession({
     options: { ...config.server, trustDomain: a.trustDomain, dataDir: a.dataDir, availabilityTargetMs: a.availabilityTargetMs },
-    plugins: config.plugins,
-    configFile: config.source,
+    nodeAttestor: plugins.nodeAttestor,
+    keyManager: plugins.keyManager,
     log,
     clock,
   });
@@ -49,7 +63,7 @@ export async function createAuthority(d: AuthorityFactoryDeps): Promise<Authorit
   const sessionLog = log.child({ [F.subsystem]: 'server_session' });
   const [{ ServerAuthority }, session] = await Promise.all([
     import('./server/server-authority.js'),
-    d.createServerSession ? d.createServerSession(config, sessionLog) : defaultSession(config, sessionLog, clock),
+    d.createServerSession ? d.createServerSession(config, sessionLog) : defaultSession(config, sessionLog, clock, d.serverPlugins),
   ]);
   return new ServerAuthority({
     trustDomain: config.agent.trustDomain,

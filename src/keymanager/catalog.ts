@@ -1,48 +1,38 @@
-/** Built-in key managers: one literal list, chosen by name from plugins { KeyManager "<name>" {} }. */
+/**
+ * Built-in key managers: one literal list, chosen by name from plugins { KeyManager "<name>" {} },
+ * in the shape all three catalogs share (src/config/plugin-catalog.ts). The agent builds the one
+ * key manager from here and hands it to the session.
+ */
+import type { Clock } from '../clock.js';
+import { PluginCatalog, builtIn, type PluginContext } from '../config/plugin-catalog.js';
 import type { PluginConfig } from '../config/types.js';
-import type { PluginDataReaderOptions } from '../config/plugin-data.js';
-import { SpiffeAgentError } from '../errors.js';
+import type { OpenTpm } from '../crypto/tpm-handle.js';
+import type { Logger } from '../telemetry/logger.js';
+import { F } from '../telemetry/names.js';
 import { DiskKeyManager, parseDiskConfig } from './disk.js';
 import { MemoryKeyManager, parseMemoryConfig } from './memory.js';
 import type { KeyManager } from './types.js';
 
-interface Entry {
-  /** Parses plugin_data, throwing ConfigError with every problem; used by `validate` too. */
-  readonly parse: (plugin: PluginConfig, ctx?: PluginDataReaderOptions) => unknown;
-  readonly create: (plugin: PluginConfig, ctx?: PluginDataReaderOptions) => KeyManager;
+/** What a key manager may use besides its plugin_data. */
+export interface KeyManagerDeps {
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** How a key manager that seals its keys with a TPM opens it; absent until the agent wires TPM support. */
+  readonly openTpm?: OpenTpm;
 }
 
-const BUILT_IN: Readonly<Record<string, Entry>> = {
-  disk: { parse: parseDiskConfig, create: (p, f) => new DiskKeyManager(parseDiskConfig(p, f)) },
-  memory: { parse: parseMemoryConfig, create: (p, f) => (parseMemoryConfig(p, f), new MemoryKeyManager()) },
-};
-
-function enabledKeyManagers(plugins: readonly PluginConfig[]): PluginConfig[] {
-  return plugins.filter((p) => p.type === 'KeyManager' && p.enabled);
-}
-
-function entryFor(p: PluginConfig): Entry {
-  const e = BUILT_IN[p.name];
-  if (!e) {
-    throw new SpiffeAgentError('unknown_plugin', `catalog: unknown KeyManager "${p.name}" at ${p.path}; built-in ones are: ${Object.keys(BUILT_IN).join(', ')}`);
-  }
-  return e;
-}
+export const KEY_MANAGERS = new PluginCatalog<KeyManagerDeps, KeyManager>('KeyManager', {
+  disk: builtIn({ configure: (p, c) => parseDiskConfig(p, c), create: (config) => new DiskKeyManager(config) }),
+  memory: builtIn({ configure: (p, c) => parseMemoryConfig(p, c), create: () => new MemoryKeyManager() }),
+});
 
 /** The one KeyManager spire-agent requires; none or several is a config error naming the file. */
-export function createKeyManager(plugins: readonly PluginConfig[], configFile?: string): KeyManager {
-  const kms = enabledKeyManagers(plugins);
-  if (kms.length !== 1) {
-    throw new SpiffeAgentError(
-      'keymanager_count',
-      `catalog: ${configFile ?? 'the agent config'} must configure exactly one KeyManager (found ${kms.length}); add plugins { KeyManager "disk" { plugin_data { directory = "<data_dir>" } } }`,
-    );
-  }
-  const p = kms[0] as PluginConfig;
-  return entryFor(p).create(p, { file: configFile });
+export async function createKeyManager(plugins: readonly PluginConfig[], ctx: PluginContext, deps: KeyManagerDeps): Promise<KeyManager> {
+  const p = KEY_MANAGERS.exactlyOne(plugins, ctx, 'keymanager_count', 'KeyManager "disk" { plugin_data { directory = "<data_dir>" } }');
+  return KEY_MANAGERS.create(p, ctx, { ...deps, log: deps.log.child({ [F.subsystem]: 'key_manager', plugin_name: p.name }) });
 }
 
 /** For `validate`: a KeyManager block's name and plugin_data, without touching disk. */
-export function checkKeyManagerConfig(p: PluginConfig, ctx: PluginDataReaderOptions = {}): void {
-  entryFor(p).parse(p, ctx);
+export function checkKeyManagerConfig(p: PluginConfig, ctx: PluginContext = {}): Promise<void> {
+  return KEY_MANAGERS.check(p, ctx);
 }

@@ -17,6 +17,8 @@ export interface KeyManager {
   /** Generates an EC P-256 key (the only type the agent SVID uses) under `id`, replacing any key with that id. */
   generateKey(id: string): Promise<ManagedKey>;
   getKeys(): Promise<readonly ManagedKey[]>;
+  /** Releases what the manager holds open (a TPM handle). */
+  close?(): Promise<void>;
 }
 
 export const AGENT_SVID_KEY_A = 'agent-svid-A';

@@ -1,86 +1,84 @@
 /**
- * Built-in node attestors: one literal list, chosen by name from plugins { NodeAttestor "<name>" }.
+ * Built-in node attestors: one literal list, chosen by name from plugins { NodeAttestor "<name>" },
+ * in the shape all three catalogs share (src/config/plugin-catalog.ts). The agent builds the
+ * attestor from here with the config file's text (so problems carry file and line) and what a
+ * hardware attestor needs (clock, logger, a way to open a TPM), and hands it to the session.
+ *
  * spire-agent's precedence: a join token (join_token, join_token_file or -joinToken) selects the
  * built-in join_token attestor whatever NodeAttestor block is configured; otherwise the one
  * configured NodeAttestor attests.
  */
-import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
+import type { Clock } from '../../clock.js';
+import { PluginCatalog, builtIn, type PluginContext } from '../../config/plugin-catalog.js';
+import { PluginDataReader } from '../../config/plugin-data.js';
 import type { PluginConfig } from '../../config/types.js';
-import { PluginDataReader, type PluginDataReaderOptions } from '../../config/plugin-data.js';
-import { SpiffeAgentError } from '../../errors.js';
+import type { OpenTpm } from '../../crypto/tpm-handle.js';
+import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { F } from '../../telemetry/names.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, parseX509popConfig } from './x509pop/index.js';
 
+/** What a node attestor may use besides its plugin_data. */
 export interface NodeAttestorDeps {
-  /** The config file, so plugin_data problems name it. */
-  readonly configFile?: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** How a hardware attestor opens its TPM (tpm_devid); absent until the agent wires TPM support. */
+  readonly openTpm?: OpenTpm;
+}
+
+/** agent {} keys (and the -joinToken flag) that pick the join_token attestor over the configured one. */
+export interface JoinTokenInput {
   /** agent.join_token (or -joinToken). */
   readonly joinToken?: string;
   /** agent.join_token_file, read at start as spire-agent does. */
   readonly joinTokenFile?: string;
 }
 
-interface Entry {
-  /** Parses plugin_data, throwing ConfigError listing every problem; used by `validate`. */
-  readonly parse: (plugin: PluginConfig, ctx?: PluginDataReaderOptions) => unknown;
-  readonly create: (plugin: PluginConfig, deps: NodeAttestorDeps) => Promise<NodeAttestor>;
-}
-
-const BUILT_IN: Readonly<Record<string, Entry>> = {
+export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>('NodeAttestor', {
   // The join_token block has no keys; without a token it fails as spire-agent's does.
-  [JOIN_TOKEN]: {
-    parse: (p, ctx) => new PluginDataReader(p, ctx).finish(),
-    create: async () => new JoinTokenAttestor(''),
-  },
-  x509pop: { parse: parseX509popConfig, create: (p, d) => createX509popAttestor(parseX509popConfig(p, { file: d.configFile })) },
-};
+  [JOIN_TOKEN]: builtIn({
+    configure: (p, c) => new PluginDataReader(p, c).finish(),
+    create: () => new JoinTokenAttestor(''),
+  }),
+  x509pop: builtIn({
+    configure: (p, c) => parseX509popConfig(p, c),
+    create: (config) => createX509popAttestor(config),
+  }),
+});
 
-function entryFor(p: PluginConfig): Entry {
-  const e = BUILT_IN[p.name];
-  if (!e) {
-    throw new SpiffeAgentError('unknown_plugin', `catalog: unknown NodeAttestor "${p.name}" at ${p.path}; built-in ones are: ${Object.keys(BUILT_IN).join(', ')}`);
-  }
-  return e;
-}
-
-/** For `validate`: a NodeAttestor block's name and plugin_data, without reading key files. */
-export function checkNodeAttestorConfig(p: PluginConfig, ctx: PluginDataReaderOptions = {}): void {
-  entryFor(p).parse(p, ctx);
+/** For `validate`: a NodeAttestor block's name and plugin_data, and the files of those that load files at start. */
+export function checkNodeAttestorConfig(p: PluginConfig, ctx: PluginContext = {}): Promise<void> {
+  return NODE_ATTESTORS.check(p, ctx);
 }
 
 /** The join token the agent should use, if any (join_token_file is read and trimmed, as spire-agent does). */
-export async function resolveJoinToken(deps: NodeAttestorDeps): Promise<string | undefined> {
-  if (deps.joinTokenFile !== undefined && deps.joinTokenFile !== '') {
+export async function resolveJoinToken(input: JoinTokenInput): Promise<string | undefined> {
+  if (input.joinTokenFile !== undefined && input.joinTokenFile !== '') {
     let text: string;
     try {
-      text = await readBoundedFile(deps.joinTokenFile, { maxBytes: INPUT_LIMITS.token, what: 'join_token_file' });
+      text = await readBoundedFile(input.joinTokenFile, { maxBytes: INPUT_LIMITS.token, what: 'join_token_file' });
     } catch (err) {
-      throw new NodeAttestorError('node_attestor_config', `nodeattestor(join_token): unable to read join token file ${JSON.stringify(deps.joinTokenFile)}: ${(err as Error).message}`, { cause: err });
+      throw new NodeAttestorError('node_attestor_config', `nodeattestor(join_token): unable to read join token file ${JSON.stringify(input.joinTokenFile)}: ${(err as Error).message}`, { cause: err });
     }
     const token = text.trim();
-    if (token === '') throw new NodeAttestorError('node_attestor_config', `nodeattestor(join_token): join token file ${JSON.stringify(deps.joinTokenFile)} is empty`);
+    if (token === '') throw new NodeAttestorError('node_attestor_config', `nodeattestor(join_token): join token file ${JSON.stringify(input.joinTokenFile)} is empty`);
     return token;
   }
-  return deps.joinToken !== undefined && deps.joinToken !== '' ? deps.joinToken : undefined;
+  return input.joinToken !== undefined && input.joinToken !== '' ? input.joinToken : undefined;
 }
 
-export async function createNodeAttestor(plugins: readonly PluginConfig[], deps: NodeAttestorDeps): Promise<NodeAttestor> {
-  const configured = plugins.filter((p) => p.type === 'NodeAttestor' && p.enabled);
-  if (configured.length !== 1) {
-    throw new SpiffeAgentError(
-      'node_attestor_count',
-      `catalog: ${deps.configFile ?? 'the agent config'} must configure exactly one NodeAttestor (found ${configured.length}); add e.g. plugins { NodeAttestor "join_token" { plugin_data {} } }`,
-    );
-  }
-  const p = configured[0] as PluginConfig;
-  const entry = entryFor(p);
+/** The agent's one node attestor, built as `run` needs it. */
+export async function createNodeAttestor(plugins: readonly PluginConfig[], ctx: PluginContext, deps: NodeAttestorDeps & JoinTokenInput): Promise<NodeAttestor> {
+  const p = NODE_ATTESTORS.exactlyOne(plugins, ctx, 'node_attestor_count', 'NodeAttestor "join_token" { plugin_data {} }');
   const token = await resolveJoinToken(deps);
   if (token !== undefined) {
     // Still validate the configured block, so a typo is reported even when the token wins.
-    entry.parse(p, { file: deps.configFile });
+    NODE_ATTESTORS.configure(p, ctx);
     return new JoinTokenAttestor(token);
   }
-  return entry.create(p, deps);
+  const { log, clock, openTpm } = deps;
+  return NODE_ATTESTORS.create(p, ctx, { log: log.child({ [F.subsystem]: 'node_attestor', plugin_name: p.name }), clock, openTpm });
 }

@@ -14,8 +14,6 @@ export interface WorkloadAttestor {
 declare module '../../errors.js' {
   interface ErrorCodes {
     workloadRefused: 'workload_too_large';
-    /** The catalog: a WorkloadAttestor plugin name that is not built in. */
-    workloadCatalog: 'unknown_plugin';
   }
 }
 

@@ -5,11 +5,8 @@
  * (agent-data.json, keys.json), so either agent can take over the other's data_dir.
  */
 import { isIP } from 'node:net';
-import { createNodeAttestor } from '../../attestation/node/catalog.js';
 import type { NodeAttestor } from '../../attestation/node/types.js';
 import type { Clock } from '../../clock.js';
-import type { PluginConfig } from '../../config/types.js';
-import { createKeyManager } from '../../keymanager/catalog.js';
 import { nextAgentSVIDKeyId, type KeyManager, type ManagedKey } from '../../keymanager/types.js';
 import { ensurePrivateDir } from '../../storage/atomic-file.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -30,8 +27,6 @@ import { decodeBundleX509 } from './wire.js';
 export interface ServerSessionOptions extends BootstrapOptions {
   readonly serverAddress: string;
   readonly dataDir: string;
-  readonly joinToken: string | undefined;
-  readonly joinTokenFile: string | undefined;
   readonly rebootstrapMode: 'never' | 'auto' | 'always';
   readonly rebootstrapDelayMs: number;
   /** 0 = half-life rule. */
@@ -42,14 +37,14 @@ export interface ServerSessionOptions extends BootstrapOptions {
 
 export interface ServerSessionDeps {
   readonly options: ServerSessionOptions;
-  readonly plugins: readonly PluginConfig[];
-  /** The agent config file, for messages. */
-  readonly configFile?: string;
   readonly log: Logger;
   readonly clock: Clock;
-  /** Test seams; by default both come from plugins {}. */
-  readonly keyManager?: KeyManager;
-  readonly nodeAttestor?: NodeAttestor;
+  /**
+   * The agent builds both from plugins {} (their catalogs) and owns them: the session uses
+   * them, never closes them, and knows nothing of their config.
+   */
+  readonly keyManager: KeyManager;
+  readonly nodeAttestor: NodeAttestor;
 }
 
 /** Old channels keep serving calls already started on them for this long after a swap. */
@@ -68,8 +63,8 @@ class Session implements ServerSession {
   private readonly ctors = loadServiceConstructors();
   private storage: AgentStorage | undefined;
   private bootstrap: BootstrapTrust | undefined;
-  private km: KeyManager | undefined;
-  private attestor: NodeAttestor | undefined;
+  private readonly km: KeyManager;
+  private readonly attestor: NodeAttestor;
   private state: AgentSVIDState | undefined;
   private bundle: readonly Uint8Array[] = [];
   private channel: ServerChannel | undefined;
@@ -83,6 +78,8 @@ class Session implements ServerSession {
   constructor(private readonly d: ServerSessionDeps) {
     this.o = d.options;
     this.log = d.log;
+    this.km = d.keyManager;
+    this.attestor = d.nodeAttestor;
     this.serverId = serverIdOf(this.o.trustDomain);
     this.target = serverTarget(this.o.serverAddress, this.o.serverPort);
     this.sni = isIP(this.o.serverAddress.replace(/^\[|\]$/g, '')) ? this.o.trustDomain : undefined;
@@ -95,9 +92,6 @@ class Session implements ServerSession {
     this.storage = storage;
     this.bootstrap = new BootstrapTrust({ options: o, storage, clock: this.d.clock, log: this.log });
     this.bootstrap.init();
-    this.km = this.d.keyManager ?? createKeyManager(this.d.plugins, this.d.configFile);
-    this.attestor =
-      this.d.nodeAttestor ?? (await createNodeAttestor(this.d.plugins, { configFile: this.d.configFile, joinToken: o.joinToken, joinTokenFile: o.joinTokenFile }));
     let rebootstrapMode = o.rebootstrapMode;
     const stored = storage.svid();
     if (rebootstrapMode !== 'never' && stored.chain.length > 0 && !stored.reattestable) rebootstrapMode = this.refuseRebootstrap(rebootstrapMode);
@@ -137,7 +131,7 @@ class Session implements ServerSession {
     } else this.log.info({ trust_domain: this.o.trustDomain }, 'Bundle loaded');
     this.bundle = bundle;
 
-    const keys = await (this.km as KeyManager).getKeys();
+    const keys = await this.km.getKeys();
     const leaf = stored.chain[0];
     const key = findKeyForSVID(keys, leaf);
     const now = this.d.clock.now();
@@ -169,7 +163,6 @@ class Session implements ServerSession {
     this.retiring.clear();
     this.channel?.close();
     this.channel = undefined;
-    await this.attestor?.close?.();
   }
 
   clients(): ServerClients {
@@ -248,7 +241,7 @@ class Session implements ServerSession {
 
   /** A fresh key in the other slot, AttestAgent on a channel without a client certificate, then GetBundle on it. */
   private async attest(currentKey: ManagedKey | undefined, insecure: boolean, signal: AbortSignal): Promise<void> {
-    const km = this.km as KeyManager;
+    const km = this.km;
     const key = await km.generateKey(nextAgentSVIDKeyId(currentKey));
     const csr = await makeAgentCSR(key.privateKey);
     const creds = insecure
@@ -256,7 +249,7 @@ class Session implements ServerSession {
       : serverCredentials(this.bundle, this.serverId);
     const ch = openServerChannel(this.ctors, this.target, creds, this.sni);
     try {
-      const res = await attestAgent(ch.agent, csr, this.attestor as NodeAttestor, signal);
+      const res = await attestAgent(ch.agent, csr, this.attestor, signal);
       const raw = await rawUnary(ch.bundle, '/spire.api.server.bundle.v1.Bundle/GetBundle', new Uint8Array(), SERVER_CALL_TIMEOUT_MS);
       const b = decodeBundleX509(raw);
       const authorities = b.x509.map((a) => a.der).filter((d) => d.length > 0);
@@ -275,7 +268,7 @@ class Session implements ServerSession {
   /** RenewAgent over the current mTLS channel with a CSR for a key in the other slot. */
   private async renew(signal: AbortSignal): Promise<void> {
     const cur = this.current();
-    const key = await (this.km as KeyManager).generateKey(nextAgentSVIDKeyId(cur.key));
+    const key = await this.km.generateKey(nextAgentSVIDKeyId(cur.key));
     const csr = await makeAgentCSR(key.privateKey);
     const chain = await renewAgent(this.clients().agent, csr, signal);
     this.state = this.toState(chain, key, false, this.d.clock.now());
@@ -328,12 +321,12 @@ class Session implements ServerSession {
     if (usedNonReattestable && (e.code === 3 /* INVALID_ARGUMENT */ || (e as { code?: unknown }).code === 'node_attestor_config')) {
       return new SessionError(
         'not_reattestable',
-        `session: the stored agent SVID in ${this.storage?.path} expired or lost its key, and ${this.attestor?.name} attestation cannot be repeated (${e.details ?? e.message}); generate a new join token (spire-server token generate) and set join_token`,
+        `session: the stored agent SVID in ${this.storage?.path} expired or lost its key, and ${this.attestor.name} attestation cannot be repeated (${e.details ?? e.message}); generate a new join token (spire-server token generate) and set join_token`,
         { cause: err },
       );
     }
     if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string') return err;
-    return new SessionError('attestation_failed', `session: node attestation with ${this.attestor?.name} failed: ${e.details ?? e.message}`, { cause: err });
+    return new SessionError('attestation_failed', `session: node attestation with ${this.attestor.name} failed: ${e.details ?? e.message}`, { cause: err });
   }
 
   private fatal(err: Error): void {

@@ -37,13 +37,13 @@ export const run: Command = async (args, io) => {
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
     const problems: ConfigProblem[] = [];
     try {
-      checkPluginConfigs(config.plugins, config.source, text, io.env);
+      await checkPluginConfigs(config.plugins, config.source, text, io.env);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems.push(...err.problems);
     }
     // Then the files run reads at start and refuses to start without, read by the same parsers.
-    const files = await checkInputFiles(config, io.env);
+    const files = await checkInputFiles(config);
     for (const note of files.notes) io.stderr.write(`Note: ${note}\n`);
     problems.push(...files.problems);
     if (problems.length > 0) throw new ConfigError(problems);

@@ -78,7 +78,6 @@ describe.skipIf(plan.skip)('session: data_dir shared with spire-agent v1.13.3; k
           dataDir: dir,
           serverAddress: '127.0.0.1',
           serverPort: server.port,
-          joinToken,
           trustBundlePath: server.bundlePath,
           trustBundleFormat: 'pem',
           insecureBootstrap: false,
@@ -88,6 +87,7 @@ describe.skipIf(plan.skip)('session: data_dir shared with spire-agent v1.13.3; k
         },
         plugins: pluginsFor({ dataDir: dir }),
         configFile: 'session-child',
+        joinToken,
       });
     const startChild = (joinToken?: string): { child: ChildProcess; out: string[] } => {
       const child = spawn(process.execPath, [CHILD, setup(joinToken)], { stdio: ['ignore', 'pipe', 'pipe'] });

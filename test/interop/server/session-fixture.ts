@@ -8,11 +8,17 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { JoinTokenAttestor } from '../../../src/attestation/node/join-token/index.js';
+import type { NodeAttestor } from '../../../src/attestation/node/types.js';
+import { X509popAttestor } from '../../../src/attestation/node/x509pop/index.js';
 import { rawUnary } from '../../../src/authority/server/clients.js';
 import { createServerSession, type ServerSessionOptions } from '../../../src/authority/server/server-session.js';
 import type { ServerSession } from '../../../src/authority/server/session.js';
 import { systemClock } from '../../../src/clock.js';
 import type { PluginConfig } from '../../../src/config/types.js';
+import { DiskKeyManager } from '../../../src/keymanager/disk.js';
+import { MemoryKeyManager } from '../../../src/keymanager/memory.js';
+import type { KeyManager } from '../../../src/keymanager/types.js';
 import type { Logger } from '../../../src/telemetry/logger.js';
 import { inCI } from '../../helpers/ci.js';
 import { findSpire, type SpireBinaries, type SpireServer, type X509popFiles } from '../../helpers/spire/index.js';
@@ -84,14 +90,21 @@ export function pluginsFor(s: SessionSetup): PluginConfig[] {
   return [na, km];
 }
 
-export function sessionFor(server: SpireServer, s: SessionSetup, log = new MemoryLog()): { session: ServerSession; log: MemoryLog } {
+/** What the agent's catalogs build from pluginsFor(s), constructed directly so sessionFor stays synchronous. */
+export function nodePluginsFor(s: SessionSetup): { nodeAttestor: NodeAttestor; keyManager: KeyManager } {
+  const nodeAttestor = s.x509pop
+    ? new X509popAttestor({ privateKeyPath: s.x509pop.privateKeyPath, certificatePath: s.x509pop.certificatePath, intermediatesPath: s.x509pop.intermediatesPath })
+    : new JoinTokenAttestor(s.joinToken ?? '');
+  const keyManager = (s.keyManager ?? 'disk') === 'disk' ? new DiskKeyManager({ directory: s.dataDir }) : new MemoryKeyManager();
+  return { nodeAttestor, keyManager };
+}
+
+export function sessionFor(server: SpireServer, s: SessionSetup, log = new MemoryLog(), plugins = nodePluginsFor(s)): { session: ServerSession; log: MemoryLog } {
   const options: ServerSessionOptions = {
     trustDomain: server.trustDomain,
     dataDir: s.dataDir,
     serverAddress: '127.0.0.1',
     serverPort: server.port,
-    joinToken: s.joinToken,
-    joinTokenFile: undefined,
     trustBundlePath: s.insecureBootstrap ? undefined : (s.trustBundlePath ?? server.bundlePath),
     trustBundleUrl: undefined,
     trustBundleUnixSocket: undefined,
@@ -102,7 +115,7 @@ export function sessionFor(server: SpireServer, s: SessionSetup, log = new Memor
     availabilityTargetMs: 0,
     retryBootstrap: s.retryBootstrap ?? false,
   };
-  return { session: createServerSession({ options, plugins: pluginsFor(s), log, clock: systemClock, configFile: 'session-it' }), log };
+  return { session: createServerSession({ options, ...plugins, log, clock: systemClock }), log };
 }
 
 /** An RPC only an attested agent may make (GetAuthorizedEntries), over the session's current mTLS channel. */
@@ -119,3 +132,4 @@ export function serialOf(session: ServerSession): string {
   const leaf = session.agentSVID().chain[0];
   return leaf ? BigInt(`0x${new X509Certificate(leaf).serialNumber}`).toString() : '';
 }
+

@@ -11,6 +11,10 @@ import { nextAgentSVIDKeyId } from '../../../src/keymanager/types.js';
 const AGENT_SVID_KEY_A = 'agent-svid-A';
 const AGENT_SVID_KEY_B = 'agent-svid-B';
 import type { PluginConfig } from '../../../src/config/types.js';
+import { systemClock } from '../../../src/clock.js';
+import { nullLogger } from '../../../src/telemetry/logger.js';
+
+const deps = { log: nullLogger, clock: systemClock };
 
 let dir: string;
 beforeEach(async () => {
@@ -57,12 +61,12 @@ describe('KeyManager', () => {
     expect(() => parseDiskConfig(plugin('disk'), { file: 'agent.conf' })).toThrow(/plugins\.KeyManager\.disk\.plugin_data\.directory: directory must be configured/);
   });
 
-  it('rejects an unknown KeyManager name and a missing KeyManager', () => {
-    expect(() => createKeyManager([plugin('vault')])).toThrow(/unknown KeyManager "vault"/);
-    expect(() => createKeyManager([], 'agent.conf')).toThrow(/exactly one KeyManager/);
+  it('rejects an unknown KeyManager name and a missing KeyManager', async () => {
+    await expect(createKeyManager([plugin('vault')], {}, deps)).rejects.toThrow(/unknown KeyManager "vault"/);
+    await expect(createKeyManager([], { file: 'agent.conf' }, deps)).rejects.toThrow(/agent\.conf must configure exactly one KeyManager/);
   });
 
-  it('rejects unknown plugin_data keys of memory', () => {
-    expect(() => createKeyManager([plugin('memory', { directory: '/x' })])).toThrow(/directory/);
+  it('rejects unknown plugin_data keys of memory', async () => {
+    await expect(createKeyManager([plugin('memory', { directory: '/x' })], {}, deps)).rejects.toThrow(/directory/);
   });
 });

@@ -10,7 +10,11 @@ import { X509popAttestor, createX509popAttestor } from '../../../../src/attestat
 import { checkNodeAttestorConfig, createNodeAttestor } from '../../../../src/attestation/node/catalog.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
 import { pemEncodeCertificates } from '../../../../src/svid/der.js';
+import { systemClock } from '../../../../src/clock.js';
+import { nullLogger } from '../../../../src/telemetry/logger.js';
 import { TestCA } from '../../../helpers/test-ca.js';
+
+const deps = { log: nullLogger, clock: systemClock };
 
 const plugin = (name: string, data: Record<string, unknown> = {}): PluginConfig => ({
   type: 'NodeAttestor',
@@ -126,7 +130,7 @@ describe('x509pop attestor', () => {
   });
 
   it('reports every missing key with its dotted path, and a key that does not match the certificate', async () => {
-    expect(() => checkNodeAttestorConfig(plugin('x509pop', { bogus: 1 }), { file: 'agent.conf' })).toThrow(
+    await expect(checkNodeAttestorConfig(plugin('x509pop', { bogus: 1 }), { file: 'agent.conf' })).rejects.toThrow(
       /plugin_data\.private_key_path: private_key_path is required[\s\S]*plugin_data\.certificate_path: certificate_path is required[\s\S]*bogus/,
     );
     const ca = await TestCA.create('example.org');
@@ -139,16 +143,16 @@ describe('x509pop attestor', () => {
 });
 
 describe('node attestor catalog', () => {
-  it('an unknown NodeAttestor is a config error', () => {
-    expect(() => checkNodeAttestorConfig(plugin('tpm_magic'))).toThrow(/unknown NodeAttestor "tpm_magic"/);
+  it('an unknown NodeAttestor is a config error', async () => {
+    await expect(checkNodeAttestorConfig(plugin('tpm_magic'))).rejects.toThrow(/unknown NodeAttestor "tpm_magic"/);
   });
 
   it('a join token wins over the configured attestor, as in spire-agent; join_token without token fails clearly', async () => {
-    const withToken = await createNodeAttestor([plugin('x509pop', { private_key_path: '/nonexistent', certificate_path: '/nonexistent' })], { joinToken: 'tok' });
+    const withToken = await createNodeAttestor([plugin('x509pop', { private_key_path: '/nonexistent', certificate_path: '/nonexistent' })], {}, { ...deps, joinToken: 'tok' });
     expect(withToken.name).toBe('join_token');
-    const noToken = await createNodeAttestor([plugin('join_token')], {});
+    const noToken = await createNodeAttestor([plugin('join_token')], {}, deps);
     await expect(noToken.attest({ sendAttestationData: async () => undefined, sendChallengeResponse: async () => undefined }, new AbortController().signal)).rejects.toThrow(/join token was not provided/);
-    await expect(createNodeAttestor([], { joinToken: 'x' })).rejects.toThrow(/exactly one NodeAttestor/);
+    await expect(createNodeAttestor([], {}, { ...deps, joinToken: 'x' })).rejects.toThrow(/exactly one NodeAttestor/);
   });
 
   it('join_token_file is read and trimmed; an empty file is an error', async () => {
@@ -156,18 +160,18 @@ describe('node attestor catalog', () => {
     try {
       await writeFile(join(dir, 't'), '  secret-token\n');
       let payload = '';
-      const att = await createNodeAttestor([plugin('join_token')], { joinTokenFile: join(dir, 't') });
+      const att = await createNodeAttestor([plugin('join_token')], {}, { ...deps, joinTokenFile: join(dir, 't') });
       await att.attest({ sendAttestationData: async (d) => ((payload = Buffer.from(d.payload).toString()), undefined), sendChallengeResponse: async () => undefined }, new AbortController().signal);
       expect(payload).toBe('secret-token');
       await writeFile(join(dir, 'e'), '\n');
-      await expect(createNodeAttestor([plugin('join_token')], { joinTokenFile: join(dir, 'e') })).rejects.toThrow(/is empty/);
+      await expect(createNodeAttestor([plugin('join_token')], {}, { ...deps, joinTokenFile: join(dir, 'e') })).rejects.toThrow(/is empty/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   it('join_token refuses a challenge', async () => {
-    const att = await createNodeAttestor([plugin('join_token')], { joinToken: 'tok' });
+    const att = await createNodeAttestor([plugin('join_token')], {}, { ...deps, joinToken: 'tok' });
     await expect(att.attest({ sendAttestationData: async () => new Uint8Array([1]), sendChallengeResponse: async () => undefined }, new AbortController().signal)).rejects.toThrow(/unexpected challenge/);
   });
 });
