@@ -58,9 +58,22 @@ export function signatureAlgorithm(key: KeyObject): { hash: string; id: Buffer; 
  */
 export function makeCsr(privateKey: KeyObject, publicKeySpki: Uint8Array, subject: ReadonlyArray<readonly ['C' | 'O', string]>): Uint8Array {
   const alg = signatureAlgorithm(privateKey);
-  const info = tlv(0x30, Buffer.from([0x02, 0x01, 0x00]), name(subject), publicKeySpki, Buffer.from([0xa0, 0x00]));
+  const info = csrInfo(publicKeySpki, subject);
   const sig = sign(alg.hash, info, alg.dsaEncoding ? { key: privateKey, dsaEncoding: alg.dsaEncoding } : privateKey);
-  return new Uint8Array(tlv(0x30, info, alg.id, tlv(0x03, Buffer.from([0x00]), sig)));
+  return assembleCsr(info, alg.id, sig);
+}
+
+/** The CertificationRequestInfo a CSR's signature covers: version 0, the subject, the key, no attributes. */
+export function csrInfo(publicKeySpki: Uint8Array, subject: ReadonlyArray<readonly ['C' | 'O', string]>): Buffer {
+  return tlv(0x30, Buffer.from([0x02, 0x01, 0x00]), name(subject), publicKeySpki, Buffer.from([0xa0, 0x00]));
+}
+
+/** AlgorithmIdentifier of ecdsa-with-SHA256, what a key manager's signature is. */
+export const ECDSA_SHA256 = tlv(0x30, oid('1.2.840.10045.4.3.2'));
+
+/** A CSR from its info and a signature made elsewhere (by a key manager that keeps its key). */
+export function assembleCsr(info: Uint8Array, algorithmId: Uint8Array, signature: Uint8Array): Uint8Array {
+  return new Uint8Array(tlv(0x30, info, algorithmId, tlv(0x03, Buffer.from([0x00]), signature)));
 }
 
 /** The elements directly inside the DER SEQUENCE `der` (definite lengths only). */

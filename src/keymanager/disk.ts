@@ -9,7 +9,7 @@ import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin
 import { SpiffeAgentError } from '../errors.js';
 import { JSONParseError, parseJSON } from '../parse/json.js';
 import { readFileIfExists, writeFileAtomic } from '../storage/atomic-file.js';
-import { generateP256, keyFromPkcs8, pkcs8Of } from './key-entry.js';
+import { generateP256, keyFromPkcs8, type SoftwareKey } from './key-entry.js';
 import type { KeyManager, ManagedKey } from './types.js';
 
 export const KEYS_FILE = 'keys.json';
@@ -28,7 +28,7 @@ export function parseDiskConfig(plugin: PluginConfig, ctx: PluginDataReaderOptio
 
 export class DiskKeyManager implements KeyManager {
   readonly name = 'disk';
-  private keys: Map<string, ManagedKey> | undefined;
+  private keys: Map<string, SoftwareKey> | undefined;
   readonly path: string;
 
   constructor(config: DiskKeyManagerConfig) {
@@ -48,7 +48,7 @@ export class DiskKeyManager implements KeyManager {
     return [...(await this.load()).values()];
   }
 
-  private async load(): Promise<Map<string, ManagedKey>> {
+  private async load(): Promise<Map<string, SoftwareKey>> {
     if (this.keys === undefined) {
       const raw = await readFileIfExists(this.path);
       this.keys = raw === undefined ? new Map() : decodeKeysFile(raw.toString('utf8'), this.path);
@@ -57,14 +57,14 @@ export class DiskKeyManager implements KeyManager {
   }
 }
 
-export function encodeKeysFile(keys: Iterable<ManagedKey>): string {
+export function encodeKeysFile(keys: Iterable<SoftwareKey>): string {
   const sorted = [...keys].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (sorted.length === 0) return '{\n\t"keys": {}\n}';
-  const lines = sorted.map((k) => `\t\t${JSON.stringify(k.id)}: ${JSON.stringify(Buffer.from(pkcs8Of(k)).toString('base64'))}`);
+  const lines = sorted.map((k) => `\t\t${JSON.stringify(k.id)}: ${JSON.stringify(Buffer.from(k.pkcs8()).toString('base64'))}`);
   return `{\n\t"keys": {\n${lines.join(',\n')}\n\t}\n}`;
 }
 
-export function decodeKeysFile(text: string, path: string): Map<string, ManagedKey> {
+export function decodeKeysFile(text: string, path: string): Map<string, SoftwareKey> {
   const bad = (msg: string, cause?: unknown) =>
     new SpiffeAgentError('keymanager_corrupt', `keymanager(disk): ${path}: ${msg}; restore it or remove it (the agent then attests again)`, { cause });
   // Problems name the fault and the key's place, never the file's text: the path may lead (by a
@@ -77,7 +77,7 @@ export function decodeKeysFile(text: string, path: string): Map<string, ManagedK
     throw bad(`unable to decode keys JSON at ${err.detail}`, err);
   }
   const keysObj = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>)['keys'] : undefined;
-  const out = new Map<string, ManagedKey>();
+  const out = new Map<string, SoftwareKey>();
   if (keysObj === undefined || keysObj === null) return out;
   if (typeof keysObj !== 'object' || Array.isArray(keysObj)) throw bad('"keys" must be an object of id to base64 PKCS#8');
   let n = 0;

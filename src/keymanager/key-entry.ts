@@ -1,21 +1,43 @@
-/** Key material shared by the key managers: P-256 generation and PKCS#8 round trips. */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+/**
+ * Keys the disk and memory managers hold as KeyObjects in this process. The private half is a
+ * private field: the agent reaches it only through the ManagedKey contract (sign, unsealForTLS),
+ * and the disk manager through `pkcs8()` to write keys.json.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import type { ManagedKey } from './types.js';
 
-export function generateP256(id: string): ManagedKey {
+export class SoftwareKey implements ManagedKey {
+  readonly publicKeySpki: Uint8Array;
+  readonly #privateKey: KeyObject;
+
+  constructor(
+    readonly id: string,
+    privateKey: KeyObject,
+  ) {
+    this.#privateKey = privateKey;
+    this.publicKeySpki = new Uint8Array(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+    Object.freeze(this);
+  }
+
+  async sign(data: Uint8Array): Promise<Uint8Array> {
+    return new Uint8Array(sign('sha256', data, { key: this.#privateKey, dsaEncoding: 'der' }));
+  }
+
+  async unsealForTLS(): Promise<KeyObject> {
+    return this.#privateKey;
+  }
+
+  /** PKCS#8 DER, what spire-agent's keys.json holds (base64). */
+  pkcs8(): Uint8Array {
+    return new Uint8Array(this.#privateKey.export({ type: 'pkcs8', format: 'der' }));
+  }
+}
+
+export function generateP256(id: string): SoftwareKey {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  return keyEntry(id, privateKey);
+  return new SoftwareKey(id, privateKey);
 }
 
-export function keyEntry(id: string, privateKey: KeyObject): ManagedKey {
-  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  return Object.freeze({ id, privateKey, publicKeySpki: new Uint8Array(spki) });
-}
-
-export function keyFromPkcs8(id: string, der: Uint8Array): ManagedKey {
-  return keyEntry(id, createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }));
-}
-
-export function pkcs8Of(key: ManagedKey): Uint8Array {
-  return new Uint8Array(key.privateKey.export({ type: 'pkcs8', format: 'der' }));
+export function keyFromPkcs8(id: string, der: Uint8Array): SoftwareKey {
+  return new SoftwareKey(id, createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }));
 }

@@ -4,7 +4,7 @@
  */
 import type { PluginConfig } from '../config/types.js';
 import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin-data.js';
-import { generateP256 } from './key-entry.js';
+import { generateP256, type SoftwareKey } from './key-entry.js';
 import type { KeyManager, ManagedKey } from './types.js';
 
 export function parseMemoryConfig(plugin: PluginConfig, ctx: PluginDataReaderOptions = {}): void {
@@ -13,7 +13,7 @@ export function parseMemoryConfig(plugin: PluginConfig, ctx: PluginDataReaderOpt
 
 export class MemoryKeyManager implements KeyManager {
   readonly name = 'memory';
-  private readonly keys = new Map<string, ManagedKey>();
+  private readonly keys = new Map<string, SoftwareKey>();
 
   async generateKey(id: string): Promise<ManagedKey> {
     const key = generateP256(id);

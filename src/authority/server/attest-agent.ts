@@ -4,21 +4,27 @@
  * server assigned (the agent never chooses its own ID: the CSR carries no URI SAN).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import type { AttestationData, AttestationStream, NodeAttestor } from '../../attestation/node/types.js';
-import { makeCsr } from '../../crypto/csr.js';
+import { ECDSA_SHA256, assembleCsr, csrInfo } from '../../crypto/csr.js';
+import type { ManagedKey } from '../../keymanager/types.js';
 import { ATTEST_TIMEOUT_MS, SERVER_CALL_TIMEOUT_MS } from './rpc.js';
 import { SessionError } from './session-errors.js';
 
-/** DER PKCS#10 as spire-agent's MakeCSRWithoutURISAN: subject C=US, O=SPIRE, ECDSA-SHA256, no SANs. */
-export async function makeAgentCSR(key: KeyObject): Promise<Uint8Array> {
-  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+/**
+ * DER PKCS#10 as spire-agent's MakeCSRWithoutURISAN: subject C=US, O=SPIRE, ECDSA-SHA256, no SANs.
+ * The key manager signs; the private key never comes here.
+ */
+export async function makeAgentCSR(key: Pick<ManagedKey, 'publicKeySpki' | 'sign'>): Promise<Uint8Array> {
+  const pub = createPublicKey({ key: Buffer.from(key.publicKeySpki), format: 'der', type: 'spki' });
+  if (pub.asymmetricKeyType !== 'ec' || pub.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new SessionError('attestation_failed', 'attest: the agent key must be EC P-256 (spire-agent\'s CSR is ECDSA-SHA256)');
   }
-  return makeCsr(key, createPublicKey(key).export({ type: 'spki', format: 'der' }), [
+  const info = csrInfo(key.publicKeySpki, [
     ['C', 'US'],
     ['O', 'SPIRE'],
   ]);
+  return assembleCsr(info, ECDSA_SHA256, await key.sign(info));
 }
 
 export interface AttestResult {

@@ -72,6 +72,7 @@ class Session implements ServerSession {
   private readonly fatalListeners = new Set<(err: Error) => void>();
   private readonly retiring = new Set<() => void>();
   private closed = false;
+  private swapGeneration = 0;
   /** rebootstrap_mode in effect (spire-agent turns "auto" off for non-re-attestable nodes). */
   private mode: 'never' | 'auto' | 'always' = 'never';
 
@@ -102,7 +103,7 @@ class Session implements ServerSession {
       await retryBootstrap(obtain, { clock: this.d.clock, log: this.log, maxElapsedMs, signal });
     } else await obtain();
     if (this.mode !== 'never' && this.state && !this.state.reattestable) this.mode = this.refuseRebootstrap(this.mode);
-    this.swapChannel();
+    await this.swapChannel();
     this.rotation = new AgentRotation({
       clock: this.d.clock,
       log: this.log,
@@ -179,7 +180,7 @@ class Session implements ServerSession {
     if (x509Authorities.length === 0 || sameCerts(x509Authorities, this.bundle)) return;
     this.bundle = x509Authorities.map((c) => new Uint8Array(c));
     await this.storage?.storeBundle(this.bundle);
-    this.swapChannel();
+    await this.swapChannel();
   }
 
   onFatal(listener: (err: Error) => void): () => void {
@@ -243,7 +244,7 @@ class Session implements ServerSession {
   private async attest(currentKey: ManagedKey | undefined, insecure: boolean, signal: AbortSignal): Promise<void> {
     const km = this.km;
     const key = await km.generateKey(nextAgentSVIDKeyId(currentKey));
-    const csr = await makeAgentCSR(key.privateKey);
+    const csr = await makeAgentCSR(key);
     const creds = insecure
       ? await insecureCredentials(this.o.serverAddress, this.o.serverPort, this.serverId, signal)
       : serverCredentials(this.bundle, this.serverId);
@@ -259,7 +260,7 @@ class Session implements ServerSession {
       await this.storage?.storeSVID(res.chain, res.reattestable);
       await this.storage?.storeBundle(authorities);
       this.log.info({ spiffe_id: loggableAgentId(this.state.spiffeId), reattestable: res.reattestable }, 'Node attestation was successful');
-      if (this.channel) this.swapChannel();
+      if (this.channel) await this.swapChannel();
     } finally {
       ch.close();
     }
@@ -269,19 +270,26 @@ class Session implements ServerSession {
   private async renew(signal: AbortSignal): Promise<void> {
     const cur = this.current();
     const key = await this.km.generateKey(nextAgentSVIDKeyId(cur.key));
-    const csr = await makeAgentCSR(key.privateKey);
+    const csr = await makeAgentCSR(key);
     const chain = await renewAgent(this.clients().agent, csr, signal);
     this.state = this.toState(chain, key, false, this.d.clock.now());
     await this.storage?.storeSVID(chain, false);
     this.log.info({ spiffe_id: loggableAgentId(this.state.spiffeId) }, 'Successfully rotated agent SVID');
-    this.swapChannel();
+    await this.swapChannel();
   }
 
-  /** New channel on the current SVID and bundle; the old one stays open for calls in flight. */
-  private swapChannel(): void {
+  /**
+   * New channel on the current SVID and bundle; the old one stays open for calls in flight. The
+   * key manager hands out the private key for TLS only here (ManagedKey.unsealForTLS).
+   */
+  private async swapChannel(): Promise<void> {
     if (this.closed) return;
+    const gen = ++this.swapGeneration;
     const s = this.current();
-    const next = openServerChannel(this.ctors, this.target, serverCredentials(this.bundle, this.serverId, { chain: s.chain, key: s.key.privateKey }), this.sni);
+    const key = await s.key.unsealForTLS();
+    // A later swap (a rotation or bundle change while the key was unsealed) carries newer state.
+    if (this.closed || gen !== this.swapGeneration) return;
+    const next = openServerChannel(this.ctors, this.target, serverCredentials(this.bundle, this.serverId, { chain: s.chain, key }), this.sni);
     const old = this.channel;
     this.channel = next;
     if (old) {

@@ -4,7 +4,7 @@
  * root): without them the files are skipped outside CI and fail in CI.
  */
 import * as grpc from '@grpc/grpc-js';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createCipheriv, createDecipheriv, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { systemClock } from '../../../src/clock.js';
 import type { PluginConfig } from '../../../src/config/types.js';
 import { DiskKeyManager } from '../../../src/keymanager/disk.js';
 import { MemoryKeyManager } from '../../../src/keymanager/memory.js';
-import type { KeyManager } from '../../../src/keymanager/types.js';
+import type { KeyManager, ManagedKey } from '../../../src/keymanager/types.js';
 import type { Logger } from '../../../src/telemetry/logger.js';
 import { inCI } from '../../helpers/ci.js';
 import { findSpire, type SpireBinaries, type SpireServer, type X509popFiles } from '../../helpers/spire/index.js';
@@ -133,3 +133,51 @@ export function serialOf(session: ServerSession): string {
   return leaf ? BigInt(`0x${new X509Certificate(leaf).serialNumber}`).toString() : '';
 }
 
+/**
+ * A fake of what issue 15's TPM-sealed key manager does, since no TPM runs here: each key rests
+ * only as an AES-256-GCM blob under a sealing key the manager holds (the TPM's part), is unsealed
+ * into a KeyObject for each signature and for each unsealForTLS, and dropped after. It counts
+ * both, so a test sees the session uses nothing else of the key.
+ */
+export class SealedTestKeyManager implements KeyManager {
+  readonly name = 'sealed-test';
+  readonly calls = { sign: 0, unsealForTLS: 0 };
+  private readonly sealingKey = randomBytes(32);
+  private readonly sealed = new Map<string, { spki: Uint8Array; iv: Buffer; blob: Buffer; tag: Buffer }>();
+
+  async generateKey(id: string): Promise<ManagedKey> {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.sealingKey, iv);
+    const blob = Buffer.concat([c.update(privateKey.export({ type: 'pkcs8', format: 'der' })), c.final()]);
+    this.sealed.set(id, { spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })), iv, blob, tag: c.getAuthTag() });
+    return this.key(id);
+  }
+
+  async getKeys(): Promise<readonly ManagedKey[]> {
+    return [...this.sealed.keys()].map((id) => this.key(id));
+  }
+
+  private unseal(id: string): KeyObject {
+    const s = this.sealed.get(id)!;
+    const d = createDecipheriv('aes-256-gcm', this.sealingKey, s.iv);
+    d.setAuthTag(s.tag);
+    return createPrivateKey({ key: Buffer.concat([d.update(s.blob), d.final()]), format: 'der', type: 'pkcs8' });
+  }
+
+  private key(id: string): ManagedKey {
+    const spki = this.sealed.get(id)!.spki;
+    return Object.freeze({
+      id,
+      publicKeySpki: spki,
+      sign: async (data: Uint8Array) => {
+        this.calls.sign += 1;
+        return new Uint8Array(sign('sha256', data, { key: this.unseal(id), dsaEncoding: 'der' }));
+      },
+      unsealForTLS: async () => {
+        this.calls.unsealForTLS += 1;
+        return this.unseal(id);
+      },
+    });
+  }
+}

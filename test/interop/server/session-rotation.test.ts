@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeX509popCA, sleep, startSpireServer, waitFor, type SpireServer, type X509popCA } from '../../helpers/spire/index.js';
-import { agentOnlyCall, newDataDir, planSessionSuite, serialOf, sessionFor } from './session-fixture.js';
+import { JoinTokenAttestor } from '../../../src/attestation/node/join-token/index.js';
+import { SealedTestKeyManager, agentOnlyCall, newDataDir, planSessionSuite, serialOf, sessionFor } from './session-fixture.js';
 
 const plan = planSessionSuite();
 
@@ -60,6 +61,25 @@ describe.skipIf(plan.skip)('session: agent SVID rotation, eviction and ban (spir
       await session.close();
     }
   }, 90_000);
+
+  it('a key manager that keeps its keys sealed: CSRs through sign(), the private key only through unsealForTLS, once per channel', async () => {
+    const token = await server.generateToken();
+    const km = new SealedTestKeyManager();
+    const { session, log } = sessionFor(server, { dataDir: await dir() }, undefined, { keyManager: km, nodeAttestor: new JoinTokenAttestor(token) });
+    await session.start(new AbortController().signal);
+    try {
+      // Attestation: one CSR signed, one mTLS channel built.
+      expect(km.calls).toEqual({ sign: 1, unsealForTLS: 1 });
+      await expect(agentOnlyCall(session)).resolves.toBeInstanceOf(Uint8Array);
+      const first = serialOf(session);
+      await waitFor('a renewal', () => (serialOf(session) !== first && log.has('Successfully rotated agent SVID') ? true : undefined), { timeoutMs: 25_000 });
+      await waitFor('the channel on the renewed SVID', () => (km.calls.unsealForTLS === 2 ? true : undefined), { timeoutMs: 5_000 });
+      expect(km.calls).toEqual({ sign: 2, unsealForTLS: 2 });
+      await expect(agentOnlyCall(session)).resolves.toBeInstanceOf(Uint8Array);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
 
   it('x509pop: rotation re-attests (new AttestAgent) instead of renewing', async () => {
     const node = await pop.issueNode('rot');

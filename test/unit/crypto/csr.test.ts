@@ -4,6 +4,7 @@ import { makeCsr } from '../../../src/crypto/csr.js';
 import { generateKeyAndCsr } from '../../../src/cache/keys.js';
 import { makeAgentCSR } from '../../../src/authority/server/attest-agent.js';
 import { x509 } from '../../../src/svid/x509-cert.js';
+import { SoftwareKey } from '../../../src/keymanager/key-entry.js';
 
 /** Parsed and signature-checked by an independent ASN.1 implementation (@peculiar/x509). */
 async function parse(der: Uint8Array): Promise<x509.Pkcs10CertificateRequest> {
@@ -32,9 +33,9 @@ describe('makeCsr (hand-encoded PKCS#10)', () => {
 
   it('the agent CSR has spire-agent\'s subject C=US, O=SPIRE', async () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const csr = await parse(await makeAgentCSR(privateKey));
+    const csr = await parse(await makeAgentCSR(new SoftwareKey('agent-svid-A', privateKey)));
     expect(csr.subject).toBe('C=US, O=SPIRE');
-    await expect(makeAgentCSR(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey)).rejects.toThrow(/EC P-256/);
+    await expect(makeAgentCSR(new SoftwareKey('agent-svid-A', generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey))).rejects.toThrow(/EC P-256/);
   });
 
   it('a signature over other bytes does not verify (the signature covers the request info)', async () => {
