@@ -5,6 +5,7 @@
  * plugin loads at start are usable (its catalog's `verify`). All problems come back in one
  * ConfigError, with file and line.
  */
+import type { Clock } from '../clock.js';
 import { checkNodeAttestorConfig } from '../attestation/node/catalog.js';
 import { checkWorkloadAttestorConfig } from '../attestation/workload/catalog.js';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
@@ -17,8 +18,9 @@ const PLUGIN_TYPES = ['NodeAttestor', 'WorkloadAttestor', 'KeyManager', 'SVIDSto
 export async function checkPluginConfigs(
   plugins: readonly PluginConfig[],
   file: string,
-  text?: string,
-  env: Readonly<Record<string, string | undefined>> = {},
+  text: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  clock: Clock,
 ): Promise<void> {
   const problems: ConfigProblem[] = [];
   const collect = async (p: PluginConfig, fn: () => Promise<void>) => {
@@ -37,9 +39,9 @@ export async function checkPluginConfigs(
     }
     if (!p.enabled) continue;
     const ctx = { file, text, env };
-    if (p.type === 'NodeAttestor') await collect(p, () => checkNodeAttestorConfig(p, ctx));
-    if (p.type === 'KeyManager') await collect(p, () => checkKeyManagerConfig(p, ctx));
-    if (p.type === 'WorkloadAttestor') await collect(p, () => checkWorkloadAttestorConfig(p, ctx));
+    if (p.type === 'NodeAttestor') await collect(p, () => checkNodeAttestorConfig(p, ctx, clock));
+    if (p.type === 'KeyManager') await collect(p, () => checkKeyManagerConfig(p, ctx, clock));
+    if (p.type === 'WorkloadAttestor') await collect(p, () => checkWorkloadAttestorConfig(p, ctx, clock));
     if (p.type === 'SVIDStore') problems.push({ file, key: p.path, message: `no SVIDStore plugins are built in; remove SVIDStore "${p.name}"` });
   }
   if (problems.length > 0) throw new ConfigError(problems);

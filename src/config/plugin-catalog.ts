@@ -8,6 +8,7 @@
  * `run` configures and creates, `validate` configures and verifies, so both see the same
  * problems. The catalog is a value built from a literal list; nothing registers itself.
  */
+import type { Clock } from '../clock.js';
 import { SpiffeAgentError, type ErrorCode } from '../errors.js';
 import type { PluginConfig } from './types.js';
 
@@ -30,7 +31,8 @@ export interface PluginContext {
 
 export interface BuiltInPlugin<C, D, P> {
   configure(plugin: PluginConfig, ctx: PluginContext): C;
-  verify?(plugin: PluginConfig, config: C, ctx: PluginContext): Promise<void>;
+  /** `clock`: what time it is for what the files hold (a certificate's validity). */
+  verify?(plugin: PluginConfig, config: C, ctx: PluginContext, clock: Clock): Promise<void>;
   create(config: C, deps: D, ctx: PluginContext): P | Promise<P>;
 }
 
@@ -76,10 +78,10 @@ export class PluginCatalog<D, P> {
   }
 
   /** What `validate` runs: configure, then verify what the config points at. */
-  async check(p: PluginConfig, ctx: PluginContext): Promise<void> {
+  async check(p: PluginConfig, ctx: PluginContext, clock: Clock): Promise<void> {
     const b = this.builtInFor(p);
     const config = b.configure(p, ctx);
-    await b.verify?.(p, config, ctx);
+    await b.verify?.(p, config, ctx, clock);
   }
 
   async create(p: PluginConfig, ctx: PluginContext, deps: D): Promise<P> {

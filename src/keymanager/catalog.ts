@@ -33,6 +33,6 @@ export async function createKeyManager(plugins: readonly PluginConfig[], ctx: Pl
 }
 
 /** For `validate`: a KeyManager block's name and plugin_data, without touching disk. */
-export function checkKeyManagerConfig(p: PluginConfig, ctx: PluginContext = {}): Promise<void> {
-  return KEY_MANAGERS.check(p, ctx);
+export function checkKeyManagerConfig(p: PluginConfig, ctx: PluginContext, clock: Clock): Promise<void> {
+  return KEY_MANAGERS.check(p, ctx, clock);
 }

@@ -18,6 +18,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
+import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, parseX509popConfig } from './x509pop/index.js';
 
@@ -47,11 +48,17 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
     configure: (p, c) => parseX509popConfig(p, c),
     create: (config) => createX509popAttestor(config),
   }),
+  // Its code (SSH wire formats, OpenSSH keys) loads only when agent.conf configures it.
+  [SSHPOP]: builtIn({
+    configure: (p, c) => parseSshpopConfig(p, c),
+    verify: async (p, config, c, clock) => (await import('./sshpop/index.js')).verifySshpopFiles(p, config, c, clock),
+    create: async (config, d) => (await import('./sshpop/index.js')).createSshpopAttestor(config, d),
+  }),
 });
 
 /** For `validate`: a NodeAttestor block's name and plugin_data, and the files of those that load files at start. */
-export function checkNodeAttestorConfig(p: PluginConfig, ctx: PluginContext = {}): Promise<void> {
-  return NODE_ATTESTORS.check(p, ctx);
+export function checkNodeAttestorConfig(p: PluginConfig, ctx: PluginContext, clock: Clock): Promise<void> {
+  return NODE_ATTESTORS.check(p, ctx, clock);
 }
 
 /** The join token the agent should use, if any (join_token_file is read and trimmed, as spire-agent does). */

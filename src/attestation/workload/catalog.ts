@@ -48,8 +48,8 @@ export const WORKLOAD_ATTESTORS = new PluginCatalog<WorkloadAttestorDeps, Worklo
 });
 
 /** What `validate` runs: the plugin's own config parser, as `createWorkloadAttestors` runs it, then the files it would read. */
-export function checkWorkloadAttestorConfig(p: PluginConfig, ctx: PluginContext): Promise<void> {
-  return WORKLOAD_ATTESTORS.check(p, ctx);
+export function checkWorkloadAttestorConfig(p: PluginConfig, ctx: PluginContext, clock: Clock): Promise<void> {
+  return WORKLOAD_ATTESTORS.check(p, ctx, clock);
 }
 
 /** Every enabled WorkloadAttestor, each with a logger naming it. */

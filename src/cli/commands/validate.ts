@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { checkInputFiles } from '../../agent/input-files.js';
 import { checkPluginConfigs } from '../../agent/plugin-check.js';
 import { ConfigError, type ConfigProblem } from '../../config/errors.js';
+import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { formatUsage, parseFlags, UsageError, type Command, type FlagSpec } from '../flags.js';
@@ -37,7 +38,7 @@ export const run: Command = async (args, io) => {
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
     const problems: ConfigProblem[] = [];
     try {
-      await checkPluginConfigs(config.plugins, config.source, text, io.env);
+      await checkPluginConfigs(config.plugins, config.source, text, io.env, systemClock);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems.push(...err.problems);

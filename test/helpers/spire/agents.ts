@@ -29,6 +29,8 @@ export interface AgentConf {
   joinToken?: string;
   joinTokenVia?: 'conf' | 'flag' | 'file';
   x509pop?: X509popFiles;
+  /** NodeAttestor "sshpop" with these host_key_path and host_cert_path. */
+  sshpop?: { keyPath: string; certPath: string };
   keyManager?: 'disk' | 'memory';
   logLevel?: string;
   /** experimental { sync_interval = ... } */
@@ -90,6 +92,13 @@ export function renderAgentConf(c: AgentConf): string {
         plugin_data {
             private_key_path = "${c.x509pop.privateKeyPath}"
             certificate_path = "${c.x509pop.certificatePath}"${c.x509pop.intermediatesPath ? `\n            intermediates_path = "${c.x509pop.intermediatesPath}"` : ''}
+        }
+    }`);
+  } else if (c.sshpop) {
+    plugins.push(`    NodeAttestor "sshpop" {
+        plugin_data {
+            host_key_path = "${c.sshpop.keyPath}"
+            host_cert_path = "${c.sshpop.certPath}"
         }
     }`);
   } else {

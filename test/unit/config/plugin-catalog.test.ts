@@ -6,6 +6,7 @@ import type { PluginConfig } from '../../../src/config/types.js';
 import { KEY_MANAGERS } from '../../../src/keymanager/catalog.js';
 import { NODE_ATTESTORS } from '../../../src/attestation/node/catalog.js';
 import { WORKLOAD_ATTESTORS } from '../../../src/attestation/workload/catalog.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
 
 const plugin = (name: string, data: Record<string, unknown> = {}): PluginConfig => ({ type: 'Thing', name, enabled: true, data, dataFile: undefined, path: `plugins.Thing.${name}` });
 
@@ -24,7 +25,7 @@ function recordingCatalog(seen: { verified?: unknown; created?: { config: unknow
         r.finish();
         return { path };
       },
-      verify: async (_p, config) => void (seen.verified = config),
+      verify: async (_p, config, _c, clock) => void (seen.verified = { ...config, now: clock.now() }),
       create: (config, deps, ctx) => ((seen.created = { config, deps, ctx }), `made ${config.path}`),
     }),
   });
@@ -42,8 +43,8 @@ describe('PluginCatalog (the shape of the NodeAttestor, KeyManager and WorkloadA
 
   it('check (what validate runs) configures and verifies, and creates nothing', async () => {
     const seen: Parameters<typeof recordingCatalog>[0] = {};
-    await recordingCatalog(seen).check(plugin('one', { path: '/y' }), {});
-    expect(seen.verified).toEqual({ path: '/y' });
+    await recordingCatalog(seen).check(plugin('one', { path: '/y' }), {}, new FakeClock(1_000));
+    expect(seen.verified).toEqual({ path: '/y', now: 1_000 });
     expect(seen.created).toBeUndefined();
   });
 
@@ -71,7 +72,7 @@ describe('PluginCatalog (the shape of the NodeAttestor, KeyManager and WorkloadA
     expect(NODE_ATTESTORS).toBeInstanceOf(PluginCatalog);
     expect(KEY_MANAGERS).toBeInstanceOf(PluginCatalog);
     expect(WORKLOAD_ATTESTORS).toBeInstanceOf(PluginCatalog);
-    expect(NODE_ATTESTORS.names).toEqual(['join_token', 'x509pop']);
+    expect(NODE_ATTESTORS.names).toEqual(['join_token', 'x509pop', 'sshpop']);
     expect(KEY_MANAGERS.names).toEqual(['disk', 'memory']);
     expect(WORKLOAD_ATTESTORS.names).toEqual(['unix', 'docker', 'systemd', 'k8s']);
   });

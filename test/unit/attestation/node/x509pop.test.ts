@@ -130,7 +130,7 @@ describe('x509pop attestor', () => {
   });
 
   it('reports every missing key with its dotted path, and a key that does not match the certificate', async () => {
-    await expect(checkNodeAttestorConfig(plugin('x509pop', { bogus: 1 }), { file: 'agent.conf' })).rejects.toThrow(
+    await expect(checkNodeAttestorConfig(plugin('x509pop', { bogus: 1 }), { file: 'agent.conf' }, systemClock)).rejects.toThrow(
       /plugin_data\.private_key_path: private_key_path is required[\s\S]*plugin_data\.certificate_path: certificate_path is required[\s\S]*bogus/,
     );
     const ca = await TestCA.create('example.org');
@@ -144,7 +144,7 @@ describe('x509pop attestor', () => {
 
 describe('node attestor catalog', () => {
   it('an unknown NodeAttestor is a config error', async () => {
-    await expect(checkNodeAttestorConfig(plugin('tpm_magic'))).rejects.toThrow(/unknown NodeAttestor "tpm_magic"/);
+    await expect(checkNodeAttestorConfig(plugin('tpm_magic'), {}, systemClock)).rejects.toThrow(/unknown NodeAttestor "tpm_magic"/);
   });
 
   it('a join token wins over the configured attestor, as in spire-agent; join_token without token fails clearly', async () => {

@@ -1,9 +1,11 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../../../src/cli/commands/validate.js';
+import { requireTool } from '../../../helpers/require-tool.js';
+import { SSHTestCA, hasSshKeygen } from '../../../helpers/ssh-certs.js';
 
 async function validate(text: string): Promise<{ code: number; err: string; path: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'validate-plugins-'));
@@ -65,5 +67,28 @@ describe('spiffe-agent validate runs the workload attestor parsers that run uses
     const r = await validate(`${AGENT}plugins {\n  NodeAttestor "join_token" {}\n  KeyManager "memory" {}\n  WorkloadAttestor "nope" {}\n}\n`);
     expect(r.code).toBe(1);
     expect(r.err).toContain('catalog: unknown WorkloadAttestor "nope" at plugins.WorkloadAttestor.nope; built-in ones are: unix, docker, systemd, k8s');
+  });
+});
+
+const noSsh = requireTool('ssh-keygen', hasSshKeygen(), 'apt-get install openssh-client');
+
+describe.skipIf(noSsh)('spiffe-agent validate reads the files sshpop loads at start', () => {
+  it('a host key that does not match its certificate is reported under host_cert_path with file and line; a matching pair passes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'validate-sshpop-'));
+    try {
+      const ca = await SSHTestCA.create(dir);
+      const a = await ca.issue('a.example.org');
+      const b = await ca.issue('b.example.org');
+      const conf = (key: string, cert: string) =>
+        `${AGENT}plugins {\n  NodeAttestor "sshpop" {\n    plugin_data {\n      host_key_path = "${key}"\n      host_cert_path = "${cert}"\n    }\n  }\n  KeyManager "memory" {}\n  WorkloadAttestor "unix" {}\n}\n`;
+      const bad = await validate(conf(a.keyPath, b.certPath));
+      expect(bad.code).toBe(1);
+      expect(bad.err).toMatch(new RegExp(`${bad.path}:9: plugins\\.NodeAttestor\\.sshpop\\.plugin_data\\.host_cert_path: the host key in ".*" \\(ssh-ed25519 SHA256:[^)]+\\) does not match the key certified by`));
+      const good = await validate(conf(a.keyPath, a.certPath));
+      expect(good.err).toBe('');
+      expect(good.code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
