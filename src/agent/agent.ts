@@ -90,7 +90,11 @@ export class Agent {
       const hw = { log, clock, openTpm: this.d.openTpm };
       const keyManager = await createKeyManager(config.plugins, pluginCtx, hw);
       const { joinToken, joinTokenFile } = config.server;
-      this.serverPlugins = { keyManager, nodeAttestor: await createNodeAttestor(config.plugins, pluginCtx, { ...hw, joinToken, joinTokenFile }) };
+      const nodeAttestor = await createNodeAttestor(config.plugins, pluginCtx, { ...hw, joinToken, joinTokenFile }).catch(async (err: unknown) => {
+        await keyManager.close?.();
+        throw err;
+      });
+      this.serverPlugins = { keyManager, nodeAttestor };
     }
     const authority = await createAuthority({
       config,
