@@ -12,7 +12,7 @@ import { CacheManager } from '../cache/manager.js';
 import type { Clock } from '../clock.js';
 import type { PluginContext } from '../config/plugin-catalog.js';
 import type { AgentConfig } from '../config/types.js';
-import type { OpenTpm } from '../crypto/tpm-handle.js';
+import { openTpm as defaultOpenTpm, type OpenTpm } from '../tpm/open-tpm.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
@@ -50,7 +50,7 @@ export interface AgentDeps {
   readonly onFatal?: (err: Error) => void;
   /** Server mode: builds the session with the SPIRE server (tests inject a fake one). */
   readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
-  /** How hardware plugins (a TPM node attestor or key manager) open a TPM; none is wired yet. */
+  /** How hardware plugins (tpm_devid, the tpm key manager) open a TPM; tests hand in a simulator. */
   readonly openTpm?: OpenTpm;
 }
 
@@ -87,7 +87,7 @@ export class Agent {
     }
     if (config.mode === 'server' && !this.d.createServerSession) {
       // The session attests with these and keeps its keys in them; the agent owns and closes them.
-      const hw = { log, clock, openTpm: this.d.openTpm };
+      const hw = { log, clock, openTpm: this.d.openTpm ?? defaultOpenTpm };
       const keyManager = await createKeyManager(config.plugins, pluginCtx, hw);
       const { joinToken, joinTokenFile } = config.server;
       const nodeAttestor = await createNodeAttestor(config.plugins, pluginCtx, { ...hw, joinToken, joinTokenFile }).catch(async (err: unknown) => {

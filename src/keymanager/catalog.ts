@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.js';
 import { PluginCatalog, builtIn, type PluginContext } from '../config/plugin-catalog.js';
 import type { PluginConfig } from '../config/types.js';
-import type { OpenTpm } from '../crypto/tpm-handle.js';
+import type { OpenTpm } from '../tpm/open-tpm.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { DiskKeyManager, parseDiskConfig } from './disk.js';
@@ -17,8 +17,8 @@ import type { KeyManager } from './types.js';
 export interface KeyManagerDeps {
   readonly log: Logger;
   readonly clock: Clock;
-  /** How a key manager that seals its keys with a TPM opens it; absent until the agent wires TPM support. */
-  readonly openTpm?: OpenTpm;
+  /** How a TPM plugin opens its TPM (src/tpm/open-tpm.ts); the agent passes the real one, tests a simulator's. */
+  readonly openTpm: OpenTpm;
 }
 
 export const KEY_MANAGERS = new PluginCatalog<KeyManagerDeps, KeyManager>('KeyManager', {

@@ -12,7 +12,7 @@ import type { Clock } from '../../clock.js';
 import { PluginCatalog, builtIn, type PluginContext } from '../../config/plugin-catalog.js';
 import { PluginDataReader } from '../../config/plugin-data.js';
 import type { PluginConfig } from '../../config/types.js';
-import type { OpenTpm } from '../../crypto/tpm-handle.js';
+import type { OpenTpm } from '../../tpm/open-tpm.js';
 import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
@@ -26,8 +26,8 @@ import { createX509popAttestor, parseX509popConfig } from './x509pop/index.js';
 export interface NodeAttestorDeps {
   readonly log: Logger;
   readonly clock: Clock;
-  /** How a hardware attestor opens its TPM (tpm_devid); absent until the agent wires TPM support. */
-  readonly openTpm?: OpenTpm;
+  /** How a TPM plugin opens its TPM (src/tpm/open-tpm.ts); the agent passes the real one, tests a simulator's. */
+  readonly openTpm: OpenTpm;
 }
 
 /** agent {} keys (and the -joinToken flag) that pick the join_token attestor over the configured one. */

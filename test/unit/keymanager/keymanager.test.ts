@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKeyManager } from '../../../src/keymanager/catalog.js';
+import { noTpm } from '../../helpers/no-tpm.js';
 import { DiskKeyManager, parseDiskConfig } from '../../../src/keymanager/disk.js';
 import { MemoryKeyManager } from '../../../src/keymanager/memory.js';
 import { nextAgentSVIDKeyId } from '../../../src/keymanager/types.js';
@@ -14,7 +15,7 @@ import type { PluginConfig } from '../../../src/config/types.js';
 import { systemClock } from '../../../src/clock.js';
 import { nullLogger } from '../../../src/telemetry/logger.js';
 
-const deps = { log: nullLogger, clock: systemClock };
+const deps = { log: nullLogger, clock: systemClock, openTpm: noTpm };
 
 let dir: string;
 beforeEach(async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkNodeAttestorConfig, createNodeAttestor } from '../../../../src/attestation/node/catalog.js';
+import { noTpm } from '../../../helpers/no-tpm.js';
 import { parseSshpopConfig } from '../../../../src/attestation/node/sshpop/config.js';
 import { createSshpopAttestor, loadSshpopMaterial, respond } from '../../../../src/attestation/node/sshpop/index.js';
 import type { AttestationStream } from '../../../../src/attestation/node/types.js';
@@ -139,9 +140,9 @@ describe.skipIf(skip)('sshpop', () => {
     const h = await ca.issue('clock.example.org', { validity: '-5m:+1h' });
     const plugins = [plugin({ host_key_path: h.keyPath, host_cert_path: h.certPath })];
     const late = new FakeClock(Date.now() + 2 * 3600_000);
-    const att = await createNodeAttestor(plugins, {}, { log: nullLogger, clock: late });
+    const att = await createNodeAttestor(plugins, {}, { log: nullLogger, clock: late, openTpm: noTpm });
     await expect(att.attest(recordingServer(), new AbortController().signal)).rejects.toThrow(/expired at/);
-    const now = await createNodeAttestor(plugins, {}, { log: nullLogger, clock: new FakeClock(Date.now()) });
+    const now = await createNodeAttestor(plugins, {}, { log: nullLogger, clock: new FakeClock(Date.now()), openTpm: noTpm });
     await expect(now.attest(recordingServer(), new AbortController().signal)).resolves.toBeUndefined();
   });
 

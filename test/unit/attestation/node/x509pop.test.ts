@@ -8,13 +8,14 @@ import { calculateResponse, parseChallenge } from '../../../../src/attestation/n
 import { parseX509popConfig } from '../../../../src/attestation/node/x509pop/config.js';
 import { X509popAttestor, createX509popAttestor } from '../../../../src/attestation/node/x509pop/index.js';
 import { checkNodeAttestorConfig, createNodeAttestor } from '../../../../src/attestation/node/catalog.js';
+import { noTpm } from '../../../helpers/no-tpm.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
 import { pemEncodeCertificates } from '../../../../src/svid/der.js';
 import { systemClock } from '../../../../src/clock.js';
 import { nullLogger } from '../../../../src/telemetry/logger.js';
 import { TestCA } from '../../../helpers/test-ca.js';
 
-const deps = { log: nullLogger, clock: systemClock };
+const deps = { log: nullLogger, clock: systemClock, openTpm: noTpm };
 
 const plugin = (name: string, data: Record<string, unknown> = {}): PluginConfig => ({
   type: 'NodeAttestor',
