@@ -1,11 +1,12 @@
 /**
  * What `spiffe-agent validate` checks beyond agent.conf itself: the files `run` reads at start and
  * refuses to start without, read and parsed by the same code. The registration entries file (every
- * problem, with its entry and line) and the federated bundle files. Each plugin's own files (the
+ * problem, with its entry and line), the federated bundle files and join_token_file. Each plugin's own files (the
  * kubelet CA, key and certificate files) are its catalog entry's `verify`, run by checkPluginConfigs. Files `run` tolerates stay tolerated: an entries file that does not exist yet
  * is a note, not a problem (the agent serves no entries until it appears).
  */
 import { parseEntriesFile, EntriesFileError } from '../authority/embedded/entries-file.js';
+import { resolveJoinToken } from '../attestation/node/catalog.js';
 import type { ConfigProblem } from '../config/errors.js';
 import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
@@ -39,6 +40,15 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
         if (!(err instanceof SpiffeAgentError)) throw err;
         problems.push({ file: source, key, message: err.message.replace(/^(input|federated-bundles): /, '') });
       }
+    }
+  }
+  if (config.mode === 'server' && config.server.joinTokenFile !== undefined) {
+    // run reads it before attesting and refuses to start without a token in it.
+    try {
+      await resolveJoinToken({ joinTokenFile: config.server.joinTokenFile });
+    } catch (err) {
+      if (!(err instanceof SpiffeAgentError)) throw err;
+      problems.push({ file: source, key: 'agent.join_token_file', message: err.message.replace(/^nodeattestor\(join_token\): /, '') });
     }
   }
   return { problems, notes };

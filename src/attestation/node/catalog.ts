@@ -20,7 +20,7 @@ import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import type { NodeAttestor } from './types.js';
-import { createX509popAttestor, parseX509popConfig } from './x509pop/index.js';
+import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
 /** What a node attestor may use besides its plugin_data. */
 export interface NodeAttestorDeps {
@@ -46,6 +46,8 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
   }),
   x509pop: builtIn({
     configure: (p, c) => parseX509popConfig(p, c),
+    // validate reads the key and certificates attestation would read, and checks they are a pair.
+    verify: async (_p, config) => void (await loadX509popMaterial(config)),
     create: (config) => createX509popAttestor(config),
   }),
   // Its code (SSH wire formats, OpenSSH keys) loads only when agent.conf configures it.

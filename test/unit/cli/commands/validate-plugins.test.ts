@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { run } from '../../../../src/cli/commands/validate.js';
 import { requireTool } from '../../../helpers/require-tool.js';
 import { SSHTestCA, hasSshKeygen } from '../../../helpers/ssh-certs.js';
+import { makeX509popCA } from '../../../helpers/spire/x509pop.js';
 
 async function validate(text: string): Promise<{ code: number; err: string; path: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'validate-plugins-'));
@@ -85,6 +86,52 @@ describe.skipIf(noSsh)('spiffe-agent validate reads the files sshpop loads at st
       expect(bad.code).toBe(1);
       expect(bad.err).toMatch(new RegExp(`${bad.path}:9: plugins\\.NodeAttestor\\.sshpop\\.plugin_data\\.host_cert_path: the host key in ".*" \\(ssh-ed25519 SHA256:[^)]+\\) does not match the key certified by`));
       const good = await validate(conf(a.keyPath, a.certPath));
+      expect(good.err).toBe('');
+      expect(good.code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('spiffe-agent validate reads the files node attestation reads at start', () => {
+  it('an x509pop key that does not match its certificate is reported; the matching pair passes', async () => {
+    const ca = await makeX509popCA();
+    try {
+      const a = await ca.issueNode('a');
+      const b = await ca.issueNode('b');
+      const conf = (key: string, cert: string) =>
+        `${AGENT}plugins {\n  NodeAttestor "x509pop" {\n    plugin_data {\n      private_key_path = "${key}"\n      certificate_path = "${cert}"\n    }\n  }\n  KeyManager "memory" {}\n  WorkloadAttestor "unix" {}\n}\n`;
+      const bad = await validate(conf(a.privateKeyPath, b.certificatePath));
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain('plugins.NodeAttestor.x509pop: nodeattestor(x509pop): unable to load keypair: private key in');
+      expect(bad.err).toContain('does not match the certificate in');
+      const missing = await validate(conf('/nonexistent/key.pem', a.certificatePath));
+      expect(missing.code).toBe(1);
+      expect(missing.err).toContain('private_key_path "/nonexistent/key.pem"');
+      const good = await validate(conf(a.privateKeyPath, a.certificatePath));
+      expect(good.err).toBe('');
+      expect(good.code).toBe(0);
+    } finally {
+      await ca.destroy();
+    }
+  });
+
+  it('an empty or missing join_token_file is reported under agent.join_token_file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'validate-jt-'));
+    try {
+      await writeFile(join(dir, 'empty'), '  \n');
+      await writeFile(join(dir, 'token'), 'abc\n');
+      await writeFile(join(dir, 'bundle.pem'), '');
+      const conf = (file: string) =>
+        `agent {\n  trust_domain = "example.org"\n  data_dir = "${dir}/data"\n  server_address = "127.0.0.1"\n  insecure_bootstrap = true\n  join_token_file = "${file}"\n}\nplugins {\n  NodeAttestor "join_token" {}\n  KeyManager "memory" {}\n  WorkloadAttestor "unix" {}\n}\n`;
+      const empty = await validate(conf(join(dir, 'empty')));
+      expect(empty.code, empty.err).toBe(1);
+      expect(empty.err).toMatch(/agent\.join_token_file: join token file ".*empty" is empty/);
+      const missing = await validate(conf(join(dir, 'nope')));
+      expect(missing.code).toBe(1);
+      expect(missing.err).toMatch(/agent\.join_token_file: unable to read join token file ".*nope"/);
+      const good = await validate(conf(join(dir, 'token')));
       expect(good.err).toBe('');
       expect(good.code).toBe(0);
     } finally {
