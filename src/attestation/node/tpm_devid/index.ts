@@ -59,7 +59,7 @@ export async function verifyTpmDevidFiles(plugin: PluginConfig, c: TpmDevidConfi
   } catch (err) {
     if (!(err instanceof DevIDFileError)) throw err;
     const r = new PluginDataReader(plugin, { file: ctx.file, text: ctx.text, allowUnknown: true });
-    r.problem(err.key, err.message);
+    r.problem(err.key, err.detail);
     r.finish();
   }
 }

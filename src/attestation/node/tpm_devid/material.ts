@@ -66,14 +66,24 @@ function hasSizePrefix(b: Buffer): boolean {
 const STRIP = 'spire-agent reads it without the 2-byte size prefix tpm2_create writes; strip it (tail -c +3 FILE > FILE.bin)';
 
 export function parseDevIDPublic(bytes: Buffer, path: string): PublicBlob {
-  if (hasSizePrefix(bytes)) throw new DevIDFileError('devid_pub_path', `devid_pub_path ${JSON.stringify(path)} is a TPM2B_PUBLIC (it starts with its own size); ${STRIP}`);
-  let pub: PublicBlob;
   try {
-    pub = parsePublic(bytes, `devid_pub_path ${JSON.stringify(path)}`);
+    return parsePublic(bytes, `devid_pub_path ${JSON.stringify(path)}`);
   } catch (err) {
+    // Only a blob whose rest is a whole TPMT_PUBLIC is the TPM2B mistake; anything else is just not a public area.
+    if (hasSizePrefix(bytes) && parses(bytes.subarray(2))) {
+      throw new DevIDFileError('devid_pub_path', `devid_pub_path ${JSON.stringify(path)} is a TPM2B_PUBLIC (it starts with its own size); ${STRIP}`);
+    }
     throw new DevIDFileError('devid_pub_path', `devid_pub_path ${JSON.stringify(path)} is not a TPMT_PUBLIC: ${(err as Error).message}`, err);
   }
-  return pub;
+}
+
+function parses(b: Buffer): boolean {
+  try {
+    parsePublic(b);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The checks spire-agent makes when loading the key (signing key, non-NULL scheme hash), plus what the server will verify. */
