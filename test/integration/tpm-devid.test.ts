@@ -76,6 +76,12 @@ describe.skipIf(skip)('tpm_devid with swtpm', () => {
     expect(before).toEqual([]);
   }, 180_000);
 
+  it('a server that refuses the payload leaves the TPM as found', async () => {
+    const refusing = { sendAttestationData: () => Promise.reject(new Error('unable to verify DevID signature')), sendChallengeResponse: () => Promise.reject(new Error('not reached')) };
+    await expect((await attestor(tpm)).attest(refusing, new AbortController().signal)).rejects.toThrow(/unable to verify DevID signature/);
+    expect(await tpm.loaded()).toEqual([]);
+  }, 120_000);
+
   it('a refused answer (the server sent a credential for another TPM) still leaves the TPM as found', async () => {
     const stream = verifier.stream();
     const bad = { ...stream, sendAttestationData: async (d: Parameters<typeof stream.sendAttestationData>[0]) => {
