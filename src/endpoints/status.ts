@@ -98,6 +98,13 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   tpm_command_failed: INTERNAL,
   tpm_auth_failed: INTERNAL,
   tpm_lockout: INTERNAL,
+  // tpm_devid node attestation: reported at start or when attesting, never an RPC status
+  tpm_devid_files: INTERNAL,
+  tpm_devid_no_tpm: INTERNAL,
+  tpm_devid_ek_cert_missing: INTERNAL,
+  tpm_devid_auth: INTERNAL,
+  tpm_devid_tpm: INTERNAL,
+  tpm_devid_challenge: INTERNAL,
   // authority and cache
   sign_failed: UNAVAILABLE,
   ca_store: INTERNAL,

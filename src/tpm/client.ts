@@ -163,7 +163,14 @@ export class TpmClient {
   private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new TpmError('tpm_timeout', `tpm: abandoned while waiting to retry: ${String(signal.reason)}`));
-      this.clock.setTimer(ms, resolve);
+      // The clock's timers are unref'd, and between two commands nothing else may hold the event
+      // loop (a socket transport connects per command): an agent whose only work in flight is a
+      // retried TPM2_Certify would exit (code 13, unsettled await) in the middle of attesting.
+      const hold = setInterval(() => undefined, 1 << 30);
+      this.clock.setTimer(ms, () => {
+        clearInterval(hold);
+        resolve();
+      });
     });
   }
 }

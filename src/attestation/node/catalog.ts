@@ -19,6 +19,7 @@ import { F } from '../../telemetry/names.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
+import { TPM_DEVID, parseTpmDevidConfig } from './tpm_devid/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
@@ -55,6 +56,12 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
     configure: (p, c) => parseSshpopConfig(p, c),
     verify: async (p, config, c, clock) => (await import('./sshpop/index.js')).verifySshpopFiles(p, config, c, clock),
     create: async (config, d) => (await import('./sshpop/index.js')).createSshpopAttestor(config, d),
+  }),
+  // Its code (the DevID session, and through it the TPM client) loads only when configured.
+  [TPM_DEVID]: builtIn({
+    configure: (p, c) => parseTpmDevidConfig(p, c),
+    verify: async (p, config, c) => (await import('./tpm_devid/index.js')).verifyTpmDevidFiles(p, config, c),
+    create: async (config, d) => (await import('./tpm_devid/index.js')).createTpmDevidAttestor(config, d),
   }),
 });
 

@@ -17,6 +17,16 @@ export interface X509popFiles {
   intermediatesPath?: string;
 }
 
+export interface TpmDevidFiles {
+  devicePath?: string;
+  certPath: string;
+  pubPath: string;
+  privPath: string;
+  devidPassword?: string;
+  ownerHierarchyPassword?: string;
+  endorsementHierarchyPassword?: string;
+}
+
 export interface AgentConf {
   /** Everything of this agent lives here: agent.conf, data/, public/api.sock, agent.log. */
   dir: string;
@@ -31,6 +41,8 @@ export interface AgentConf {
   x509pop?: X509popFiles;
   /** NodeAttestor "sshpop" with these host_key_path and host_cert_path. */
   sshpop?: { keyPath: string; certPath: string };
+  /** NodeAttestor "tpm_devid" with these keys (tpm_device_path and the passwords only when set). */
+  tpmDevid?: TpmDevidFiles;
   keyManager?: 'disk' | 'memory';
   logLevel?: string;
   /** experimental { sync_interval = ... } */
@@ -101,6 +113,19 @@ export function renderAgentConf(c: AgentConf): string {
             host_cert_path = "${c.sshpop.certPath}"
         }
     }`);
+  } else if (c.tpmDevid) {
+    const t = c.tpmDevid;
+    const keys: [string, string | undefined][] = [
+      ['tpm_device_path', t.devicePath],
+      ['devid_cert_path', t.certPath],
+      ['devid_pub_path', t.pubPath],
+      ['devid_priv_path', t.privPath],
+      ['devid_password', t.devidPassword],
+      ['owner_hierarchy_password', t.ownerHierarchyPassword],
+      ['endorsement_hierarchy_password', t.endorsementHierarchyPassword],
+    ];
+    const body = keys.filter(([, v]) => v !== undefined).map(([k, v]) => `            ${k} = ${JSON.stringify(v)}`);
+    plugins.push(`    NodeAttestor "tpm_devid" {\n        plugin_data {\n${body.join('\n')}\n        }\n    }`);
   } else {
     plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
   }
