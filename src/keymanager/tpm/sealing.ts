@@ -51,7 +51,9 @@ export async function withSRK<T>(a: TpmAccess, fn: (use: TpmUse) => Promise<T>):
     try {
       srk = await createPrimary(client, { hierarchy: RH.OWNER, hierarchyAuth: a.config.ownerHierarchyPassword, template: srkTemplateHighECC() });
     } catch (err) {
-      throw tpmFailure(err, `could not create the storage root key on ${client.description}`);
+      // The owner hierarchy's password is the one this plugin's config supplies: name the key.
+      const how = err instanceof TpmError && err.code === 'tpm_auth_failed' ? ' with plugin_data owner_hierarchy_password' : '';
+      throw tpmFailure(err, `could not create the storage root key on ${client.description}${how}`);
     }
     try {
       return await fn({ client, srkHandle: srk.handle, srkName: srk.name });

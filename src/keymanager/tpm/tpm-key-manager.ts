@@ -73,15 +73,18 @@ export class TpmKeyManager implements KeyManager {
   private async load(): Promise<void> {
     await removeStaleTemps(this.d.config.directory);
     const raw = await readFileIfExists(this.path);
-    if (raw === undefined) {
-      this.d.log.info({ directory: this.directory }, 'No TPM-sealed keys yet; a key will be generated and sealed by the TPM');
-      return;
-    }
-    const file = decodeKeyFile(raw, this.path);
+    const file = raw === undefined ? undefined : decodeKeyFile(raw, this.path);
+    // The TPM is opened even with nothing to unseal: an agent that cannot reach its TPM fails at
+    // start, before it attests, rather than at its first key.
     await withSRK(this.d, async (use) => {
+      if (file === undefined) return;
       if (!use.srkName.equals(Buffer.from(file.srkName))) throw this.foreign();
       for (const rec of file.keys) this.held.set(rec.id, { key: await unsealKey(use, rec, this.path), record: rec });
     });
+    if (file === undefined) {
+      this.d.log.info({ directory: this.directory }, 'No TPM-sealed keys yet; a key will be generated and sealed by the TPM');
+      return;
+    }
     this.srkName = file.srkName;
     this.d.log.info({ directory: this.directory, keys: file.keys.map((k) => k.id) }, 'Resumed keys sealed by the TPM');
   }
