@@ -19,6 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SpiffeAgentError } from '../../errors.js';
+import type {} from '../errors.js';
 
 export const KEY_FILE = 'tpm-sealed-keys.bin';
 const MAGIC = Buffer.from('SPAKTPM\x01', 'latin1');

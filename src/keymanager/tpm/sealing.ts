@@ -12,6 +12,7 @@
  */
 import { createECDH, generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { SpiffeAgentError } from '../../errors.js';
+import type {} from '../errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Clock } from '../../clock.js';
 import type { OpenTpm } from '../../tpm/open-tpm.js';
