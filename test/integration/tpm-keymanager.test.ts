@@ -12,6 +12,7 @@ import { systemClock } from '../../src/clock.js';
 import { KEY_FILE, TpmKeyManager, decodeKeyFile, encodeKeyFile } from '../../src/keymanager/tpm/index.js';
 import type { ManagedKey } from '../../src/keymanager/types.js';
 import type { Logger } from '../../src/telemetry/logger.js';
+import { ALG, OBJECT_ATTR, parsePublic } from '../../src/tpm/index.js';
 import { openTpm } from '../../src/tpm/open-tpm.js';
 import { requireTool } from '../helpers/require-tool.js';
 import { Swtpm, SWTPM_WHY, swtpmFound } from '../helpers/tpm/swtpm.js';
@@ -98,6 +99,11 @@ describe.skipIf(skip)('KeyManager "tpm" on swtpm', () => {
     const file = await readFile(join(dir, KEY_FILE));
     expect(file.includes(d)).toBe(false);
     expect(file.includes(pkcs8)).toBe(false);
+    // A sealed data object bound to this TPM and parent, without a password to guess (noDA).
+    const pub = parsePublic(decodeKeyFile(file, KEY_FILE).keys[0]!.public).area;
+    expect(pub.type).toBe(ALG.KEYEDHASH);
+    const want = OBJECT_ATTR.fixedTPM | OBJECT_ATTR.fixedParent | OBJECT_ATTR.userWithAuth | OBJECT_ATTR.noDA;
+    expect(pub.attributes).toBe(want);
     for (const line of logs) {
       expect(line).not.toContain(d.toString('hex'));
       expect(line).not.toContain(d.toString('base64url'));
