@@ -125,6 +125,8 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   node_attestor_count: INTERNAL,
   keymanager_count: INTERNAL,
   keymanager_corrupt: INTERNAL,
+  keymanager_tpm_foreign: INTERNAL,
+  keymanager_tpm_failed: INTERNAL,
   bootstrap_bundle: INTERNAL,
   bootstrap_state: INTERNAL,
   server_identity: INTERNAL,

@@ -11,6 +11,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { DiskKeyManager, parseDiskConfig } from './disk.js';
 import { MemoryKeyManager, parseMemoryConfig } from './memory.js';
+import { parseTpmKeyManagerConfig, type TpmKeyManagerConfig } from './tpm/config.js';
 import type { KeyManager } from './types.js';
 
 /** What a key manager may use besides its plugin_data. */
@@ -24,6 +25,12 @@ export interface KeyManagerDeps {
 export const KEY_MANAGERS = new PluginCatalog<KeyManagerDeps, KeyManager>('KeyManager', {
   disk: builtIn({ configure: (p, c) => parseDiskConfig(p, c), create: (config) => new DiskKeyManager(config) }),
   memory: builtIn({ configure: (p, c) => parseMemoryConfig(p, c), create: () => new MemoryKeyManager() }),
+  // Loaded on use, like the TPM client it opens: an agent without a TPM key manager loads neither.
+  tpm: builtIn<TpmKeyManagerConfig, KeyManagerDeps, KeyManager>({
+    configure: (p, c) => parseTpmKeyManagerConfig(p, c),
+    verify: async (_p, config) => (await import('./tpm/index.js')).verifyKeyDirectory(config.directory),
+    create: async (config, deps) => (await import('./tpm/index.js')).TpmKeyManager.open({ config, openTpm: deps.openTpm, log: deps.log, clock: deps.clock }),
+  }),
 });
 
 /** The one KeyManager spire-agent requires; none or several is a config error naming the file. */

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import type { PluginConfig } from '../config/types.js';
 import { PluginDataReader, type PluginDataReaderOptions } from '../config/plugin-data.js';
 import { SpiffeAgentError } from '../errors.js';
+// Brings keymanager_corrupt into ErrorCodes for programs that include this file alone (the interop tsconfig).
+import type {} from './errors.js';
 import { JSONParseError, parseJSON } from '../parse/json.js';
 import { readFileIfExists, writeFileAtomic } from '../storage/atomic-file.js';
 import { generateP256, keyFromPkcs8, type SoftwareKey } from './key-entry.js';

@@ -2,13 +2,18 @@ import { open, rename, unlink, readFile, mkdir, chmod } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 
+/** For crash tests only: a point to stop at between the temp file's fsync and the rename. */
+export interface AtomicWriteHooks {
+  readonly beforeRename?: () => Promise<void>;
+}
+
 /**
  * Replace `path` with `data` so that a crash at any moment leaves either the old or the
  * new content: write a temp file in the same directory (same filesystem, so rename is
  * atomic), fsync it, rename over the target, then fsync the directory so the rename
  * itself survives power loss.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, hooks: AtomicWriteHooks = {}): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   let renamed = false;
@@ -22,6 +27,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     } finally {
       await fh.close();
     }
+    await hooks.beforeRename?.();
     await rename(tmp, path);
     renamed = true;
     await fsyncDir(dir);

@@ -16,7 +16,7 @@ export const BOOTSTRAP_MAX_ELAPSED_MS = 60_000;
 export const REBOOTSTRAP_MAX_ELAPSED_MS = 24 * 3600_000;
 
 /** Codes of errors a retry cannot fix. */
-const FINAL = new Set(['config_invalid', 'node_attestor_config', 'not_reattestable', 'keymanager_count', 'node_attestor_count', 'unknown_plugin', 'storage_corrupt', 'keymanager_corrupt']);
+const FINAL = new Set(['config_invalid', 'node_attestor_config', 'not_reattestable', 'keymanager_count', 'node_attestor_count', 'unknown_plugin', 'storage_corrupt', 'keymanager_corrupt', 'keymanager_tpm_foreign']);
 
 export function isFinalBootstrapError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;

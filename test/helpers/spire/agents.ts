@@ -43,7 +43,9 @@ export interface AgentConf {
   sshpop?: { keyPath: string; certPath: string };
   /** NodeAttestor "tpm_devid" with these keys (tpm_device_path and the passwords only when set). */
   tpmDevid?: TpmDevidFiles;
-  keyManager?: 'disk' | 'memory';
+  keyManager?: 'disk' | 'memory' | 'tpm';
+  /** KeyManager "tpm"'s tpm_device_path (a swtpm socket); its directory is the data_dir. */
+  tpmDevicePath?: string;
   logLevel?: string;
   /** experimental { sync_interval = ... } */
   syncInterval?: string;
@@ -129,11 +131,17 @@ export function renderAgentConf(c: AgentConf): string {
   } else {
     plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
   }
-  plugins.push(
-    (c.keyManager ?? 'disk') === 'disk'
-      ? `    KeyManager "disk" {\n        plugin_data {\n            directory = "${dataDir(c)}"\n        }\n    }`
-      : '    KeyManager "memory" {\n        plugin_data {}\n    }',
-  );
+  const km = c.keyManager ?? 'disk';
+  if (km === 'tpm') {
+    const device = c.tpmDevicePath ? `\n            tpm_device_path = "${c.tpmDevicePath}"` : '';
+    plugins.push(`    KeyManager "tpm" {\n        plugin_data {\n            directory = "${dataDir(c)}"${device}\n        }\n    }`);
+  } else {
+    plugins.push(
+      km === 'disk'
+        ? `    KeyManager "disk" {\n        plugin_data {\n            directory = "${dataDir(c)}"\n        }\n    }`
+        : '    KeyManager "memory" {\n        plugin_data {}\n    }',
+    );
+  }
   plugins.push('    WorkloadAttestor "unix" {\n        plugin_data {}\n    }');
   if (c.pluginsExtra) plugins.push(c.pluginsExtra);
   return `agent {\n${lines.join('\n')}\n}\n\nplugins {\n${plugins.join('\n')}\n}\n`;

@@ -37,12 +37,17 @@ export class Swtpm {
     private readonly onExit: () => void,
   ) {}
 
-  static async start(): Promise<Swtpm> {
+  /**
+   * `cache`: where swtpm.sh provisions its template (SWTPM_CACHE). Another cache directory is
+   * another provisioning, so another TPM: other seeds, another SRK, another EK.
+   */
+  static async start(opts: { cache?: string } = {}): Promise<Swtpm> {
     const dir = mkdtempSync(join(tmpdir(), 'spiffe-agent-swtpm-'));
     // swtpm runs as a daemon: if this test process dies before its afterAll, stop it on the way out.
     const onExit = (): void => void execFileSync('bash', [SWTPM_SCRIPT, 'stop', dir], { stdio: 'ignore' });
     process.once('exit', onExit);
-    const { stdout } = await run('bash', [SWTPM_SCRIPT, 'start', dir], { timeout: 120_000 });
+    const runEnv = opts.cache === undefined ? process.env : { ...process.env, SWTPM_CACHE: opts.cache };
+    const { stdout } = await run('bash', [SWTPM_SCRIPT, 'start', dir], { timeout: 120_000, env: runEnv });
     const env = Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     return new Swtpm(env['SWTPM_DIR']!, env['SWTPM_SOCKET']!, env['SWTPM_TEMPLATE']!, Number(env['SWTPM_PID']), onExit);
   }
