@@ -7,6 +7,7 @@
  * a workload entry under a node alias on tpm_devid:subject:cn:… is served; renewal re-attests
  * through the TPM; and the TPM is left free for the other agent. Refusals: a DevID certificate
  * from another CA, an EK the server's endorsement CA did not issue, a wrong hierarchy password.
+ * With KeyManager "tpm" as well, nothing secret is on disk: attest, renew, resume after kill -9.
  */
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -123,6 +124,43 @@ describe.skipIf(plan.skip || noSwtpm)('tpm_devid with spire-server v1.13.3', () 
     }
     if (seen['spire-agent'] && seen['spiffe-agent']) expect(seen['spiffe-agent']).toEqual(seen['spire-agent']);
   }, 420_000);
+
+  // Nothing secret on disk: the node proves itself with the TPM's DevID, and the agent's own key is
+  // sealed by the same TPM. Both plugins share the one TPM (swtpm: one connection per command).
+  it('spiffe-agent with tpm_devid and KeyManager "tpm" on one TPM: attests, renews by re-attesting, resumes after kill -9 without attesting, leaves the TPM free', async () => {
+    const t = tag('spiffe-agent', 'tpm-devid-sealed');
+    const agentId = `spiffe://${server.trustDomain}/spire/agent/tpm_devid/${await sha1Hex(join(tpm.template, 'devid.pem'))}`;
+    const alias = id(`/node/${t}`);
+    await server.createEntries([
+      { spiffe_id: alias, parent_id: `spiffe://${server.trustDomain}/spire/server`, selectors: [{ type: 'tpm_devid', value: `subject:cn:${SUBJECT_CN}` }] },
+      uidEntry(id(`/${t}/a`), alias, UID_A),
+    ]);
+    const conf = await agentConfFor(server, { tpmDevid: files(tpm), keyManager: 'tpm', tpmDevicePath: tpm.socket }, t);
+    const agent = cleanup.add(await startAgent('spiffe-agent', bins, conf));
+    await waitForSvid(agent, UID_A, id(`/${t}/a`));
+    const first = (await server.listAgents()).find((x) => x.id === agentId);
+    expect(first, agent.logTail()).toBeDefined();
+    expect(agent.daemon.lines.some((l) => l.includes('Generated a key and sealed it with the TPM'))).toBe(true);
+    const renewed = await waitFor(
+      're-attestation at renewal (new agent SVID serial)',
+      async () => {
+        const r = (await server.listAgents()).find((x) => x.id === agentId);
+        return r && r.serial !== first!.serial ? r : undefined;
+      },
+      { timeoutMs: AGENT_TTL_S * 1000 + 30_000, intervalMs: 1000, describe: () => agent.logTail() },
+    );
+    await waitForSvid(agent, UID_A, id(`/${t}/a`));
+    await agent.kill9();
+    expect(await tpm.loaded(), 'nothing loaded between uses').toEqual([]);
+    await agent.start();
+    await waitForSvid(agent, UID_A, id(`/${t}/a`));
+    const restarted = agent.daemon.lines.join('\n');
+    expect(restarted).toMatch(/Resumed keys sealed by the TPM/);
+    expect(restarted, 'a valid stored SVID needs no attestation').not.toMatch(/Starting node attestation/);
+    expect((await server.listAgents()).find((x) => x.id === agentId)?.serial).toBe(renewed.serial);
+    await agent.destroy();
+    expect(await tpm.loaded(), 'TPM left as found').toEqual([]);
+  }, 300_000);
 
   // Refused agents give up after their retries: every case and agent at once, each on its own copy
   // of the TPM (same EK, same DevID key), so no two agents share a TPM connection.
