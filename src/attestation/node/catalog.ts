@@ -18,6 +18,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
+import { HTTP_CHALLENGE, parseHttpChallengeConfig, verifyHttpChallengeConfig } from './http_challenge/config.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
@@ -55,6 +56,12 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
     configure: (p, c) => parseSshpopConfig(p, c),
     verify: async (p, config, c, clock) => (await import('./sshpop/index.js')).verifySshpopFiles(p, config, c, clock),
     create: async (config, d) => (await import('./sshpop/index.js')).createSshpopAttestor(config, d),
+  }),
+  // Its code (the HTTP listener) loads only when agent.conf configures it; `validate` binds no port.
+  [HTTP_CHALLENGE]: builtIn({
+    configure: (p, c) => parseHttpChallengeConfig(p, c),
+    verify: (p, config, c) => Promise.resolve(verifyHttpChallengeConfig(p, config, c)),
+    create: async (config, d) => (await import('./http_challenge/index.js')).createHttpChallengeAttestor(config, d),
   }),
 });
 
