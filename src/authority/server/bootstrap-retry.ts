@@ -24,9 +24,17 @@ export const REBOOTSTRAP_MAX_ELAPSED_MS = 24 * 3600_000;
 /** Codes of errors a retry cannot fix. */
 const FINAL = new Set(['config_invalid', 'node_attestor_config', 'not_reattestable', 'keymanager_count', 'node_attestor_count', 'unknown_plugin', 'storage_corrupt', 'keymanager_corrupt']);
 
+/**
+ * spire-agent asks status.Code(err), which finds a gRPC status however deeply the error wraps it;
+ * here the server's status is the `cause` of the session's error, so the chain is walked the same way.
+ */
 export function isFinalBootstrapError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
-  return code === grpc.status.PERMISSION_DENIED || (typeof code === 'string' && FINAL.has(code));
+  if (typeof code === 'string' && FINAL.has(code)) return true;
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === grpc.status.PERMISSION_DENIED) return true;
+  }
+  return false;
 }
 
 export interface RetryDeps {

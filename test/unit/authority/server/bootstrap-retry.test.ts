@@ -73,7 +73,10 @@ describe('retry_bootstrap', () => {
   });
 
   it('a refusal (PermissionDenied) and errors only a config change can fix are final at once', async () => {
-    for (const err of [status(grpc.status.PERMISSION_DENIED, 'failed to attest: http_challenge: the requested hostname is not allowed to connect'), Object.assign(new Error('bad'), { code: 'node_attestor_config' })]) {
+    const denied = status(grpc.status.PERMISSION_DENIED, 'failed to attest: http_challenge: the requested hostname is not allowed to connect');
+    // As the session hands it over: its own error, the server's status as the cause.
+    const wrapped = Object.assign(new Error('session: node attestation with http_challenge failed', { cause: denied }), { code: 'attestation_failed' });
+    for (const err of [denied, wrapped, Object.assign(new Error('bad'), { code: 'node_attestor_config' })]) {
       const { settled, clock, calls } = await run([err], { succeed: false });
       expect(settled).toEqual({ ok: false, value: err });
       expect(calls).toBe(1);
@@ -96,6 +99,13 @@ describe('retry_bootstrap', () => {
     const debug = log.lines.filter((l) => l.level === 'debug');
     expect(debug.map((l) => l.fields['attempt'])).toEqual([2, 3, 4, 6, 7]);
     expect(debug.every((l) => l.fields['repeated'] === true && typeof l.fields['retry_interval'] === 'string')).toBe(true);
+  });
+
+  it('a wrapped failure that is not a refusal is retried', async () => {
+    const wrapped = Object.assign(new Error('session: node attestation failed', { cause: status(grpc.status.INVALID_ARGUMENT, 'port 1 is not allowed') }), { code: 'attestation_failed' });
+    const { settled, calls } = await run([wrapped]);
+    expect(settled.ok).toBe(true);
+    expect(calls).toBe(2);
   });
 
   it('succeeding at once logs nothing', async () => {
