@@ -17,6 +17,13 @@ export interface X509popFiles {
   intermediatesPath?: string;
 }
 
+export interface HttpChallengeConf {
+  hostname?: string;
+  agentname?: string;
+  port?: number;
+  advertisedPort?: number;
+}
+
 export interface AgentConf {
   /** Everything of this agent lives here: agent.conf, data/, public/api.sock, agent.log. */
   dir: string;
@@ -31,6 +38,8 @@ export interface AgentConf {
   x509pop?: X509popFiles;
   /** NodeAttestor "sshpop" with these host_key_path and host_cert_path. */
   sshpop?: { keyPath: string; certPath: string };
+  /** NodeAttestor "http_challenge" with these keys (each left out when undefined). */
+  httpChallenge?: HttpChallengeConf;
   keyManager?: 'disk' | 'memory';
   logLevel?: string;
   /** experimental { sync_interval = ... } */
@@ -101,6 +110,15 @@ export function renderAgentConf(c: AgentConf): string {
             host_cert_path = "${c.sshpop.certPath}"
         }
     }`);
+  } else if (c.httpChallenge) {
+    const h = c.httpChallenge;
+    const keys = [
+      h.hostname !== undefined ? `hostname = "${h.hostname}"` : '',
+      h.agentname !== undefined ? `agentname = "${h.agentname}"` : '',
+      h.port !== undefined ? `port = ${h.port}` : '',
+      h.advertisedPort !== undefined ? `advertised_port = ${h.advertisedPort}` : '',
+    ].filter(Boolean);
+    plugins.push(`    NodeAttestor "http_challenge" {\n        plugin_data {\n${keys.map((k) => `            ${k}\n`).join('')}        }\n    }`);
   } else {
     plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
   }
