@@ -43,6 +43,12 @@ export interface RetryDeps {
   readonly maxElapsedMs: number;
   readonly signal: AbortSignal;
   readonly random?: () => number;
+  /** The warning of a failed attempt; spire-agent's for node attestation unless set. */
+  readonly message?: string;
+  /** Said once when an attempt succeeds after failures. */
+  readonly successMessage?: string;
+  /** Errors not worth retrying; isFinalBootstrapError unless set. */
+  readonly isFinal?: (err: unknown) => boolean;
 }
 
 /**
@@ -65,17 +71,18 @@ export async function retryBootstrap<T>(fn: () => Promise<T>, d: RetryDeps): Pro
     attempt++;
     try {
       const result = await fn();
-      if (lastKind !== undefined) d.log.info({ attempt }, 'Node attestation succeeded after failed attempts');
+      if (lastKind !== undefined) d.log.info({ attempt }, d.successMessage ?? 'Node attestation succeeded after failed attempts');
       return result;
     } catch (err) {
       d.signal.throwIfAborted();
       const wait = Math.round(interval * (1 - JITTER + 2 * JITTER * random()));
-      if (isFinalBootstrapError(err) || d.clock.now() + wait - start > d.maxElapsedMs) throw err;
+      if ((d.isFinal ?? isFinalBootstrapError)(err) || d.clock.now() + wait - start > d.maxElapsedMs) throw err;
       const kind = failureKind(err);
       const fields = { error: (err as Error).message, retry_interval: `${wait}ms`, attempt };
       // spire-agent's message, so operators' searches still find it; repeats say they are repeats.
-      if (kind !== lastKind) d.log.warn(fields, 'Failed to retrieve attestation result');
-      else d.log.debug({ ...fields, repeated: true }, 'Failed to retrieve attestation result');
+      const message = d.message ?? 'Failed to retrieve attestation result';
+      if (kind !== lastKind) d.log.warn(fields, message);
+      else d.log.debug({ ...fields, repeated: true }, message);
       lastKind = kind;
       // The abort listener goes with its wait: over 24 hours of retries they would pile up on the signal.
       await new Promise<void>((resolve) => {
