@@ -7,6 +7,8 @@
  * renews its SVID (TOFU: re-attesting would be refused). A host name the server does not allow is
  * refused at once with the server's words; a port it does not allow is retried with spire-agent's
  * backoff until the minute is up, which spiffe-agent logs once and spire-agent at every retry.
+ * A second server that allows only port 81 with tofu = false makes the node re-attestable: both
+ * agents then attest again at rotation (this needs root, as the suite does).
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +127,56 @@ describe.skipIf(plan.skip)('http_challenge with spire-server v1.13.3', () => {
       await agent.destroy();
     }
   }, 180_000);
+
+  // The server allows only a root port (81) and so may turn TOFU off: the node is re-attestable, and
+  // rotation attests again over the challenge (the port opens for it and closes after), as spire-agent does.
+  it('with tofu = false and a root port both agents re-attest at rotation instead of renewing', async () => {
+    const rootPort = 81;
+    const strict = cleanup.add(
+      await startSpireServer({
+        bins,
+        nodeAttestors: { joinToken: true },
+        agentTtl: '1m',
+        pluginsExtra: `    NodeAttestor "http_challenge" {
+        plugin_data {
+            allowed_dns_patterns = ["^127\\.0\\.0\\.1$"]
+            allow_non_root_ports = false
+            required_port = ${rootPort}
+            tofu = false
+        }
+    }\n`,
+        cacheReloadInterval: '1s',
+      }),
+    );
+    const t = tag('spiffe-agent', 'http-reattest');
+    await strict.createEntries([uidEntry(id(`/${t}/a`), AGENT_ID, UID_A)]);
+    const seen: Partial<Record<AgentKind, Seen>> = {};
+    for (const kind of KINDS) {
+      const conf = await agentConfFor(strict, { httpChallenge: { hostname: HOST, port: rootPort }, agentExtra: JSON_LOGS }, `${t}-${kind}`);
+      const agent = cleanup.add(await startAgent(kind, bins, conf));
+      await waitForSvid(agent, UID_A, id(`/${t}/a`));
+      const me = (await strict.listAgents()).find((x) => x.id === AGENT_ID);
+      expect(me, `${kind}: agent list has ${AGENT_ID}`).toBeDefined();
+      seen[kind] = { id: me!.id, attestationType: me!.attestationType, canReattest: me!.canReattest, selectors: me!.raw['selectors'] ?? [] };
+      await waitFor(
+        `${kind} to re-attest`,
+        async () => {
+          const now = (await strict.listAgents()).find((x) => x.id === AGENT_ID);
+          return now && now.serial !== me!.serial ? now : undefined;
+        },
+        { timeoutMs: 75_000, intervalMs: 1_000, describe: () => agent.logTail() },
+      );
+      const msgs = jsonLogs(agent).map((r) => String(r['msg']));
+      if (kind === 'spire-agent') expect(msgs, agent.logTail()).toContain('Successfully reattested node');
+      else expect(msgs.filter((m) => m === 'Attesting with an HTTP challenge').length, agent.logTail()).toBeGreaterThanOrEqual(2);
+      expect(await tryConnect(rootPort), `${kind}: port ${rootPort} closed after re-attesting`).toBe('ECONNREFUSED');
+      await waitForSvid(agent, UID_A, id(`/${t}/a`));
+      await agent.destroy();
+      await strict.evictAgent(AGENT_ID);
+    }
+    for (const s of Object.values(seen)) expect(s).toMatchObject({ id: AGENT_ID, attestationType: 'http_challenge', canReattest: true });
+    if (seen['spire-agent'] && seen['spiffe-agent']) expect(seen['spiffe-agent']).toEqual(seen['spire-agent']);
+  }, 300_000);
 
   // Both at once (each on a port of its own that the server does not allow): ~41 s of retries each.
   it('a port the server does not allow is retried with spire-agent\'s backoff for a minute; spiffe-agent logs the repeats at debug', async () => {

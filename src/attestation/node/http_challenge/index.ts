@@ -55,7 +55,7 @@ export function parseChallenge(challenge: Uint8Array): string {
 }
 
 export function createHttpChallengeAttestor(c: HttpChallengeConfig, deps: HttpChallengeDeps): NodeAttestor {
-  for (const w of serverPolicyWarnings(c)) deps.log.warn({ plugin_name: HTTP_CHALLENGE }, w);
+  for (const w of serverPolicyWarnings(c)) deps.log.warn(w);
   return new HttpChallengeAttestor(c, deps);
 }
 
