@@ -17,6 +17,7 @@ import { NodeAttestorError } from '../errors.js';
 import type { AttestationStream, NodeAttestor } from '../types.js';
 import { listenForChallenge, challengePath, type ChallengeListener } from './challenge-server.js';
 import { HTTP_CHALLENGE, serverPolicyWarnings, type HttpChallengeConfig } from './config.js';
+import { explainRefusal } from './refusals.js';
 
 export { HTTP_CHALLENGE, parseHttpChallengeConfig, serverPolicyWarnings, type HttpChallengeConfig } from './config.js';
 export { challengePath } from './challenge-server.js';
@@ -63,6 +64,8 @@ export class HttpChallengeAttestor implements NodeAttestor {
   readonly name = HTTP_CHALLENGE;
   /** The listener of the attestation in progress, so close() can release it too. */
   private active: ChallengeListener | undefined;
+  /** The port of the last attestation, for explaining a refusal of it. */
+  private lastPort: number | undefined;
 
   constructor(
     private readonly config: HttpChallengeConfig,
@@ -74,6 +77,7 @@ export class HttpChallengeAttestor implements NodeAttestor {
     const c = this.config;
     const listener = await listenForChallenge({ port: c.port, agentName: c.agentName, log: this.deps.log, host: this.deps.bindHost });
     this.active = listener;
+    this.lastPort = listener.port;
     // Every await below also ends on abort, so a stalled server cannot keep the port open.
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
@@ -104,5 +108,9 @@ export class HttpChallengeAttestor implements NodeAttestor {
 
   async close(): Promise<void> {
     await this.active?.close();
+  }
+
+  explainRefusal(serverMessage: string): string | undefined {
+    return explainRefusal(this.config, this.lastPort, serverMessage);
   }
 }

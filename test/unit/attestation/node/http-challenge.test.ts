@@ -7,7 +7,8 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { checkNodeAttestorConfig, createNodeAttestor } from '../../../../src/attestation/node/catalog.js';
-import { httpChallengePayload, parseChallenge, parseHttpChallengeConfig, serverPolicyWarnings } from '../../../../src/attestation/node/http_challenge/index.js';
+import { HttpChallengeAttestor, httpChallengePayload, parseChallenge, parseHttpChallengeConfig, serverPolicyWarnings } from '../../../../src/attestation/node/http_challenge/index.js';
+import { nullLogger } from '../../../../src/telemetry/logger.js';
 import { parseConfigText } from '../../../../src/config/load.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
 import { systemClock } from '../../../../src/clock.js';
@@ -111,5 +112,26 @@ describe('http_challenge payload and challenge', () => {
     [JSON.stringify({ nonce: 'x'.repeat(65) }), /has no usable "nonce"/],
   ])('refuses the challenge %s', (text, message) => {
     expect(() => parseChallenge(enc(text))).toThrow(expect.objectContaining({ code: 'node_attestor_challenge', message: expect.stringMatching(message) }));
+  });
+});
+
+describe('http_challenge refusals', () => {
+  // The server's messages as spire-server v1.13.3 words them (after its "nodeattestor(http_challenge): " prefix).
+  it.each([
+    ['the requested hostname is not allowed to connect', /hostname "node1\.example\.org" matches none of the server's allowed_dns_patterns/],
+    ['you can not use localhost as a hostname', /set hostname to a DNS name/],
+    ['port 8080 is not allowed to be used by this server', /accepts only its required_port: set port/],
+    ['port 8080 is not allowed to be >= 1024', /allow_non_root_ports = false/],
+    ['agent name is not valid', /agentname "default" is not one the server takes/],
+    ['attestation data has already been used to attest an agent', /spire-server agent evict -spiffeID <\.\.\.\/spire\/agent\/http_challenge\/node1\.example\.org>/],
+    ['challenge verification failed: Get "http://node1.example.org:8080/...": dial tcp: connection refused', /could not fetch http:\/\/node1\.example\.org:8080\/\.well-known\/spiffe\/nodeattestor\/http_challenge\/default\/challenge: check that node1\.example\.org resolves/],
+  ])('explains "%s"', (said, hint) => {
+    const att = new HttpChallengeAttestor(parse({ port: 8080 }), { log: nullLogger });
+    expect(att.explainRefusal(`nodeattestor(http_challenge): ${said}`)).toMatch(hint);
+  });
+
+  it('says nothing about other failures', () => {
+    const att = new HttpChallengeAttestor(parse({}), { log: nullLogger });
+    expect(att.explainRefusal('connection refused')).toBeUndefined();
   });
 });
