@@ -141,7 +141,7 @@ describe.skipIf(plan.skip)('http_challenge with spire-server v1.13.3', () => {
         agentTtl: '1m',
         pluginsExtra: `    NodeAttestor "http_challenge" {
         plugin_data {
-            allowed_dns_patterns = ["^127\\.0\\.0\\.1$"]
+            allowed_dns_patterns = ["^127\\\\.0\\\\.0\\\\.1$"]
             allow_non_root_ports = false
             required_port = ${rootPort}
             tofu = false
