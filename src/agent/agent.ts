@@ -109,7 +109,15 @@ export class Agent {
       this.ready = false;
       this.d.onFatal?.(err);
     });
-    await authority.start(signal);
+    // Start-up waits on timers that never hold the process (retry_bootstrap's backoff, the first
+    // sync's), and nothing else may hold it yet: Node would exit in the middle of a wait with an
+    // unsettled top-level await (code 13). This handle keeps it until start-up ends either way.
+    const hold = setInterval(() => undefined, 2 ** 30);
+    try {
+      await authority.start(signal);
+    } finally {
+      clearInterval(hold);
+    }
     this.cache = new CacheManager({
       authority,
       keyType: a.workloadX509SvidKeyType,

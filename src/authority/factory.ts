@@ -70,6 +70,7 @@ export async function createAuthority(d: AuthorityFactoryDeps): Promise<Authorit
     syncIntervalMs: config.server.syncIntervalMs,
     useSyncAuthorizedEntries: config.server.useSyncAuthorizedEntries,
     retryBootstrap: config.server.retryBootstrap,
+    rebootstrapping: config.server.rebootstrapMode !== 'never',
     session,
     clock,
     log: log.child({ [F.subsystem]: 'manager' }),

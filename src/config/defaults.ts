@@ -36,7 +36,8 @@ export const AGENT_DEFAULTS = Object.freeze({
   trust_bundle_format: 'pem',
   rebootstrap_mode: 'never',
   rebootstrap_delay: '10m',
-  retry_bootstrap: false,
+  // spire-agent v1.13.3 retries unless retry_bootstrap = false (its run.go sets RetryBootstrap = true).
+  retry_bootstrap: true,
   sds: Object.freeze({
     default_svid_name: 'default',
     default_bundle_name: 'ROOTCA',

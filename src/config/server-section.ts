@@ -54,6 +54,8 @@ export function readServerSettings(r: ObjectReader, sync: Sync): ServerKeys {
     ...sync,
   };
   const problems: Array<readonly [string, string]> = [];
+  // spire-agent's rule: rebootstrapping always retries, so setting retry_bootstrap with it is an error.
+  if (settings.rebootstrapMode !== 'never' && r.has('retry_bootstrap')) problems.push([r.key('retry_bootstrap'), 'you can not set retry_bootstrap when using reboostrap_mode']);
   checkServerKeys(settings, (key, msg) => problems.push([r.key(key), msg]));
   return {
     settings: Object.freeze(settings),

@@ -122,6 +122,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   node_attestor_unexpected_challenge: INTERNAL,
   node_attestor_challenge: INTERNAL,
   node_attestor_io: INTERNAL,
+  node_attestor_listen: INTERNAL,
   node_attestor_count: INTERNAL,
   keymanager_count: INTERNAL,
   keymanager_corrupt: INTERNAL,

@@ -18,6 +18,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
+import { HTTP_CHALLENGE, parseHttpChallengeConfig, verifyHttpChallengeConfig } from './http_challenge/config.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import { TPM_DEVID, parseTpmDevidConfig } from './tpm_devid/config.js';
 import type { NodeAttestor } from './types.js';
@@ -62,6 +63,12 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
     configure: (p, c) => parseTpmDevidConfig(p, c),
     verify: async (p, config, c) => (await import('./tpm_devid/index.js')).verifyTpmDevidFiles(p, config, c),
     create: async (config, d) => (await import('./tpm_devid/index.js')).createTpmDevidAttestor(config, d),
+  }),
+  // Its code (the HTTP listener) loads only when agent.conf configures it; `validate` binds no port.
+  [HTTP_CHALLENGE]: builtIn({
+    configure: (p, c) => parseHttpChallengeConfig(p, c),
+    verify: (p, config, c) => Promise.resolve(verifyHttpChallengeConfig(p, config, c)),
+    create: async (config, d) => (await import('./http_challenge/index.js')).createHttpChallengeAttestor(config, d),
   }),
 });
 

@@ -1,6 +1,6 @@
 import { SpiffeAgentError } from '../../errors.js';
 
-export type NodeAttestorErrorCode = 'node_attestor_config' | 'node_attestor_unexpected_challenge' | 'node_attestor_challenge' | 'node_attestor_io';
+export type NodeAttestorErrorCode = 'node_attestor_config' | 'node_attestor_unexpected_challenge' | 'node_attestor_challenge' | 'node_attestor_io' | 'node_attestor_listen';
 
 /** A node attestor could not produce its payload or answer a challenge. Message starts with "nodeattestor(<name>): ". */
 declare module '../../errors.js' {

@@ -27,4 +27,9 @@ export interface NodeAttestor {
   attest(stream: AttestationStream, signal: AbortSignal): Promise<void>;
   /** Releases what the plugin holds (listeners, devices). */
   close?(): Promise<void>;
+  /**
+   * What the operator can do about a refusal, given the server's message (gRPC details), when the
+   * plugin knows its server side's rules; appended to the attestation error.
+   */
+  explainRefusal?(serverMessage: string): string | undefined;
 }

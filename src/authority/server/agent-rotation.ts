@@ -4,15 +4,23 @@
  * again, others call RenewAgent. A server verdict of "re-attest" re-attests where the method
  * allows and otherwise deletes the stored SVID and stops; "banned" deletes it and stops. An
  * SVID that expired while rotation kept failing also stops the agent.
+ *
+ * Checks are spaced by spire-agent's rotator backoff (pkg/common/backoff from 5 s): about 5 s
+ * (±10 %) while all is well, ×1.5 after each failed rotation up to 2 min. spire-agent logs every
+ * failure as an error; here the first failure and each different one are errors, repeats debug,
+ * and the first success after failures says how many attempts it took.
  */
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { shouldRotateAgentSVID, type AgentSVIDState } from './agent-svid.js';
+import { Backoff } from './backoff.js';
+import { failureKind } from './bootstrap-retry.js';
 import { serverVerdict } from './server-errors.js';
 import { SessionError } from './session-errors.js';
 
+/** spire-agent's DefaultRotatorInterval, and its backoff's cap (24 × the interval). */
 const CHECK_INTERVAL_MS = 5_000;
-const MAX_BACKOFF_MS = 60_000;
+const MAX_BACKOFF_MS = 24 * CHECK_INTERVAL_MS;
 
 export interface AgentRotationDeps {
   readonly clock: Clock;
@@ -23,6 +31,8 @@ export interface AgentRotationDeps {
   readonly reattest: (signal: AbortSignal) => Promise<void>;
   readonly deleteSVID: () => Promise<void>;
   readonly fatal: (err: Error) => void;
+  /** The jitter's random source; tests pin it. */
+  readonly random?: () => number;
 }
 
 export class AgentRotation {
@@ -30,15 +40,20 @@ export class AgentRotation {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private failures = 0;
+  /** What the last failure was (failureKind), so a repeat is not logged as news. */
+  private lastFailure: string | undefined;
+  private readonly backoff: Backoff;
   private stopped = false;
   /** Set when the SVID chains to a tainted authority: rotate at the next check whatever its age. */
   private tainted = false;
 
-  constructor(private readonly d: AgentRotationDeps) {}
+  constructor(private readonly d: AgentRotationDeps) {
+    this.backoff = new Backoff(CHECK_INTERVAL_MS, MAX_BACKOFF_MS, d.random);
+  }
 
   /** Checks at once (an SVID loaded from disk may already be past its rotation time), then every 5 s. */
   start(): void {
-    void this.tick().finally(() => this.schedule(CHECK_INTERVAL_MS));
+    void this.tick().finally(() => this.schedule(this.backoff.next()));
   }
 
   stop(): void {
@@ -71,25 +86,35 @@ export class AgentRotation {
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.cancelTimer = this.d.clock.setTimer(ms, () => {
-      void this.tick().finally(() => this.schedule(this.failures === 0 ? CHECK_INTERVAL_MS : Math.min(MAX_BACKOFF_MS, CHECK_INTERVAL_MS * 2 ** this.failures)));
+      void this.tick().finally(() => this.schedule(this.backoff.next()));
     });
   }
 
   private async rotateIfNeeded(): Promise<void> {
     const s = this.d.current();
     const now = this.d.clock.now();
-    if (!this.tainted && !shouldRotateAgentSVID(now, s.notBefore, s.notAfter, this.d.availabilityTargetMs)) return;
+    // As spire-agent's rotator: every check without an error starts the backoff over.
+    if (!this.tainted && !shouldRotateAgentSVID(now, s.notBefore, s.notAfter, this.d.availabilityTargetMs)) {
+      this.backoff.reset();
+      return;
+    }
     const what = s.reattestable ? 'reattest agent' : 'rotate agent SVID';
     try {
       if (s.reattestable) await this.d.reattest(this.abort.signal);
       else await this.d.renew(this.abort.signal);
+      if (this.failures > 0) this.d.log.info({ attempt: this.failures + 1 }, `Could ${what} after failed attempts`);
       this.failures = 0;
+      this.lastFailure = undefined;
+      this.backoff.reset();
       this.tainted = false;
     } catch (err) {
       if (this.stopped) return;
       this.failures++;
       const message = (err as { details?: string }).details ?? (err as Error).message;
-      this.d.log.error({ error: message }, `Could not ${what}`);
+      const kind = failureKind(err);
+      if (kind !== this.lastFailure) this.d.log.error({ error: message, attempt: this.failures }, `Could not ${what}`);
+      else this.d.log.debug({ error: message, attempt: this.failures, repeated: true }, `Could not ${what}`);
+      this.lastFailure = kind;
       const verdict = serverVerdict(err);
       if (verdict !== undefined) return this.onVerdict(verdict, err);
       if (this.d.clock.now() > s.notAfter) {

@@ -13,6 +13,8 @@ import { F } from '../../telemetry/names.js';
 import type { Authority, AuthoritySnapshot, AuthorityStatus, SignedJWTSVID, SignedX509SVID } from '../types.js';
 import { ServerAuthorityError } from './authority-errors.js';
 import { Backoff, syncBackoffMaxMs } from './backoff.js';
+import { BOOTSTRAP_MAX_ELAPSED_MS, REBOOTSTRAP_MAX_ELAPSED_MS, retryBootstrap } from './bootstrap-retry.js';
+import { serverVerdict } from './server-errors.js';
 import { fetchBundles } from './bundle-sync.js';
 import type { SyncedEntry } from './convert.js';
 import { getAuthorizedEntries, syncAuthorizedEntries } from './entry-sync.js';
@@ -33,6 +35,8 @@ export interface ServerAuthorityOptions {
   readonly useSyncAuthorizedEntries: boolean;
   /** retry_bootstrap: keep retrying the first sync instead of failing start-up. */
   readonly retryBootstrap?: boolean;
+  /** rebootstrap_mode is not "never": those retries may go on for 24 hours instead of 1 minute, as in spire-agent. */
+  readonly rebootstrapping?: boolean;
   readonly session: ServerSession;
   readonly clock: Clock;
   readonly log: Logger;
@@ -82,27 +86,30 @@ export class ServerAuthority implements Authority {
     this.unsubscribeFatal = this.o.session.onFatal((err) => {
       for (const l of [...this.fatalListeners]) l(err);
     });
-    const initial = new Backoff(DEFAULT_SYNC_MS, syncBackoffMaxMs(DEFAULT_SYNC_MS), this.o.random);
-    for (;;) {
-      signal.throwIfAborted();
-      try {
-        await this.syncOnce();
-        break;
-      } catch (err) {
-        if (!this.o.retryBootstrap) {
-          throw new ServerAuthorityError(
-            'initial_sync_failed',
-            `server-authority: could not fetch entries and bundles from the SPIRE server: ${(err as Error).message}; check that the server is running and reachable, or set retry_bootstrap = true to keep retrying`,
-            { cause: err },
-          );
-        }
-        const wait = initial.next();
-        this.o.log.warn({ [F.error]: (err as Error).message, retry_interval: `${wait}ms` }, 'Failed to initialize manager');
-        await new Promise<void>((resolve) => {
-          const cancel = this.o.clock.setTimer(wait, resolve);
-          signal.addEventListener('abort', () => (cancel(), resolve()), { once: true });
+    // spire-agent's manager initialisation: with retry_bootstrap, the backoff of node attestation
+    // (5 s ×1.5 up to 2 min, for 1 minute or 24 hours), given up at once when the server says the
+    // agent must re-attest or shut down; otherwise the first failure ends the start.
+    const retries = this.o.retryBootstrap === true;
+    try {
+      if (retries) {
+        await retryBootstrap(() => this.syncOnce(), {
+          clock: this.o.clock,
+          log: this.o.log,
+          maxElapsedMs: this.o.rebootstrapping === true ? REBOOTSTRAP_MAX_ELAPSED_MS : BOOTSTRAP_MAX_ELAPSED_MS,
+          signal,
+          random: this.o.random,
+          message: 'Failed to initialize manager',
+          successMessage: 'Manager initialized after failed attempts',
+          isFinal: (err) => serverVerdict(err) !== undefined,
         });
-      }
+      } else await this.syncOnce();
+    } catch (err) {
+      signal.throwIfAborted();
+      throw new ServerAuthorityError(
+        'initial_sync_failed',
+        `server-authority: could not fetch entries and bundles from the SPIRE server: ${(err as Error).message}; ${retries ? 'retries are over; check that the server is running and reachable, then restart the agent' : 'check that the server is running and reachable, or leave retry_bootstrap at its default (true) to keep retrying'}`,
+        { cause: err },
+      );
     }
     this.arm(Math.min(this.backoff.next(), DEFAULT_SYNC_MS));
   }

@@ -334,7 +334,9 @@ class Session implements ServerSession {
       );
     }
     if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string') return err;
-    return new SessionError('attestation_failed', `session: node attestation with ${this.attestor.name} failed: ${e.details ?? e.message}`, { cause: err });
+    const said = e.details ?? e.message;
+    const hint = this.attestor.explainRefusal?.(said);
+    return new SessionError('attestation_failed', `session: node attestation with ${this.attestor.name} failed: ${said}${hint ? `; ${hint}` : ''}`, { cause: err });
   }
 
   private fatal(err: Error): void {

@@ -27,6 +27,13 @@ export interface TpmDevidFiles {
   endorsementHierarchyPassword?: string;
 }
 
+export interface HttpChallengeConf {
+  hostname?: string;
+  agentname?: string;
+  port?: number;
+  advertisedPort?: number;
+}
+
 export interface AgentConf {
   /** Everything of this agent lives here: agent.conf, data/, public/api.sock, agent.log. */
   dir: string;
@@ -46,6 +53,8 @@ export interface AgentConf {
   keyManager?: 'disk' | 'memory' | 'tpm';
   /** KeyManager "tpm"'s tpm_device_path (a swtpm socket); its directory is the data_dir. */
   tpmDevicePath?: string;
+  /** NodeAttestor "http_challenge" with these keys (each left out when undefined). */
+  httpChallenge?: HttpChallengeConf;
   logLevel?: string;
   /** experimental { sync_interval = ... } */
   syncInterval?: string;
@@ -128,6 +137,15 @@ export function renderAgentConf(c: AgentConf): string {
     ];
     const body = keys.filter(([, v]) => v !== undefined).map(([k, v]) => `            ${k} = ${JSON.stringify(v)}`);
     plugins.push(`    NodeAttestor "tpm_devid" {\n        plugin_data {\n${body.join('\n')}\n        }\n    }`);
+  } else if (c.httpChallenge) {
+    const h = c.httpChallenge;
+    const keys = [
+      h.hostname !== undefined ? `hostname = "${h.hostname}"` : '',
+      h.agentname !== undefined ? `agentname = "${h.agentname}"` : '',
+      h.port !== undefined ? `port = ${h.port}` : '',
+      h.advertisedPort !== undefined ? `advertised_port = ${h.advertisedPort}` : '',
+    ].filter(Boolean);
+    plugins.push(`    NodeAttestor "http_challenge" {\n        plugin_data {\n${keys.map((k) => `            ${k}\n`).join('')}        }\n    }`);
   } else {
     plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
   }

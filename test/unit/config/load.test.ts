@@ -184,6 +184,16 @@ telemetry {
     });
   });
 
+  it('retry_bootstrap defaults to true, as spire-agent v1.13.3; setting it with rebootstrap_mode is refused as there', async () => {
+    const base = 'agent {\n  trust_domain = "example.org"\n  server_address = "spire-server"\n  insecure_bootstrap = true\n';
+    const dflt = await parseConfigText(`${base}}\n`, 'a.conf', { expandEnv: false });
+    expect(dflt.mode === 'server' && dflt.server.retryBootstrap).toBe(true);
+    const off = await parseConfigText(`${base}  retry_bootstrap = false\n}\n`, 'a.conf', { expandEnv: false });
+    expect(off.mode === 'server' && off.server.retryBootstrap).toBe(false);
+    const withRebootstrap = 'agent {\n  trust_domain = "example.org"\n  server_address = "spire-server"\n  trust_bundle_path = "/b.pem"\n  rebootstrap_mode = "auto"\n  retry_bootstrap = true\n}\n';
+    await expect(parseConfigText(withRebootstrap, 'a.conf', { expandEnv: false })).rejects.toThrow(/a\.conf:6: agent\.retry_bootstrap: you can not set retry_bootstrap when using reboostrap_mode/);
+  });
+
   it('keeps plugins in file order with enabled, data and path', async () => {
     const text = `${MIN}plugins {
   WorkloadAttestor "unix" {

@@ -11,6 +11,7 @@ import { Backoff, syncBackoffMaxMs } from '../../../../src/authority/server/back
 import { generateKeyAndCsr } from '../../../../src/cache/keys.js';
 import { systemClock } from '../../../../src/clock.js';
 import type { RegistrationEntry } from '../../../../src/domain/types.js';
+import { FakeClock } from '../../../helpers/fake-clock.js';
 import { FakeSession, FakeSpireServer } from '../../../helpers/fake-spire-server.js';
 
 interface Line {
@@ -122,6 +123,55 @@ describe('entry sync', () => {
     const authority = new ServerAuthority({ trustDomain: 'example.org', syncIntervalMs: 60_000, useSyncAuthorizedEntries: true, session, clock: systemClock, log: recordingLog().log });
     cleanups.push(async () => (await authority.close(), await server.stop()));
     await expect(authority.start(new AbortController().signal)).rejects.toMatchObject({ code: 'initial_sync_failed', message: expect.stringContaining('retry_bootstrap') });
+  });
+});
+
+describe('first sync with retry_bootstrap', () => {
+  it('retries with spire-agent\'s backoff (5 s ×1.5), logs the failure once, and gives up after 1 minute', async () => {
+    const server = await FakeSpireServer.start();
+    server.failWith = grpc.status.INTERNAL;
+    const session = new FakeSession(server);
+    const clock = new FakeClock(Date.now());
+    // The retry waits; each call's own 4 s deadline timer is left out.
+    const waits: number[] = [];
+    const setTimer = clock.setTimer.bind(clock);
+    clock.setTimer = (ms, fn) => (ms !== 4_000 && waits.push(ms), setTimer(ms, fn));
+    const { log, lines } = recordingLog();
+    const authority = new ServerAuthority({ trustDomain: 'example.org', syncIntervalMs: 60_000, useSyncAuthorizedEntries: true, session, clock, log, retryBootstrap: true, random: () => 0.5 });
+    cleanups.push(async () => (await authority.close(), await server.stop()));
+    const started = authority.start(new AbortController().signal);
+    started.catch(() => undefined);
+    let settled = false;
+    started.finally(() => (settled = true)).catch(() => undefined);
+    for (let seen = 0, i = 0; i < 400 && !settled; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      if (waits.length > seen) clock.advance(waits[(seen = waits.length) - 1] as number);
+    }
+    await expect(started).rejects.toMatchObject({ code: 'initial_sync_failed', message: expect.stringContaining('retries are over') });
+    expect(waits).toEqual([5000, 7500, 11250, 16875]);
+    const failed = lines.filter((l) => l.msg === 'Failed to initialize manager');
+    expect(failed.map((l) => l.level)).toEqual(['warn', 'debug', 'debug', 'debug']);
+  });
+
+  it('recovers when the server answers again', async () => {
+    const server = await FakeSpireServer.start();
+    server.addEntries(1);
+    server.failWith = grpc.status.UNAVAILABLE;
+    const session = new FakeSession(server);
+    const clock = new FakeClock(Date.now());
+    const { log, lines } = recordingLog();
+    const authority = new ServerAuthority({ trustDomain: 'example.org', syncIntervalMs: 60_000, useSyncAuthorizedEntries: true, session, clock, log, retryBootstrap: true, random: () => 0.5 });
+    cleanups.push(async () => (await authority.close(), await server.stop()));
+    const started = authority.start(new AbortController().signal);
+    await expect.poll(() => lines.some((l) => l.msg === 'Failed to initialize manager')).toBe(true);
+    server.failWith = undefined;
+    clock.advance(5_000);
+    await started;
+    expect(authority.snapshot().entries).toHaveLength(1);
+    expect(lines.filter((l) => /Failed to initialize manager|Manager initialized after failed attempts/.test(l.msg)).map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'Failed to initialize manager'],
+      ['info', 'Manager initialized after failed attempts'],
+    ]);
   });
 });
 
