@@ -19,6 +19,7 @@ import { F } from '../../telemetry/names.js';
 import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
+import { AWS_IID, parseAwsIidConfig } from './aws_iid/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
@@ -55,6 +56,11 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
     configure: (p, c) => parseSshpopConfig(p, c),
     verify: async (p, config, c, clock) => (await import('./sshpop/index.js')).verifySshpopFiles(p, config, c, clock),
     create: async (config, d) => (await import('./sshpop/index.js')).createSshpopAttestor(config, d),
+  }),
+  // Reads the EC2 metadata service at attestation; its code loads only when configured.
+  [AWS_IID]: builtIn({
+    configure: (p, c) => parseAwsIidConfig(p, { ...c.env }, { file: c.file, text: c.text }),
+    create: async (config, d) => (await import('./aws_iid/index.js')).createAwsIidAttestor(config, { log: d.log }),
   }),
 });
 
