@@ -20,6 +20,7 @@ import { NodeAttestorError } from './errors.js';
 import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import { AWS_IID, parseAwsIidConfig } from './aws_iid/config.js';
+import { GCP_IIT, parseGcpIitConfig } from './gcp_iit/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
@@ -61,6 +62,10 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
   [AWS_IID]: builtIn({
     configure: (p, c) => parseAwsIidConfig(p, { ...c.env }, { file: c.file, text: c.text }),
     create: async (config, d) => (await import('./aws_iid/index.js')).createAwsIidAttestor(config, { log: d.log }),
+  }),
+  [GCP_IIT]: builtIn({
+    configure: (p, c) => parseGcpIitConfig(p, { file: c.file, text: c.text }),
+    create: async (config, d) => (await import('./gcp_iit/index.js')).createGcpIitAttestor(config, { log: d.log }),
   }),
 });
 
