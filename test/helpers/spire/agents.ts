@@ -31,6 +31,8 @@ export interface AgentConf {
   x509pop?: X509popFiles;
   /** NodeAttestor "sshpop" with these host_key_path and host_cert_path. */
   sshpop?: { keyPath: string; certPath: string };
+  /** Any other NodeAttestor: its name and the lines inside plugin_data. */
+  nodeAttestor?: { name: string; data: string };
   keyManager?: 'disk' | 'memory';
   logLevel?: string;
   /** experimental { sync_interval = ... } */
@@ -101,6 +103,8 @@ export function renderAgentConf(c: AgentConf): string {
             host_cert_path = "${c.sshpop.certPath}"
         }
     }`);
+  } else if (c.nodeAttestor) {
+    plugins.push(`    NodeAttestor "${c.nodeAttestor.name}" {\n        plugin_data {\n${c.nodeAttestor.data}\n        }\n    }`);
   } else {
     plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
   }

@@ -154,7 +154,8 @@ export class ImdsClient {
 
   private async backoff(deadline: number, url: string, last: ImdsRequestError | undefined): Promise<void> {
     if (this.now() + this.timing.backoffMs > deadline) throw this.deadlineError(url, last);
-    await new Promise<void>((resolve) => setTimeout(resolve, this.timing.backoffMs).unref());
+    // Not unref()ed: during attestation this wait may be all that keeps the process alive.
+    await new Promise<void>((resolve) => setTimeout(resolve, this.timing.backoffMs));
     if (this.opts.signal.aborted) throw this.deadlineError(url, last);
   }
 
