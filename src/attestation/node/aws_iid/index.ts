@@ -40,8 +40,9 @@ export function summarizeDocument(text: Buffer, url: string): IdentityDocumentSu
   let doc: unknown;
   try {
     doc = JSON.parse(text.toString('utf8'));
-  } catch (err) {
-    throw ioError(`malformed instance identity document from ${url}: not JSON (${(err as Error).message}); is ec2_metadata_endpoint the EC2 metadata service?`, err);
+  } catch {
+    // JSON.parse's message (and so the cause) quotes the text; the document is not logged, so only its size is said.
+    throw ioError(`malformed instance identity document from ${url}: not JSON (${text.length} bytes); is ec2_metadata_endpoint the EC2 metadata service?`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw ioError(`malformed instance identity document from ${url}: not a JSON object`);
   const d = doc as Record<string, unknown>;
