@@ -95,3 +95,35 @@ describe.skipIf(plan.skip)('gcp_iit with spire-server v1.13.3 and its gcp_iit pl
     expect(await server.listAgents()).toEqual([]);
   });
 });
+
+describe.skipIf(plan.skip)('gcp_iit when the metadata server fails', () => {
+  // spire-agent's request has no timeout, so "slow" is left to the unit tests (this agent gives up after 30 s).
+  const CASES: { name: string; set: (f: FakeGCEMetadata) => void | Promise<void>; ours: RegExp }[] = [
+    { name: 'down', set: (f) => f.close(), ours: /no metadata service at http:\/\/127\.0\.0\.1:\d+: this node is not on Google Cloud/ },
+    { name: '403', set: (f) => void (f.status = 403), ours: /identity\?audience=spire-gcp-node-attestor&format=full answered HTTP 403, want 200/ },
+    { name: '404', set: (f) => void (f.status = 404), ours: /answered HTTP 404, want 200: no service account/ },
+  ];
+  it('spiffe-agent stops with an error naming the URL and sends nothing; spire-agent\'s outcome is recorded', async () => {
+    const dir = await mkdtemp('/tmp/spire-it-gcp-iit-err-');
+    cleanup.defer(() => rm(dir, { recursive: true, force: true }));
+    const runs = CASES.flatMap((c) =>
+      KINDS.map(async (kind) => {
+        const fake = cleanup.add(await FakeGCEMetadata.start());
+        const host = fake.host;
+        await c.set(fake);
+        const rec = cleanup.add(await RecordingAttestServer.start(dir));
+        const agent = cleanup.add(await startAgent(kind, bins, await conf(kind, rec, host), { waitReady: false }));
+        const t0 = Date.now();
+        const log = await agent.waitExit(150_000);
+        return { c, kind, log, exit: agent.daemon.proc.exitCode, sent: rec.recorded.length, ms: Date.now() - t0 };
+      }),
+    );
+    for (const r of await Promise.all(runs)) {
+      const last = r.log.split('\n').filter((l) => /gcp_iit|crashed|failed/i.test(l)).slice(-1)[0] ?? '';
+      console.info(`gcp_iit ${r.c.name}: ${r.kind} exit=${r.exit} sent=${r.sent} after ${r.ms} ms: ${last.slice(0, 400)}`);
+      expect(r.exit, `${r.kind} ${r.c.name}`).not.toBe(0);
+      expect(r.sent, `${r.kind} ${r.c.name}`).toBe(0);
+      if (r.kind === 'spiffe-agent') expect(r.log, r.c.name).toMatch(r.c.ours);
+    }
+  });
+});
