@@ -21,6 +21,8 @@ import { JOIN_TOKEN, JoinTokenAttestor } from './join-token/index.js';
 import { HTTP_CHALLENGE, parseHttpChallengeConfig, verifyHttpChallengeConfig } from './http_challenge/config.js';
 import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import { TPM_DEVID, parseTpmDevidConfig } from './tpm_devid/config.js';
+import { AWS_IID, parseAwsIidConfig } from './aws_iid/config.js';
+import { GCP_IIT, parseGcpIitConfig } from './gcp_iit/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
@@ -69,6 +71,15 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
     configure: (p, c) => parseHttpChallengeConfig(p, c),
     verify: (p, config, c) => Promise.resolve(verifyHttpChallengeConfig(p, config, c)),
     create: async (config, d) => (await import('./http_challenge/index.js')).createHttpChallengeAttestor(config, d),
+  }),
+  // Reads the EC2 metadata service at attestation; its code loads only when configured.
+  [AWS_IID]: builtIn({
+    configure: (p, c) => parseAwsIidConfig(p, { ...c.env }, { file: c.file, text: c.text }),
+    create: async (config, d) => (await import('./aws_iid/index.js')).createAwsIidAttestor(config, { log: d.log }),
+  }),
+  [GCP_IIT]: builtIn({
+    configure: (p, c) => parseGcpIitConfig(p, { file: c.file, text: c.text }),
+    create: async (config, d) => (await import('./gcp_iit/index.js')).createGcpIitAttestor(config, { log: d.log }),
   }),
 });
 

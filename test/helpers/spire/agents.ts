@@ -55,6 +55,8 @@ export interface AgentConf {
   tpmDevicePath?: string;
   /** NodeAttestor "http_challenge" with these keys (each left out when undefined). */
   httpChallenge?: HttpChallengeConf;
+  /** Any other NodeAttestor: its name and the lines inside plugin_data. */
+  nodeAttestor?: { name: string; data: string };
   logLevel?: string;
   /** experimental { sync_interval = ... } */
   syncInterval?: string;
@@ -146,6 +148,8 @@ export function renderAgentConf(c: AgentConf): string {
       h.advertisedPort !== undefined ? `advertised_port = ${h.advertisedPort}` : '',
     ].filter(Boolean);
     plugins.push(`    NodeAttestor "http_challenge" {\n        plugin_data {\n${keys.map((k) => `            ${k}\n`).join('')}        }\n    }`);
+  } else if (c.nodeAttestor) {
+    plugins.push(`    NodeAttestor "${c.nodeAttestor.name}" {\n        plugin_data {\n${c.nodeAttestor.data}\n        }\n    }`);
   } else {
     plugins.push('    NodeAttestor "join_token" {\n        plugin_data {}\n    }');
   }
