@@ -12,6 +12,7 @@ import { NODE_ATTESTORS } from '../../../../src/attestation/node/catalog.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
 import { nullLogger } from '../../../../src/telemetry/logger.js';
 import { FakeIMDS, RECORDED } from '../../../helpers/cloud/aws-imds.js';
+import { failureOf } from '../../../helpers/failure.js';
 
 const plugin = (data: Record<string, unknown>): PluginConfig => ({ type: 'NodeAttestor', name: 'aws_iid', enabled: true, data, dataFile: undefined, path: 'plugins.NodeAttestor.aws_iid' });
 /** The SDK's timing, with shorter waits so error cases take well under a second. */
@@ -26,14 +27,7 @@ afterEach(() => imds.close());
 const attestor = (env: Record<string, string> = {}, data: Record<string, unknown> = { ec2_metadata_endpoint: imds.endpoint }) =>
   new AwsIidAttestor(parseAwsIidConfig(plugin(data), env), { log: nullLogger, timing: FAST });
 const payload = async (a = attestor()) => JSON.parse(Buffer.from(await a.payload(new AbortController().signal)).toString('utf8')) as Record<string, string>;
-const failure = async (a = attestor()) => {
-  try {
-    await a.payload(new AbortController().signal);
-  } catch (err) {
-    return err as Error & { code: string };
-  }
-  throw new Error('expected a failure');
-};
+const failure = (a = attestor()) => failureOf(a.payload(new AbortController().signal));
 
 describe('aws_iid config', () => {
   it('reads ec2_metadata_endpoint; without it, AWS_EC2_METADATA_SERVICE_ENDPOINT, then the IPv6 or IPv4 default', () => {

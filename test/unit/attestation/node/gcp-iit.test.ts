@@ -11,6 +11,7 @@ import { NODE_ATTESTORS } from '../../../../src/attestation/node/catalog.js';
 import type { PluginConfig } from '../../../../src/config/types.js';
 import { nullLogger } from '../../../../src/telemetry/logger.js';
 import { FakeGCEMetadata } from '../../../helpers/cloud/gcp-metadata.js';
+import { failureOf } from '../../../helpers/failure.js';
 
 const plugin = (data: Record<string, unknown>): PluginConfig => ({ type: 'NodeAttestor', name: 'gcp_iit', enabled: true, data, dataFile: undefined, path: 'plugins.NodeAttestor.gcp_iit' });
 let gce: FakeGCEMetadata;
@@ -20,14 +21,7 @@ beforeEach(async () => {
 afterEach(() => gce.close());
 
 const attestor = (data: Record<string, unknown> = { identity_token_host: gce.host }, timeoutMs = 2000) => new GcpIitAttestor(parseGcpIitConfig(plugin(data)), { log: nullLogger, timeoutMs });
-const failure = async (a = attestor()) => {
-  try {
-    await a.payload(new AbortController().signal);
-  } catch (err) {
-    return err as Error & { code: string };
-  }
-  throw new Error('expected a failure');
-};
+const failure = (a = attestor()) => failureOf(a.payload(new AbortController().signal));
 
 describe('gcp_iit', () => {
   it('defaults: metadata.google.internal and the default service account', () => {
