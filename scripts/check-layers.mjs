@@ -27,7 +27,7 @@ export const LAYERS = [
 ];
 
 /** The SDK ships to workloads: it stands outside the ladder and imports only what it shares with the daemon. */
-export const SDK = { unit: 'sdk', mayImport: ['sdk', 'svid', 'errors'], importedBy: ['sdk', 'cli'] };
+export const SDK = { unit: 'sdk', mayImport: ['sdk', 'svid', 'errors'], importedBy: ['sdk', 'agent', 'cli'] };
 
 const IMPORT = /(?:\bfrom|\bimport)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;
 

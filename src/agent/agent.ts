@@ -12,6 +12,7 @@ import { CacheManager } from '../cache/manager.js';
 import type { Clock } from '../clock.js';
 import type { PluginContext } from '../config/plugin-catalog.js';
 import type { AgentConfig } from '../config/types.js';
+import { ConfigError } from '../config/errors.js';
 import { openTpm as defaultOpenTpm, type OpenTpm } from '../tpm/open-tpm.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
@@ -32,6 +33,7 @@ import type { LevelControl, Logger } from '../telemetry/logger.js';
 import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
+import { fetchBundleFromWorkloadApi, workloadApiAddressProblem } from './workload-api-bundle.js';
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -85,6 +87,10 @@ export class Agent {
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
+    if (config.mode === 'server' && config.server.trustBundleSpiffeWorkloadApi !== undefined) {
+      const problem = workloadApiAddressProblem(config.server.trustBundleSpiffeWorkloadApi);
+      if (problem) throw new ConfigError([{ file: config.source, key: 'agent.trust_bundle_spiffe_workload_api', message: problem }]);
+    }
     if (config.mode === 'server' && !this.d.createServerSession) {
       // The session attests with these and keeps its keys in them; the agent owns and closes them.
       const hw = { log, clock, openTpm: this.d.openTpm ?? defaultOpenTpm };
@@ -94,7 +100,7 @@ export class Agent {
         await keyManager.close?.();
         throw err;
       });
-      this.serverPlugins = { keyManager, nodeAttestor };
+      this.serverPlugins = { keyManager, nodeAttestor, workloadApiBundle: fetchBundleFromWorkloadApi };
     }
     const authority = await createAuthority({
       config,

@@ -11,6 +11,7 @@ import type { ConfigProblem } from '../config/errors.js';
 import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../storage/bounded-file.js';
+import { workloadApiAddressProblem } from './workload-api-bundle.js';
 
 export interface InputFilesReport {
   readonly problems: ConfigProblem[];
@@ -51,6 +52,9 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
       problems.push({ file: source, key: 'agent.join_token_file', message: err.message.replace(/^nodeattestor\(join_token\): /, '') });
     }
   }
+  const wl = config.mode === 'server' ? config.server.trustBundleSpiffeWorkloadApi : undefined;
+  const wlProblem = wl === undefined ? undefined : workloadApiAddressProblem(wl);
+  if (wlProblem) problems.push({ file: source, key: 'agent.trust_bundle_spiffe_workload_api', message: wlProblem });
   return { problems, notes };
 }
 

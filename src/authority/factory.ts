@@ -19,6 +19,8 @@ import type { Authority } from './types.js';
 export interface ServerPlugins {
   readonly nodeAttestor: NodeAttestor;
   readonly keyManager: KeyManager;
+  /** trust_bundle_spiffe_workload_api's fetch: a Workload API client, which this layer may not import. */
+  readonly workloadApiBundle?: ((address: string, trustDomain: string) => Promise<Uint8Array[]>) | undefined;
 }
 
 export interface AuthorityFactoryDeps {
@@ -43,6 +45,7 @@ async function defaultSession(config: ServerModeConfig, log: Logger, clock: Cloc
     options: { ...config.server, trustDomain: a.trustDomain, dataDir: a.dataDir, availabilityTargetMs: a.availabilityTargetMs },
     nodeAttestor: plugins.nodeAttestor,
     keyManager: plugins.keyManager,
+    workloadApiBundle: plugins.workloadApiBundle,
     log,
     clock,
   });

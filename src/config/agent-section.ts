@@ -1,10 +1,12 @@
 /**
  * The `agent { ... }` block: every key spire-agent knows (doc/spire_agent.md, cmd/spire-agent/cli/run)
  * plus our extensions (log_selectors, reattest_interval, shutdown_grace_period, and sync_interval / use_sync_authorized_entries
- * also accepted outside `experimental`). Keys spire-agent knows that we do not act on are accepted and ignored.
+ * also accepted outside `experimental`). A key spire-agent knows either works as it documents it or is
+ * refused with the reason: none is accepted and then ignored.
  * The keys that only mean something with a SPIRE server are read by ./server-section.ts.
  */
 import { parseGoDuration } from '../duration.js';
+import { pqKemUnsupportedReason } from '../net/pq-kem.js';
 import { AGENT_DEFAULTS, MIN_AVAILABILITY_TARGET } from './defaults.js';
 import type { ObjectReader } from './reader.js';
 import { parseTrustDomainName } from './trust-domain.js';
@@ -19,6 +21,7 @@ function readExperimental(r: ObjectReader | undefined) {
     syncIntervalMs: undefined as number | undefined,
     useSyncAuthorizedEntries: undefined as boolean | undefined,
     jwtSvidCacheHitTimeoutMs: undefined as number | undefined,
+    requirePqKem: false,
   };
   if (!r) return out;
   out.syncIntervalMs = r.optionalDuration('sync_interval');
@@ -28,22 +31,31 @@ function readExperimental(r: ObjectReader | undefined) {
     r.problems.add(r.key('jwt_svid_cache_hit_timeout'), 'must be at least 5s and less than 30s');
   }
   out.jwtSvidCacheHitTimeoutMs = hit;
-  r.optionalString('named_pipe_name');
-  r.optionalString('admin_named_pipe_name');
-  r.bool('require_pq_kem', false);
-  r.stringList('feature_flags', []);
-  const rl = r.block('ratelimit');
-  if (rl) {
-    for (const k of ['fetch_x509_svid', 'fetch_jwt_svid', 'fetch_x509_bundles', 'fetch_jwt_bundles', 'stream_secrets', 'fetch_secrets']) {
-      rl.int(k, 0, { min: 0 });
-    }
-    rl.finish();
+  // spire-agent v1.13.3's wording on Linux, where these Windows keys do not exist.
+  if (r.has('named_pipe_name')) r.problems.add(r.key('named_pipe_name'), 'named_pipe_name is not supported in this platform; please use socket_path instead');
+  if (r.has('admin_named_pipe_name')) {
+    r.problems.add(r.key('admin_named_pipe_name'), 'admin_named_pipe_name is not supported in this platform; please use admin_socket_path instead');
   }
-  // The SPIFFE Broker API is not implemented; its block is accepted so spire-agent configs still load.
-  r.ignore('broker');
+  r.ignore('named_pipe_name', 'admin_named_pipe_name');
+  out.requirePqKem = r.bool('require_pq_kem', false);
+  if (out.requirePqKem) {
+    const why = pqKemUnsupportedReason();
+    if (why) r.problems.add(r.key('require_pq_kem'), why);
+  }
+  // v1.13.3 knows one flag, which only its own tests read; any other is its "unknown feature flag" error.
+  const unknown = r.stringList('feature_flags', []).filter((f) => !KNOWN_FEATURE_FLAGS.includes(f));
+  if (unknown.length > 0) r.problems.add(r.key('feature_flags'), `error loading feature flags: unknown feature flag(s): [${unknown.join(' ')}]`);
+  // Neither exists in v1.13.3 (it skips unknown experimental keys); refused here so nobody believes them on.
+  if (r.has('ratelimit')) {
+    r.problems.add(r.key('ratelimit'), 'Workload API rate limiting (spire-agent v1.15) is not implemented; remove the ratelimit block (per-uid connection and call limits always apply, see the README)');
+  }
+  if (r.has('broker')) r.problems.add(r.key('broker'), 'the SPIFFE Broker API is not implemented; remove the broker block');
+  r.ignore('ratelimit', 'broker');
   r.finish();
   return out;
 }
+
+const KNOWN_FEATURE_FLAGS: readonly string[] = ['i_am_a_test_flag'];
 
 export interface AgentSectionResult {
   readonly agent: AgentSection;
@@ -105,10 +117,14 @@ export function readAgentSection(r: ObjectReader): AgentSectionResult {
     syncIntervalMs: syncTop ?? exp.syncIntervalMs ?? parseGoDuration(AGENT_DEFAULTS.sync_interval)!,
     useSyncAuthorizedEntries: useSyncTop ?? exp.useSyncAuthorizedEntries ?? AGENT_DEFAULTS.use_sync_authorized_entries,
     jwtSvidCacheHitTimeoutMs: exp.jwtSvidCacheHitTimeoutMs,
+    requirePqKem: exp.requirePqKem,
   });
-  // Accepted for spire-agent compatibility; Go profiling has no meaning here.
-  r.bool('log_source_location', false);
-  r.bool('profiling_enabled', false);
+  const logSourceLocation = r.bool('log_source_location', false);
+  // spire-agent serves Go's pprof; Node's profilers are started from the command line instead.
+  if (r.bool('profiling_enabled', false)) {
+    r.problems.add(r.key('profiling_enabled'), 'Go pprof profiling is not available in spiffe-agent; profile it with Node.js flags instead (NODE_OPTIONS="--cpu-prof --heap-prof" or --inspect), and remove profiling_enabled');
+  }
+  // Without profiling_enabled spire-agent reads none of these either.
   r.int('profiling_port', 0, { min: 0, max: 65535 });
   r.int('profiling_freq', 0, { min: 0 });
   r.stringList('profiling_names', []);
@@ -116,6 +132,7 @@ export function readAgentSection(r: ObjectReader): AgentSectionResult {
   crossCheck(section, r);
   const agent = Object.freeze({
     ...section,
+    logSourceLocation,
     logSelectors: Object.freeze(section.logSelectors),
     allowedForeignJwtClaims: Object.freeze(section.allowedForeignJwtClaims),
     authorizedDelegates: Object.freeze(section.authorizedDelegates ?? []),

@@ -78,6 +78,9 @@ export async function parseConfigText(text: string, file: string, opts: LoadOpti
     for (const key of server.present) {
       problems.add(`agent.${key}`, `${key} applies only when agent.server_address is set; set server_address to join a SPIRE server, or remove ${key} to serve from the embedded authority`);
     }
+    if (server.settings.requirePqKem) {
+      problems.add('agent.experimental.require_pq_kem', 'require_pq_kem applies to the TLS connection to the SPIRE server, and without agent.server_address there is none; remove it or set server_address');
+    }
   }
   const healthChecks = readHealthChecks(section('health_checks'));
   // Telemetry sinks are not implemented yet; the block is accepted so spire-agent configs load unchanged.

@@ -63,10 +63,17 @@ export async function readPlugins(plugins: unknown, ctx: PluginReadContext): Pro
     if (!body) continue;
     const r = new ObjectReader(body, path, problems);
     const enabled = r.bool('enabled', true);
-    // External plugins (go-plugin binaries) cannot run here; the agent reports plugin_cmd when it loads.
-    r.optionalString('plugin_cmd');
-    r.stringList('plugin_args', []);
-    r.optionalString('plugin_checksum');
+    // External plugins (go-plugin binaries) cannot run here. Running the built-in of the same name
+    // instead would attest with code the operator did not configure, so each key is refused.
+    for (const k of ['plugin_cmd', 'plugin_args', 'plugin_checksum'] as const) {
+      if (r.has(k)) {
+        problems.add(
+          `${path}.${k}`,
+          `external plugins are not supported by spiffe-agent; remove ${k}${k === 'plugin_cmd' ? ` to use the built-in ${raw.type} "${raw.name}" if there is one` : ''}, or keep spire-agent for this plugin`,
+        );
+      }
+    }
+    r.ignore('plugin_cmd', 'plugin_args', 'plugin_checksum');
     const dataRaw = r.raw('plugin_data');
     const dataFile = r.optionalString('plugin_data_file');
     r.finish();

@@ -34,7 +34,7 @@ export interface ServerKeys {
   readonly problems: ReadonlyArray<readonly [string, string]>;
 }
 
-type Sync = Pick<ServerSettings, 'syncIntervalMs' | 'useSyncAuthorizedEntries' | 'jwtSvidCacheHitTimeoutMs'>;
+type Sync = Pick<ServerSettings, 'syncIntervalMs' | 'useSyncAuthorizedEntries' | 'jwtSvidCacheHitTimeoutMs' | 'requirePqKem'>;
 
 export function readServerSettings(r: ObjectReader, sync: Sync): ServerKeys {
   const settings = {

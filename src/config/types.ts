@@ -16,6 +16,8 @@ export interface AgentSection {
   logLevel: LogLevel;
   logFormat: LogFormat;
   logFile: string | undefined;
+  /** log_source_location: each line names the source file, line and function that wrote it. */
+  logSourceLocation?: boolean;
   /** Selector types (e.g. "unix") or type:key prefixes (e.g. "unix:uid") whose values audit records show in full. */
   logSelectors: readonly string[];
   workloadX509SvidKeyType: KeyType;
@@ -69,6 +71,8 @@ export interface ServerSettings {
    * server before answering with a still-valid cached JWT-SVID. Undefined = the 30 s RPC budget (v1.13.3).
    */
   jwtSvidCacheHitTimeoutMs: number | undefined;
+  /** experimental.require_pq_kem: TLS to the server offers only X25519MLKEM768 (checked supported at load). */
+  requirePqKem: boolean;
 }
 
 export interface PluginConfig {

@@ -21,6 +21,25 @@ export interface LoggerOptions {
   file?: string | undefined;
   /** Where text/json goes when no file is set (tests pass a stream). */
   destination?: NodeJS.WritableStream | undefined;
+  /** log_source_location: add logrus's ReportCaller fields `func` and `file` (path:line) to every line. */
+  sourceLocation?: boolean | undefined;
+}
+
+/** Frames of the logging machinery itself, skipped to find who logged. */
+const OWN_FRAMES = /[/\\]node_modules[/\\]pino[/\\]|[/\\]telemetry[/\\]logger\.[jt]s:/;
+
+/**
+ * The first stack frame outside pino and this module, as logrus's caller fields. A stack is
+ * captured for every line, so this runs only when the operator asked for it.
+ */
+export function callerFields(stack: string | undefined): Record<string, string> {
+  for (const line of (stack ?? '').split('\n').slice(1)) {
+    if (OWN_FRAMES.test(line)) continue;
+    const m = /^\s*at (?:(.*?) \()?(?:file:\/\/)?(.+?):(\d+):\d+\)?$/.exec(line);
+    if (!m) continue;
+    return { func: m[1] ?? '<anonymous>', file: `${m[2]}:${m[3]}` };
+  }
+  return {};
 }
 
 /** Keys that must never reach a log line whatever a caller passes. */
@@ -91,6 +110,7 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
         base: undefined,
         redact: { paths: REDACT, censor: '[redacted]' },
         formatters: opts.format === 'json' ? { level: (label) => ({ level: label === 'warn' ? 'warning' : label }) } : {},
+        ...(opts.sourceLocation ? { mixin: () => callerFields(new Error().stack) } : {}),
       },
       dest,
     );

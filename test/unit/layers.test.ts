@@ -36,7 +36,7 @@ describe('layering', () => {
     expect(check(src)).toEqual(['src/telemetry/t.ts:2: src/telemetry (layer 1) imports src/config (layer 2), a higher layer']);
   });
 
-  it('keeps the SDK to svid and errors, and lets only the CLI import it', () => {
+  it('keeps the SDK to svid and errors, and lets only the agent (trust_bundle_spiffe_workload_api) and the CLI import it', () => {
     const src = tree({
       'svid/id.ts': 'export {};\n',
       'cache/m.ts': 'export {};\n',
@@ -45,7 +45,7 @@ describe('layering', () => {
       'cli/c.ts': "import { x } from '../sdk/x.js';\n",
     });
     expect(check(src)).toEqual([
-      'src/endpoints/e.ts:1: src/endpoints imports the SDK; only cli may',
+      'src/endpoints/e.ts:1: src/endpoints imports the SDK; only agent, cli may',
       'src/sdk/x.ts:2: the SDK imports src/cache; it may import only svid and errors',
     ]);
   });

@@ -29,6 +29,8 @@ export interface BootstrapOptions {
   readonly trustBundleUrl: string | undefined;
   readonly trustBundleUnixSocket: string | undefined;
   readonly trustBundleFormat: 'pem' | 'spiffe';
+  /** trust_bundle_spiffe_workload_api: a Workload API address the bundle is fetched from. */
+  readonly trustBundleSpiffeWorkloadApi?: string | undefined;
   readonly insecureBootstrap: boolean;
   readonly serverAddress: string | undefined;
   readonly serverPort: number;
@@ -47,6 +49,8 @@ export interface BootstrapDeps {
   readonly log: Logger;
   /** Seam for tests: fetches a URL (over `unixSocket` when given) and returns its body. */
   readonly download?: (url: string, unixSocket: string | undefined) => Promise<Uint8Array>;
+  /** Fetches the X.509 authorities of a trust domain from a Workload API (the agent supplies the client). */
+  readonly workloadApiBundle?: ((address: string, trustDomain: string) => Promise<Uint8Array[]>) | undefined;
 }
 
 /** The bootstrap trust source and its persisted state (spire-agent's trustbundlesources.Bundle). */
@@ -99,7 +103,9 @@ export class BootstrapTrust {
     await this.persist();
     let bytes: Uint8Array;
     let from: string;
-    if (o.trustBundleUrl !== undefined) {
+    if (o.trustBundleSpiffeWorkloadApi !== undefined) {
+      return { certs: await this.fromWorkloadApi(o.trustBundleSpiffeWorkloadApi), insecure: false };
+    } else if (o.trustBundleUrl !== undefined) {
       const url = this.bundleUrl();
       from = `trust_bundle_url ${o.trustBundleUrl}`;
       this.d.log.info(
@@ -121,11 +127,25 @@ export class BootstrapTrust {
     } else if (o.insecureBootstrap) {
       return { certs: [], insecure: true };
     } else {
-      throw new SessionError('bootstrap_bundle', 'bootstrap: no trust bundle source; set trust_bundle_path, trust_bundle_url or insecure_bootstrap in the agent block');
+      throw new SessionError('bootstrap_bundle', 'bootstrap: no trust bundle source; set trust_bundle_path, trust_bundle_url, trust_bundle_spiffe_workload_api or insecure_bootstrap in the agent block');
     }
     const certs = await parseTrustBundle(bytes, o.trustBundleFormat, o.trustDomain, from);
     this.last = certs;
     return { certs, insecure: false };
+  }
+
+  private async fromWorkloadApi(address: string): Promise<Uint8Array[]> {
+    const fetch = this.d.workloadApiBundle;
+    if (!fetch) throw new SessionError('bootstrap_bundle', 'bootstrap: trust_bundle_spiffe_workload_api is set but this agent was built without a Workload API client');
+    this.d.log.info({ address, attempt: this.attempts }, `Server ${this.use === USE_REBOOTSTRAP ? 'reattestation' : 'attestation'} attempt ${this.attempts}`);
+    let certs: Uint8Array[];
+    try {
+      certs = await fetch(address, this.d.options.trustDomain);
+    } catch (err) {
+      throw new SessionError('bootstrap_bundle', `bootstrap: ${(err as Error).message}; check trust_bundle_spiffe_workload_api and that the agent behind it serves this trust domain`, { cause: err });
+    }
+    this.last = certs;
+    return certs;
   }
 
   /** After a successful attestation from the bootstrap source: state reset, bundle stored. */

@@ -20,7 +20,7 @@ import { loadServiceConstructors, openServerChannel, rawUnary, serverTarget, typ
 import { SERVER_CALL_TIMEOUT_MS } from './rpc.js';
 import { SessionError } from './session-errors.js';
 import type { AgentSVIDStatus, ServerClients, ServerSession } from './session.js';
-import { insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf, tlsFailureReason } from './tls.js';
+import { insecureCredentials, isUnknownAuthorityError, serverCredentials, serverIdOf, tlsFailureReason, type TlsPolicy } from './tls.js';
 import { decodeBundleX509 } from './wire.js';
 
 /** The agent {} keys the session uses; ServerSettings plus trust_domain/data_dir fit it structurally. */
@@ -33,6 +33,8 @@ export interface ServerSessionOptions extends BootstrapOptions {
   readonly availabilityTargetMs: number;
   /** retry_bootstrap: keep retrying node attestation with backoff (spire-agent's limits). */
   readonly retryBootstrap?: boolean;
+  /** experimental.require_pq_kem: offer only the X25519MLKEM768 key exchange to the server. */
+  readonly requirePqKem?: boolean;
 }
 
 export interface ServerSessionDeps {
@@ -45,6 +47,8 @@ export interface ServerSessionDeps {
    */
   readonly keyManager: KeyManager;
   readonly nodeAttestor: NodeAttestor;
+  /** trust_bundle_spiffe_workload_api's fetch (a Workload API client, which this layer may not import). */
+  readonly workloadApiBundle?: ((address: string, trustDomain: string) => Promise<Uint8Array[]>) | undefined;
 }
 
 /** Old channels keep serving calls already started on them for this long after a swap. */
@@ -60,6 +64,7 @@ class Session implements ServerSession {
   private readonly serverId: string;
   private readonly target: string;
   private readonly sni: string | undefined;
+  private readonly tlsPolicy: TlsPolicy;
   private readonly ctors = loadServiceConstructors();
   private storage: AgentStorage | undefined;
   private bootstrap: BootstrapTrust | undefined;
@@ -83,6 +88,7 @@ class Session implements ServerSession {
     this.attestor = d.nodeAttestor;
     this.serverId = serverIdOf(this.o.trustDomain);
     this.target = serverTarget(this.o.serverAddress, this.o.serverPort);
+    this.tlsPolicy = { requirePqKem: this.o.requirePqKem };
     this.sni = isIP(this.o.serverAddress.replace(/^\[|\]$/g, '')) ? this.o.trustDomain : undefined;
   }
 
@@ -91,7 +97,7 @@ class Session implements ServerSession {
     await ensurePrivateDir(o.dataDir);
     const storage = await AgentStorage.open(o.dataDir);
     this.storage = storage;
-    this.bootstrap = new BootstrapTrust({ options: o, storage, clock: this.d.clock, log: this.log });
+    this.bootstrap = new BootstrapTrust({ options: o, storage, clock: this.d.clock, log: this.log, workloadApiBundle: this.d.workloadApiBundle });
     this.bootstrap.init();
     let rebootstrapMode = o.rebootstrapMode;
     const stored = storage.svid();
@@ -246,8 +252,8 @@ class Session implements ServerSession {
     const key = await km.generateKey(nextAgentSVIDKeyId(currentKey));
     const csr = await makeAgentCSR(key);
     const creds = insecure
-      ? await insecureCredentials(this.o.serverAddress, this.o.serverPort, this.serverId, signal)
-      : serverCredentials(this.bundle, this.serverId);
+      ? await insecureCredentials(this.o.serverAddress, this.o.serverPort, this.serverId, signal, this.tlsPolicy)
+      : serverCredentials(this.bundle, this.serverId, undefined, this.tlsPolicy);
     const ch = openServerChannel(this.ctors, this.target, creds, this.sni);
     try {
       const res = await attestAgent(ch.agent, csr, this.attestor, signal);
@@ -289,7 +295,7 @@ class Session implements ServerSession {
     const key = await s.key.unsealForTLS();
     // A later swap (a rotation or bundle change while the key was unsealed) carries newer state.
     if (this.closed || gen !== this.swapGeneration) return;
-    const next = openServerChannel(this.ctors, this.target, serverCredentials(this.bundle, this.serverId, { chain: s.chain, key }), this.sni);
+    const next = openServerChannel(this.ctors, this.target, serverCredentials(this.bundle, this.serverId, { chain: s.chain, key }, this.tlsPolicy), this.sni);
     const old = this.channel;
     this.channel = next;
     if (old) {

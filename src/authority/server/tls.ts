@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
+import { PQ_KEM_GROUP } from '../../net/pq-kem.js';
 import { pemEncodeCertificates, sanURIs } from '../../svid/der.js';
 import { SessionError } from './session-errors.js';
 
@@ -35,18 +36,32 @@ export interface AgentCredentials {
   readonly key: KeyObject;
 }
 
+/** TLS settings of the server connection beyond its keys (spire-agent's TLSPolicy). */
+export interface TlsPolicy {
+  /** Offer only X25519MLKEM768; load.ts has checked the runtime supports it. */
+  readonly requirePqKem?: boolean | undefined;
+}
+
+function groups(policy: TlsPolicy): { ecdhCurve?: string } {
+  return policy.requirePqKem ? { ecdhCurve: PQ_KEM_GROUP } : {};
+}
+
 /** Channel credentials that verify the server against `bundle` and present `agent` when given (mTLS). */
-export function serverCredentials(bundle: readonly Uint8Array[], expectedId: string, agent?: AgentCredentials): grpc.ChannelCredentials {
+export function serverCredentials(bundle: readonly Uint8Array[], expectedId: string, agent?: AgentCredentials, policy: TlsPolicy = {}): grpc.ChannelCredentials {
   const roots = Buffer.from(pemEncodeCertificates(bundle));
   const key = agent ? Buffer.from(agent.key.export({ type: 'pkcs8', format: 'pem' }) as string) : null;
   const chain = agent ? Buffer.from(pemEncodeCertificates(agent.chain)) : null;
-  return grpc.credentials.createSsl(roots, key, chain, {
+  const verify: grpc.VerifyOptions = {
     // Called by Node only after the chain verified against `roots`.
     checkServerIdentity: (_host, cert) => {
       const problem = checkServerId(new Uint8Array(cert.raw), expectedId);
       return problem === undefined ? undefined : new SessionError('server_identity', `client: ${problem}`);
     },
-  });
+  };
+  if (!policy.requirePqKem) return grpc.credentials.createSsl(roots, key, chain, verify);
+  // createSsl takes no key-exchange groups; a secure context built here carries them.
+  const ctx = tls.createSecureContext({ ca: roots, ...(key && chain ? { key, cert: chain } : {}), ...groups(policy) });
+  return grpc.credentials.createFromSecureContext(ctx, verify);
 }
 
 /**
@@ -54,16 +69,18 @@ export function serverCredentials(bundle: readonly Uint8Array[], expectedId: str
  * the chain is unverified, so the ID is checked by a separate handshake first — the same soft
  * "is this the right trust domain's server" check spire-agent makes, not a security feature.
  */
-export async function insecureCredentials(host: string, port: number, expectedId: string, signal?: AbortSignal): Promise<grpc.ChannelCredentials> {
-  const leaf = await peerLeaf(host, port, signal);
+export async function insecureCredentials(host: string, port: number, expectedId: string, signal?: AbortSignal, policy: TlsPolicy = {}): Promise<grpc.ChannelCredentials> {
+  const leaf = await peerLeaf(host, port, signal, policy);
   const problem = checkServerId(leaf, expectedId);
   if (problem !== undefined) throw new SessionError('server_identity', `client: insecure bootstrap: ${problem}`);
-  return grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
+  const verify = { rejectUnauthorized: false, checkServerIdentity: () => undefined };
+  if (!policy.requirePqKem) return grpc.credentials.createSsl(null, null, null, verify);
+  return grpc.credentials.createFromSecureContext(tls.createSecureContext(groups(policy)), verify);
 }
 
-function peerLeaf(host: string, port: number, signal?: AbortSignal): Promise<Uint8Array> {
+function peerLeaf(host: string, port: number, signal: AbortSignal | undefined, policy: TlsPolicy): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const sock = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: isIP(host) ? undefined : host });
+    const sock = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: isIP(host) ? undefined : host, ...groups(policy) });
     const done = (err?: Error, leaf?: Uint8Array) => {
       signal?.removeEventListener('abort', onAbort);
       sock.destroy();

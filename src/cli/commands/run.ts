@@ -65,7 +65,7 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   }
   const a = config.agent;
-  const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr });
+  const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr, sourceLocation: a.logSourceLocation });
   let fatal: ((err: Error) => void) | undefined;
   const fatalError = new Promise<Error>((resolve) => (fatal = resolve));
   const agent = new Agent({

@@ -62,6 +62,8 @@ export interface AgentConf {
   syncInterval?: string;
   /** extra lines inside agent {} and plugins {} */
   agentExtra?: string;
+  /** spiffe-agent only: the Node.js binary to run it on (default: the test runner's). */
+  nodeBin?: string;
   pluginsExtra?: string;
 }
 
@@ -209,7 +211,7 @@ export class AgentHandle {
     const conf = confPathOf(this.conf);
     const extra = this.conf.joinToken && this.conf.joinTokenVia === 'flag' ? ['-joinToken', this.conf.joinToken] : [];
     if (this.kind === 'spire-agent') return [this.bins.agent, ['run', '-config', conf, ...extra]];
-    return [process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
+    return [this.conf.nodeBin ?? process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
   }
 
   async start(o: StartAgentOptions = {}): Promise<this> {

@@ -29,6 +29,8 @@ export interface SpireServerOptions {
   /** extra lines in server {} and plugins {} */
   serverExtra?: string;
   pluginsExtra?: string;
+  /** Extra environment for the server process (e.g. GODEBUG). */
+  env?: Record<string, string>;
 }
 
 export interface EntryInput {
@@ -148,7 +150,10 @@ ${na.joinToken ? '    NodeAttestor "join_token" { plugin_data {} }\n' : ''}${
   }
 
   private async launch(): Promise<void> {
-    this.daemon = new Daemon('spire-server', this.opts.bins.server, ['run', '-config', this.confPath], join(this.dir, 'server.log'), { cwd: this.dir });
+    this.daemon = new Daemon('spire-server', this.opts.bins.server, ['run', '-config', this.confPath], join(this.dir, 'server.log'), {
+      cwd: this.dir,
+      ...(this.opts.env ? { env: { ...process.env, ...this.opts.env } } : {}),
+    });
     await waitFor(
       'spire-server to be healthy',
       async () => {

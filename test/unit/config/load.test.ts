@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfigText } from '../../../src/config/load.js';
+import { pqKemUnsupportedReason } from '../../../src/net/pq-kem.js';
 
 const MIN = 'agent {\n  trust_domain = "example.org"\n}\n';
 
@@ -145,14 +146,9 @@ describe('spire-agent keys', () => {
   experimental {
     sync_interval = "10s"
     jwt_svid_cache_hit_timeout = "10s"
-    named_pipe_name = "\\\\spire-agent\\\\public\\\\api"
-    admin_named_pipe_name = "x"
     use_sync_authorized_entries = false
     require_pq_kem = false
-    feature_flags = []
-    ratelimit {
-      fetch_x509_svid = 10
-    }
+    feature_flags = ["i_am_a_test_flag"]
   }
 }
 telemetry {
@@ -182,6 +178,39 @@ telemetry {
       sdsDisableSpiffeCertValidation: true,
       authorizedDelegates: ['spiffe://example.org/delegate'],
     });
+  });
+
+  it('log_source_location reaches the agent section', async () => {
+    const c = await parseConfigText(`agent {\n  trust_domain = "example.org"\n  log_source_location = true\n}\n`, 'a.conf', { expandEnv: false });
+    expect(c.agent.logSourceLocation).toBe(true);
+  });
+
+  // Each was accepted and then ignored before; now each is refused with file, line and reason.
+  it.each([
+    ['named_pipe_name', 'experimental {\n    named_pipe_name = "x"\n  }', /a\.conf:4: agent\.experimental\.named_pipe_name: named_pipe_name is not supported in this platform; please use socket_path instead/],
+    ['admin_named_pipe_name', 'experimental {\n    admin_named_pipe_name = "x"\n  }', /a\.conf:4: agent\.experimental\.admin_named_pipe_name: .*please use admin_socket_path instead/],
+    ['an unknown feature flag', 'experimental {\n    feature_flags = ["i_am_a_test_flag", "foo", "bar"]\n  }', /a\.conf:4: agent\.experimental\.feature_flags: error loading feature flags: unknown feature flag\(s\): \[foo bar\]/],
+    ['ratelimit', 'experimental {\n    ratelimit {\n      fetch_x509_svid = 10\n    }\n  }', /a\.conf:4: agent\.experimental\.ratelimit: Workload API rate limiting \(spire-agent v1\.15\) is not implemented/],
+    ['broker', 'experimental {\n    broker {}\n  }', /agent\.experimental\.broker: the SPIFFE Broker API is not implemented/],
+    ['profiling_enabled', 'profiling_enabled = true', /a\.conf:3: agent\.profiling_enabled: Go pprof profiling is not available in spiffe-agent; profile it with Node\.js flags/],
+    ['require_pq_kem without a server', 'experimental {\n    require_pq_kem = true\n  }', /agent\.experimental\.require_pq_kem: .*(without agent\.server_address there is none|cannot offer the X25519MLKEM768)/],
+  ])('refuses %s', async (_name, body, want) => {
+    const text = `agent {\n  trust_domain = "example.org"\n  ${body}\n}\n`;
+    await expect(parseConfigText(text, 'a.conf', { expandEnv: false })).rejects.toThrow(want);
+  });
+
+  it('require_pq_kem: refused where the runtime cannot offer X25519MLKEM768, accepted where it can', async () => {
+    const text = 'agent {\n  trust_domain = "example.org"\n  server_address = "s"\n  insecure_bootstrap = true\n  experimental {\n    require_pq_kem = true\n  }\n}\n';
+    const supported = pqKemUnsupportedReason() === undefined;
+    const load = parseConfigText(text, 'a.conf', { expandEnv: false });
+    if (supported) await expect(load).resolves.toMatchObject({ server: { requirePqKem: true } });
+    else await expect(load).rejects.toThrow(/a\.conf:6: agent\.experimental\.require_pq_kem: this Node\.js v\d+.* cannot offer the X25519MLKEM768 key exchange; run the agent on Node\.js 24/);
+  });
+
+  it.each(['plugin_cmd = "/usr/bin/x"', 'plugin_args = ["-v"]', 'plugin_checksum = "ab"'])('refuses %s on a plugin instead of running the built-in', async (line) => {
+    const text = `${MIN}plugins {\n  NodeAttestor "join_token" {\n    ${line}\n    plugin_data {}\n  }\n}\n`;
+    const key = line.split(' ')[0];
+    await expect(parseConfigText(text, 'a.conf', { expandEnv: false })).rejects.toThrow(new RegExp(`plugins\\.NodeAttestor\\.join_token\\.${key}: external plugins are not supported by spiffe-agent`));
   });
 
   it('retry_bootstrap defaults to true, as spire-agent v1.13.3; setting it with rebootstrap_mode is refused as there', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createControlledLogger, createLogger, type LogFormat, type LogLevel } from '../../../src/telemetry/logger.js';
+import { callerFields, createControlledLogger, createLogger, type LogFormat, type LogLevel } from '../../../src/telemetry/logger.js';
 import { AuditLog } from '../../../src/telemetry/audit.js';
 
 function sink(): { stream: Writable; lines: () => string[] } {
@@ -201,5 +201,45 @@ describe('logger: audit records and the run-time level', () => {
     const { audit } = createControlledLogger({ level: 'error', format: 'json', destination: s.stream });
     new AuditLog(audit, []).record({ method: 'FetchJWTSVID', caller: { pid: 7, uid: 0, gid: 0 }, decision: 'granted' });
     expect(s.lines().map((l) => JSON.parse(l) as { msg: string; audit: boolean })).toMatchObject([{ msg: 'Workload API decision', audit: true }]);
+  });
+});
+
+describe('logger: log_source_location', () => {
+  function located(format: LogFormat, sourceLocation: boolean) {
+    const s = sink();
+    return { log: createLogger({ level: 'info', format, destination: s.stream, sourceLocation }), lines: s.lines };
+  }
+
+  it('names the function and this file:line that logged, as logrus ReportCaller does, in text and JSON', () => {
+    const t = located('text', true);
+    function reportsSomething() {
+      t.log.child({ subsystem: 'x' }).info({ a: 1 }, 'located');
+    }
+    reportsSomething();
+    expect(t.lines()[0]).toMatch(/ func=reportsSomething file=\S*logger\.test\.ts:\d+ /);
+    const j = located('json', true);
+    j.log.warn('json located');
+    const rec = JSON.parse(j.lines()[0]!) as Record<string, string>;
+    expect(rec.file).toMatch(/logger\.test\.ts:\d+$/);
+    expect(typeof rec.func).toBe('string');
+  });
+
+  it('adds nothing when off (the default)', () => {
+    const t = located('text', false);
+    t.log.info('plain');
+    expect(t.lines()[0]).not.toMatch(/ func=| file=/);
+  });
+
+  it('skips pino and the logger module\'s own frames', () => {
+    const stack = [
+      'Error',
+      '    at Object.mixin (file:///app/dist/src/telemetry/logger.js:40:30)',
+      '    at Pino.write (/app/node_modules/pino/lib/proto.js:200:35)',
+      '    at Pino.LOG [as info] (/app/node_modules/pino/lib/tools.js:62:21)',
+      '    at Object.info (file:///app/dist/src/telemetry/logger.js:120:9)',
+      '    at Agent.start (file:///app/dist/src/agent/agent.js:88:14)',
+    ].join('\n');
+    expect(callerFields(stack)).toEqual({ func: 'Agent.start', file: '/app/dist/src/agent/agent.js:88' });
+    expect(callerFields(undefined)).toEqual({});
   });
 });

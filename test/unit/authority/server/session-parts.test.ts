@@ -119,6 +119,45 @@ describe('bootstrap trust', () => {
     ...o,
   });
 
+  it('trust_bundle_spiffe_workload_api: asks the fetch for the trust domain, counts the attempt, stores the bundle on success', async () => {
+    const ca = await TestCA.create('example.org');
+    const storage = await AgentStorage.open(dir);
+    const asked: string[] = [];
+    const bt = new BootstrapTrust({
+      options: opts({ trustBundleSpiffeWorkloadApi: 'unix:///run/parent/api.sock' }),
+      storage,
+      clock: new FakeClock(5_000) as never,
+      log,
+      workloadApiBundle: async (address, td) => {
+        asked.push(`${address} ${td}`);
+        return [ca.der()];
+      },
+    });
+    bt.init();
+    const b = await bt.fetch();
+    expect(asked).toEqual(['unix:///run/parent/api.sock example.org']);
+    expect(b.certs.map((c) => Buffer.from(c).toString('hex'))).toEqual([Buffer.from(ca.der()).toString('hex')]);
+    expect((await AgentStorage.open(dir)).bootstrapState().connectionAttempts).toBe(1);
+    await bt.succeeded();
+    expect((await AgentStorage.open(dir)).bundle().map((c) => Buffer.from(c).toString('hex'))).toEqual([Buffer.from(ca.der()).toString('hex')]);
+  });
+
+  it('trust_bundle_spiffe_workload_api: a failed fetch is a bootstrap_bundle error naming what to check', async () => {
+    const storage = await AgentStorage.open(dir);
+    const bt = new BootstrapTrust({
+      options: opts({ trustBundleSpiffeWorkloadApi: 'unix:///nowhere.sock' }),
+      storage,
+      clock: new FakeClock(5_000) as never,
+      log,
+      workloadApiBundle: () => Promise.reject(new Error('unable to fetch trust bundle from SPIFFE Workload API unix:///nowhere.sock: connect ENOENT')),
+    });
+    bt.init();
+    await expect(bt.fetch()).rejects.toMatchObject({
+      code: 'bootstrap_bundle',
+      message: expect.stringMatching(/^bootstrap: unable to fetch trust bundle from SPIFFE Workload API unix:\/\/\/nowhere\.sock: connect ENOENT; check trust_bundle_spiffe_workload_api/),
+    });
+  });
+
   it('reads a PEM bundle from trust_bundle_path and counts the attempt in agent-data.json', async () => {
     const ca = await TestCA.create('example.org');
     await writeFile(join(dir, 'b.pem'), pemEncodeCertificates([ca.der()]));

@@ -111,3 +111,20 @@ describe('spiffe-agent validate checks the files run reads at start', () => {
     expect(anonymous.code).toBe(0);
   });
 });
+
+describe('spiffe-agent validate: trust_bundle_spiffe_workload_api', () => {
+  const server = (addr: string) =>
+    `agent {\n  trust_domain = "example.org"\n  data_dir = "${dir}/data"\n  server_address = "127.0.0.1"\n  trust_bundle_spiffe_workload_api = "${addr}"\n}\nplugins {\n  NodeAttestor "join_token" {}\n  KeyManager "memory" {}\n  WorkloadAttestor "unix" {}\n}\n`;
+
+  it('accepts a Workload API address (the agent behind it is asked only by run)', async () => {
+    const r = await validate(server('unix:///run/parent/api.sock'));
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('refuses what is not a Workload API address, as run does', async () => {
+    const r = await validate(server('http://127.0.0.1:1/x'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/agent\.trust_bundle_spiffe_workload_api: trust_bundle_spiffe_workload_api is not a valid SPIFFE Workload API endpoint address: /);
+  });
+});
