@@ -48,6 +48,8 @@ export class FakeAzureIMDS {
   token = '';
   private readonly key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   private readonly kid = randomBytes(20).toString('hex');
+  /** One token per resource, so agents run one after the other get the same answer. */
+  private readonly issued = new Map<string, Promise<string>>();
 
   private constructor(private readonly server: Server) {}
 
@@ -66,7 +68,13 @@ export class FakeAzureIMDS {
     return `http://${a.address}:${a.port}`;
   }
 
-  private async tokenFor(resource: string): Promise<string> {
+  private tokenFor(resource: string): Promise<string> {
+    let t = this.issued.get(resource);
+    if (t === undefined) this.issued.set(resource, (t = this.sign(resource)));
+    return t;
+  }
+
+  private async sign(resource: string): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ tid: AZURE_CLAIMS.tid, oid: AZURE_CLAIMS.oid, appid: AZURE_CLAIMS.appid, xms_mirid: AZURE_CLAIMS.xms_mirid, idtyp: 'app', ver: '1.0' })
       .setProtectedHeader({ alg: 'RS256', kid: this.kid, typ: 'JWT', x5t: this.kid })

@@ -60,6 +60,8 @@ export interface AgentConf {
   logLevel?: string;
   /** experimental { sync_interval = ... } */
   syncInterval?: string;
+  /** A command prefix the agent runs under, e.g. `ip netns exec NAME` (test/helpers/cloud/netns.ts). */
+  runIn?: readonly string[];
   /** extra lines inside agent {} and plugins {} */
   agentExtra?: string;
   pluginsExtra?: string;
@@ -208,8 +210,9 @@ export class AgentHandle {
   private command(): [string, string[]] {
     const conf = confPathOf(this.conf);
     const extra = this.conf.joinToken && this.conf.joinTokenVia === 'flag' ? ['-joinToken', this.conf.joinToken] : [];
-    if (this.kind === 'spire-agent') return [this.bins.agent, ['run', '-config', conf, ...extra]];
-    return [process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
+    const [cmd, args]: [string, string[]] = this.kind === 'spire-agent' ? [this.bins.agent, ['run', '-config', conf, ...extra]] : [process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
+    const [pre, ...preArgs] = this.conf.runIn ?? [];
+    return pre === undefined ? [cmd, args] : [pre, [...preArgs, cmd, ...args]];
   }
 
   async start(o: StartAgentOptions = {}): Promise<this> {
