@@ -97,13 +97,21 @@ export class TestNetns {
   listen(host: string, port: number): Promise<{ handle: Server; port: number }> {
     const id = ++this.next;
     return new Promise((resolve, reject) => {
+      const done = () => {
+        this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
+      };
       const onMessage = (m: { id: number; port?: number; error?: string }, handle: unknown) => {
         if (m.id !== id) return;
-        this.child.off('message', onMessage);
+        done();
         if (m.error !== undefined || handle === undefined) reject(new Error(`netns ${this.name}: listen ${host}:${port}: ${m.error ?? 'no handle'}`));
         else resolve({ handle: handle as Server, port: m.port! });
       };
-      this.child.on('message', onMessage);
+      const onExit = () => {
+        done();
+        reject(new Error(`netns ${this.name}: the listener child exited before listening on ${host}:${port}`));
+      };
+      this.child.on('message', onMessage).once('exit', onExit);
       this.child.send({ id, host, port });
     });
   }
