@@ -34,9 +34,9 @@ export function identityTokenURL(c: GcpIitConfig): string {
 
 /**
  * Why `token` is not a compact JWS (three base64url parts, the first a JSON object with `alg`),
- * or undefined when it is one. spire-agent sends any body; its server then refuses it ("unable to
- * parse the identity token") after the agent's retries, so this is checked here, once, with the
- * URL named. Never quotes the token.
+ * or undefined when it is one. spire-agent sends any body and its server refuses it ("unable to
+ * parse the identity token"); here it is refused on the node with the URL named, before anything
+ * is sent. Never quotes the token.
  */
 export function notAJWT(token: Buffer): string | undefined {
   const parts = token.toString('latin1').split('.');
