@@ -32,6 +32,9 @@ import type { LevelControl, Logger } from '../telemetry/logger.js';
 import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
+import type { HostProbe } from './platform/facts.js';
+import { createHostProbe, type HostProbeOptions } from './platform/host-probe.js';
+import { effectiveNodeAttestor, startPlatformReport, type RunningPlatformReport } from './platform/report.js';
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -52,6 +55,8 @@ export interface AgentDeps {
   readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
   /** How hardware plugins (tpm_devid, the tpm key manager) open a TPM; tests hand in a simulator. */
   readonly openTpm?: OpenTpm;
+  /** What the platform report asks about the host (systeminformation in a child); tests inject answers. */
+  readonly platformProbe?: (o: HostProbeOptions) => HostProbe;
 }
 
 export class Agent {
@@ -63,6 +68,7 @@ export class Agent {
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private serverPlugins: ServerPlugins | undefined;
+  private platform: RunningPlatformReport | undefined;
   private ready = false;
   /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
   private readonly streams = new OpenStreams();
@@ -73,6 +79,8 @@ export class Agent {
     const { config, log, clock } = this.d;
     const a = config.agent;
     const startedAt = clock.now();
+    // What this node is, and whether the node attestor fits it: beside start-up, never awaited, time-bounded.
+    this.platform = startPlatformReport({ probe: (this.d.platformProbe ?? createHostProbe)({ env: this.d.env }), attestor: effectiveNodeAttestor(config), clock, log });
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
@@ -251,6 +259,7 @@ export class Agent {
   async close(): Promise<void> {
     this.ready = false;
     this.trimmer?.stop();
+    this.platform?.stop();
     const grace = this.d.config.agent.shutdownGracePeriodMs;
     // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
     const ended = this.streams.endAll();
