@@ -36,6 +36,8 @@ export interface HostProbeOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Where /sys/hypervisor/uuid is looked up (tests point it elsewhere). */
   readonly sysRoot?: string;
+  /** The module the child loads; systeminformation unless a test hands in a stand-in that hangs or fails. */
+  readonly modulePath?: string;
 }
 
 export function createHostProbe(o: HostProbeOptions = {}): HostProbe {
@@ -54,7 +56,7 @@ export function createHostProbe(o: HostProbeOptions = {}): HostProbe {
     };
     let siPath: string;
     try {
-      siPath = createRequire(import.meta.url).resolve('systeminformation');
+      siPath = o.modulePath ?? createRequire(import.meta.url).resolve('systeminformation');
     } catch (err) {
       failAll(`systeminformation is not installed: ${(err as Error).message}`);
       return answers;
