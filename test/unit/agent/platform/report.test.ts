@@ -36,6 +36,28 @@ describe('platform report: the line says what the host reports', () => {
     expect(r.warnings).toEqual([]);
   });
 
+  it.each([
+    ['the system vendor', { system: { manufacturer: 'Amazon EC2' } }],
+    ['the chassis vendor', { chassis: { manufacturer: 'Amazon EC2' } }],
+    ['a Xen product version ending .amazon', { system: { manufacturer: 'Xen', version: '4.11.amazon' } }],
+    ['the product UUID', { system: { manufacturer: 'Xen', uuid: 'ec2e1916-9099-7caf-fd21-012345abcdef' } }],
+    ['the hypervisor UUID', { system: { manufacturer: 'Xen' }, hypervisorUuid: 'ec2e1916-9099-7caf-fd21-012345abcdef' }],
+  ] as const)('each EC2 signal alone is enough: %s', async (_name, o) => {
+    const blank = HOSTS.docker;
+    const host = { system: { ...blank.system, model: 'Computer', ...('system' in o ? o.system : {}) }, chassis: { ...blank.chassis, ...('chassis' in o ? o.chassis : {}) }, hypervisorUuid: 'hypervisorUuid' in o ? o.hypervisorUuid : undefined };
+    expect((await report(host)).fields.cloud).toBe('aws');
+    expect((await report({ ...host, system: { ...host.system, manufacturer: 'Xen', version: '', uuid: '' }, chassis: blank.chassis, hypervisorUuid: undefined })).fields.cloud).toBe('none');
+  });
+
+  it.each([
+    ['the system vendor', { manufacturer: 'Google', model: 'n2' }, ''],
+    ['the product name', { manufacturer: 'Other', model: 'Google Compute Engine' }, ''],
+    ['the chassis vendor', { manufacturer: 'Other', model: 'n2' }, 'Google'],
+  ])('each GCE signal alone is enough: %s', async (_name, system, chassisVendor) => {
+    const host = { system: { ...HOSTS.gce.system, ...system }, chassis: { ...HOSTS.gce.chassis, manufacturer: chassisVendor } };
+    expect((await report(host)).fields.cloud).toBe('gcp');
+  });
+
   it('byte-swapped EC2 UUIDs count too (little-endian SMBIOS)', async () => {
     const host = { ...HOSTS.qemu, system: { ...HOSTS.qemu.system, manufacturer: 'Xen', uuid: '45e12aec-dcd1-b213-94ed-01234567890a' } };
     expect((await report(host)).fields.cloud).toBe('aws');
