@@ -9,14 +9,15 @@
  * on DNS, and none of its fields says where the node runs.
  *
  * The child prints one JSON line per answer as it arrives, so an answer that hangs costs only
- * itself. It runs in its own process group at low priority, with PATH alone for environment (no
- * NODE_OPTIONS from the agent's), and close() kills the whole group (dmidecode, dmesg included).
+ * itself. It runs in its own process group with PATH alone for environment (no NODE_OPTIONS from
+ * the agent's), and close() kills the whole group (dmidecode, dmesg included). Its priority is left
+ * alone: setpriority(2) is in systemd's @resources set, which the shipped unit's SystemCallFilter
+ * denies by killing the caller (SIGSYS), so renicing would kill the agent under systemd.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { setPriority } from 'node:os';
 import { INPUT_LIMITS, readBoundedFile } from '../../storage/bounded-file.js';
 import type { ChassisAnswer, HostProbe, PathState, SystemAnswer } from './facts.js';
 
@@ -70,13 +71,6 @@ export function createHostProbe(o: HostProbeOptions = {}): HostProbe {
     c.unref();
     c.once('error', (err) => failAll(`cannot start the systeminformation probe: ${err.message}`));
     c.once('close', (code, signal) => failAll(`the systeminformation probe exited (${signal ?? code}) before answering`));
-    if (c.pid !== undefined) {
-      try {
-        setPriority(c.pid, 19);
-      } catch {
-        // Best effort: a sandbox may forbid it, and the child is small anyway.
-      }
-    }
     let buf = '';
     c.stdout?.setEncoding('utf8');
     c.stdout?.on('data', (chunk: string) => {
