@@ -79,8 +79,14 @@ export class Agent {
     const { config, log, clock } = this.d;
     const a = config.agent;
     const startedAt = clock.now();
-    // What this node is, and whether the node attestor fits it: beside start-up, never awaited, time-bounded.
-    this.platform = startPlatformReport({ probe: (this.d.platformProbe ?? createHostProbe)({ env: this.d.env }), attestor: effectiveNodeAttestor(config), clock, log });
+    // What this node is, and whether the node attestor fits it (never awaited, time-bounded). In server
+    // mode it runs beside node attestation, which is where an attestor that cannot work here fails;
+    // embedded mode attests nothing, so it starts once the sockets are open and readiness never shares
+    // the CPU with it.
+    const reportPlatform = (): void => {
+      this.platform ??= startPlatformReport({ probe: (this.d.platformProbe ?? createHostProbe)({ env: this.d.env }), attestor: effectiveNodeAttestor(config), clock, log });
+    };
+    if (config.mode === 'server') reportPlatform();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
@@ -226,6 +232,7 @@ export class Agent {
       log.info({ [F.path]: a.adminSocketPath, authorized_delegates: (a.authorizedDelegates ?? []).join(',') }, 'Starting admin API');
     }
     this.ready = true;
+    reportPlatform();
     this.cache.startPrefetch();
     // Memory back to the OS once idle after start-up, a burst or churn (issue 9; src/proc/memory-trim.ts).
     this.trimmer = new MemoryTrimmer({

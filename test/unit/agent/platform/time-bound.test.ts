@@ -14,7 +14,7 @@ import { runPlatformReport, type PlatformReport } from '../../../../src/agent/pl
 import { loadConfig } from '../../../../src/config/load.js';
 import { createLogger } from '../../../../src/telemetry/logger.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
-import { fakeProbe, HOSTS } from '../../../helpers/platform-probe.js';
+import { fakeProbe, HOSTS, probeFor } from '../../../helpers/platform-probe.js';
 
 const turns = async (n = 5): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
@@ -84,12 +84,13 @@ describe('platform report at agent start', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function agentWith(probe: ReturnType<typeof fakeProbe>) {
+  const EMBEDDED = (dir: string) => `embedded_authority {\n  entries_file = "${dir}/entries.json"\n}\n`;
+  async function agentWith(probe: ReturnType<typeof fakeProbe>, mode: (dir: string) => string = EMBEDDED, agentExtra = '', plugins = '') {
     await writeFile(join(dir, 'entries.json'), JSON.stringify({ entries: [] }));
     const path = join(dir, 'agent.conf');
     await writeFile(
       path,
-      `agent {\n  trust_domain = "example.org"\n  data_dir = "${dir}/data"\n  socket_path = "${dir}/api.sock"\n}\nembedded_authority {\n  entries_file = "${dir}/entries.json"\n}\nplugins {\n  WorkloadAttestor "unix" { plugin_data {} }\n}\n`,
+      `agent {\n  trust_domain = "example.org"\n  data_dir = "${dir}/data"\n  socket_path = "${dir}/api.sock"\n${agentExtra}}\n${mode(dir)}plugins {\n${plugins}  WorkloadAttestor "unix" { plugin_data {} }\n}\n`,
     );
     const out = new PassThrough();
     let text = '';
@@ -137,5 +138,32 @@ describe('platform report at agent start', () => {
     clock.advance(DEFAULT_PROBE_TIMEOUT_MS);
     await turns();
     expect(logs()).not.toContain('Platform report');
+  });
+
+  it('server mode: the report runs beside node attestation, and is logged while attestation has not succeeded', async () => {
+    // Port 1 on loopback: nothing listens, so attestation keeps failing (its backoff waits on the fake clock).
+    const { agent, logs } = await agentWith(
+      probeFor(HOSTS.gce),
+      () => '',
+      '  server_address = "127.0.0.1"\n  server_port = 1\n  insecure_bootstrap = true\n  join_token = "t"\n',
+      '  NodeAttestor "join_token" { plugin_data {} }\n  KeyManager "memory" { plugin_data {} }\n',
+    );
+    const abort = new AbortController();
+    let settled = false;
+    const started = agent.start(abort.signal).then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    try {
+      const end = Date.now() + 10_000;
+      while (!logs().includes('msg="Platform report"') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      expect(logs()).toMatch(/msg="Platform report" subsystem_name=platform_report cloud=gcp .* node_attestor=join_token\n/);
+      expect(settled).toBe(false);
+      expect(agent.isReady).toBe(false);
+    } finally {
+      abort.abort();
+      await agent.close();
+      await Promise.race([started, new Promise((r) => setTimeout(r, 5_000))]);
+    }
   });
 });
