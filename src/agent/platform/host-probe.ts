@@ -44,6 +44,7 @@ export interface HostProbeOptions {
 export function createHostProbe(o: HostProbeOptions = {}): HostProbe {
   let child: ChildProcess | undefined;
   let answers: Map<string, Promise<unknown>> | undefined;
+  let closed = false;
   const start = (): Map<string, Promise<unknown>> => {
     if (answers) return answers;
     const waiting = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -55,6 +56,10 @@ export function createHostProbe(o: HostProbeOptions = {}): HostProbe {
       for (const w of waiting.values()) w.reject(new Error(why));
       waiting.clear();
     };
+    if (closed) {
+      failAll('the probe was closed');
+      return answers;
+    }
     let siPath: string;
     try {
       siPath = o.modulePath ?? createRequire(import.meta.url).resolve('systeminformation');
@@ -104,6 +109,7 @@ export function createHostProbe(o: HostProbeOptions = {}): HostProbe {
     return answers;
   };
   const kill = (): void => {
+    closed = true;
     const c = child;
     if (!c || c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
     try {

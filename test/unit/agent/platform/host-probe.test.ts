@@ -69,6 +69,13 @@ describe('host probe (systeminformation in a child process)', () => {
     await expect(probe.chassis()).rejects.toThrow('exited (3)');
   });
 
+  it('a probe closed before it is asked starts no process', async () => {
+    const probe = createHostProbe({ modulePath: join(FIXTURES, 'si-hangs.cjs') });
+    probe.close();
+    await expect(probe.system()).rejects.toThrow('the probe was closed');
+    expect(markedSleeps()).toEqual([]);
+  });
+
   it('reads /sys/hypervisor/uuid, and says nothing when there is none', async () => {
     const root = await mkdtemp(join(tmpdir(), 'platform-sys-'));
     cleanup.push(() => rm(root, { recursive: true, force: true }));
