@@ -33,8 +33,8 @@ import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/s
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
 import type { HostProbe } from './platform/facts.js';
-import { createHostProbe, type HostProbeOptions } from './platform/host-probe.js';
-import { effectiveNodeAttestor, startPlatformReport, type RunningPlatformReport } from './platform/report.js';
+import type { HostProbeOptions } from './platform/host-probe.js';
+import type { RunningPlatformReport } from './platform/report.js';
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -68,7 +68,7 @@ export class Agent {
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private serverPlugins: ServerPlugins | undefined;
-  private platform: RunningPlatformReport | undefined;
+  private platform: Promise<RunningPlatformReport | undefined> | undefined;
   private ready = false;
   /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
   private readonly streams = new OpenStreams();
@@ -84,7 +84,10 @@ export class Agent {
     // embedded mode attests nothing, so it starts once the sockets are open and readiness never shares
     // the CPU with it.
     const reportPlatform = (): void => {
-      this.platform ??= startPlatformReport({ probe: (this.d.platformProbe ?? createHostProbe)({ env: this.d.env }), attestor: effectiveNodeAttestor(config), clock, log });
+      this.platform ??= import('./platform/index.js').then(
+        (m) => m.reportPlatform({ config, log, clock, env: this.d.env, probe: this.d.platformProbe }),
+        (err: Error) => void log.warn({ [F.error]: err.message }, 'Platform report failed'),
+      );
     };
     if (config.mode === 'server') reportPlatform();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
@@ -266,7 +269,7 @@ export class Agent {
   async close(): Promise<void> {
     this.ready = false;
     this.trimmer?.stop();
-    this.platform?.stop();
+    const platform = this.platform?.then((p) => p?.stop());
     const grace = this.d.config.agent.shutdownGracePeriodMs;
     // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
     const ended = this.streams.endAll();
@@ -279,5 +282,6 @@ export class Agent {
     await this.authority?.close();
     await this.serverPlugins?.nodeAttestor.close?.();
     await this.serverPlugins?.keyManager.close?.();
+    await platform;
   }
 }

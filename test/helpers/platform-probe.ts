@@ -86,7 +86,7 @@ export interface FakeProbeOptions {
   readonly paths?: Readonly<Record<string, Answer<PathState>>>;
 }
 
-export function fakeProbe(o: FakeProbeOptions): HostProbe & { closed: number } {
+export function fakeProbe(o: FakeProbeOptions): HostProbe & { closed: number; asked: number } {
   const answer = <T>(a: Answer<T>): Promise<T> => {
     if (a === 'hang') return new Promise<T>(() => {});
     if (a === 'reject') return Promise.reject(new Error('fake probe failure'));
@@ -95,7 +95,9 @@ export function fakeProbe(o: FakeProbeOptions): HostProbe & { closed: number } {
   };
   const probe = {
     closed: 0,
-    system: () => answer(o.system ?? HOSTS.bareMetal.system),
+    /** system() calls: the report has started. */
+    asked: 0,
+    system: () => (probe.asked++, answer(o.system ?? HOSTS.bareMetal.system)),
     chassis: () => answer(o.chassis ?? HOSTS.bareMetal.chassis),
     hypervisorUuid: () => answer(o.hypervisorUuid),
     access: (path: string) => answer(o.paths?.[path] ?? 'absent'),
@@ -104,6 +106,6 @@ export function fakeProbe(o: FakeProbeOptions): HostProbe & { closed: number } {
   return probe;
 }
 
-export function probeFor(host: HostAnswers, paths: FakeProbeOptions['paths'] = {}): HostProbe & { closed: number } {
+export function probeFor(host: HostAnswers, paths: FakeProbeOptions['paths'] = {}): HostProbe & { closed: number; asked: number } {
   return fakeProbe({ system: host.system, chassis: host.chassis, hypervisorUuid: host.hypervisorUuid, paths });
 }

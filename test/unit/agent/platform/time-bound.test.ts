@@ -107,6 +107,9 @@ describe('platform report at agent start', () => {
     try {
       await agent.start(new AbortController().signal);
       expect(agent.isReady).toBe(true);
+      // The report's module loads on demand; wait until it asks the probe.
+      for (let i = 0; i < 200 && probe.asked === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(probe.asked).toBe(1);
       await turns();
       expect(logs()).not.toContain('Platform report');
       clock.advance(DEFAULT_PROBE_TIMEOUT_MS);
@@ -132,6 +135,7 @@ describe('platform report at agent start', () => {
     const probe = fakeProbe({ system: 'hang' });
     const { agent, clock, logs } = await agentWith(probe);
     await agent.start(new AbortController().signal);
+    for (let i = 0; i < 200 && probe.asked === 0; i++) await new Promise((r) => setTimeout(r, 10));
     await agent.close();
     expect(probe.closed).toBeGreaterThanOrEqual(1);
     // Stopped: nothing is logged after close, even when the bound passes.
