@@ -3,23 +3,36 @@
  * it is valid (plugin_data included: every NodeAttestor, KeyManager and WorkloadAttestor parses its own, as at `run`); on failure lists
  * every problem (file:line: key: message) and exits 1. Beyond spire-agent, it also reads the files `run` refuses to start
  * without (the entries file, federated bundles, the kubelet CA and credentials; see src/agent/input-files.ts).
+ * For a valid file it also prints the platform report (src/agent/platform/report.ts) on stdout: a
+ * "Platform:" line and a "Warning:" line for a node attestor that cannot work on this node. A warning
+ * never makes the file invalid.
  */
 import { DEFAULT_CONFIG_PATH } from '../../config/defaults.js';
 import { readFile } from 'node:fs/promises';
 import { checkInputFiles } from '../../agent/input-files.js';
 import { checkPluginConfigs } from '../../agent/plugin-check.js';
+import type { HostProbe } from '../../agent/platform/facts.js';
+import { createHostProbe, type HostProbeOptions } from '../../agent/platform/host-probe.js';
+import { effectiveNodeAttestor, runPlatformReport, type PlatformReport } from '../../agent/platform/report.js';
 import { ConfigError, type ConfigProblem } from '../../config/errors.js';
 import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { SpiffeAgentError } from '../../errors.js';
-import { formatUsage, parseFlags, UsageError, type Command, type FlagSpec } from '../flags.js';
+import { formatUsage, parseFlags, UsageError, type CliIO, type Command, type FlagSpec } from '../flags.js';
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'config', kind: 'string', usage: 'Path to a SPIRE config file', default: DEFAULT_CONFIG_PATH },
   { name: 'expandEnv', kind: 'bool', usage: 'Expand environment variables in SPIRE config file', default: false },
 ];
 
-export const run: Command = async (args, io) => {
+export interface ValidateDeps {
+  /** What the platform report asks about the host; tests hand in answers. */
+  readonly platformProbe?: (o: HostProbeOptions) => HostProbe;
+}
+
+export const run: Command = (args, io) => validate(args, io, {});
+
+export async function validate(args: string[], io: CliIO, deps: ValidateDeps): Promise<number> {
   if (args.includes('-h') || args.includes('-help') || args.includes('--help')) {
     io.stderr.write(formatUsage('validate', FLAGS));
     return 0;
@@ -32,8 +45,13 @@ export const run: Command = async (args, io) => {
     io.stderr.write(`${err.message}\n${formatUsage('validate', FLAGS)}`);
     return 1;
   }
+  // Runs beside the checks, printed only for a valid file (an invalid one prints nothing on stdout, as
+  // spire-agent's validate), before the verdict so that the verdict stays the last line.
+  let report: { probe: HostProbe; result: Promise<PlatformReport> } | undefined;
   try {
     const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
+    const probe = (deps.platformProbe ?? createHostProbe)({ env: io.env });
+    report = { probe, result: runPlatformReport({ probe, attestor: effectiveNodeAttestor(config), clock: systemClock }) };
     // Plugin blocks are checked by the plugins' own parsers, as spire-agent's validate does.
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
     const problems: ConfigProblem[] = [];
@@ -49,10 +67,16 @@ export const run: Command = async (args, io) => {
     problems.push(...files.problems);
     if (problems.length > 0) throw new ConfigError(problems);
   } catch (err) {
+    report?.probe.close();
     if (!(err instanceof SpiffeAgentError)) throw err;
     io.stderr.write(`SPIRE agent configuration file is invalid: ${err.message}\n`);
     return 1;
   }
+  if (report) {
+    const r = await report.result;
+    io.stdout.write(`Platform: ${r.line}\n`);
+    for (const w of r.warnings) io.stdout.write(`Warning: ${w.message}\n`);
+  }
   io.stdout.write('SPIRE agent configuration file is valid.\n');
   return 0;
-};
+}
