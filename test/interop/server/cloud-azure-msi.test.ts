@@ -191,5 +191,6 @@ describe.skipIf(skip)('azure_msi when the metadata service fails', () => {
       } else if (r.c.name === 'slow') expect(r.exit, r.c.name).toBe('still running');
       else expect(r.exit, `${r.kind} ${r.c.name}`).not.toBe('0');
     }
-  });
+    // Every case and both agents at once, each waiting out its retries (about a minute, more under load).
+  }, 300_000);
 });

@@ -143,5 +143,6 @@ describe.skipIf(plan.skip)('gcp_iit when the metadata server fails', () => {
         else expect(r.sent, r.c.name).toBe(0);
       }
     }
-  });
+    // Every case and both agents at once, each waiting out its retries (about a minute, more under load).
+  }, 300_000);
 });
