@@ -38,7 +38,8 @@ export interface RestartResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function restartUnderLoad(o: { activated: boolean; restarts: number; clients: number; servingMs: number }): Promise<RestartResult> {
+/** A directory with agent.conf (embedded authority, one entry for this uid) and the socket's directory. */
+export async function prepareAgentDir(): Promise<{ dir: string; sock: string; conf: string; spiffeId: string }> {
   const dir = await mkdtemp('/tmp/spiffe-agent-restarts-');
   await chmod(dir, 0o755);
   await mkdir(join(dir, 'public'), { mode: 0o755 });
@@ -47,11 +48,17 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
   const uid = process.getuid!();
   const spiffeId = `spiffe://${TD}/restarts`;
   await writeFile(join(dir, 'entries.json'), JSON.stringify({ entries: [{ spiffe_id: spiffeId, parent_id: PARENT_ID, selectors: [{ type: 'unix', value: `uid:${uid}` }] }] }));
+  const conf = join(dir, 'agent.conf');
   await writeFile(
-    join(dir, 'agent.conf'),
+    conf,
     `agent {\n  trust_domain = "${TD}"\n  data_dir = "${dir}/data"\n  socket_path = "${sock}"\n  shutdown_grace_period = "2s"\n}\n` +
       `embedded_authority {\n  entries_file = "${dir}/entries.json"\n}\nplugins {\n  WorkloadAttestor "unix" {\n    plugin_data {}\n  }\n}\n`,
   );
+  return { dir, sock, conf, spiffeId };
+}
+
+export async function restartUnderLoad(o: { activated: boolean; restarts: number; clients: number; servingMs: number }): Promise<RestartResult> {
+  const { dir, sock, spiffeId } = await prepareAgentDir();
   const pidFile = join(dir, 'agent.pid');
   const loop =
     `while [ ! -e "${dir}/stop" ]; do ( echo $BASHPID > "${pidFile}.tmp" && mv "${pidFile}.tmp" "${pidFile}"; ` +
