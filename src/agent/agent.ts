@@ -17,6 +17,8 @@ import { openTpm as defaultOpenTpm, type OpenTpm } from '../tpm/open-tpm.js';
 import { SpiffeAgentError } from '../errors.js';
 import { buildGrpcServer } from '../endpoints/server.js';
 import { UdsListener } from '../endpoints/uds-listener.js';
+import { SocketActivation } from '../endpoints/socket-activation.js';
+import { loadSdCalls, type SdCalls } from '../proc/sd-daemon.js';
 import { OpenStreams } from '../endpoints/open-streams.js';
 import { authorityFilter } from '../endpoints/h2-authority-filter.js';
 import { HealthHttpListener } from '../endpoints/health-http.js';
@@ -59,6 +61,10 @@ export interface AgentDeps {
   readonly openTpm?: OpenTpm;
   /** What the platform report asks about the host (systeminformation in a child); tests inject answers. */
   readonly platformProbe?: (o: HostProbeOptions) => HostProbe;
+  /** socket/getsockname/sendto for systemd's sockets; loaded only when systemd passed some (tests may fake them). */
+  readonly sdCalls?: () => SdCalls;
+  /** The pid LISTEN_PID must name for the passed sockets to be this process's. */
+  readonly pid?: number;
 }
 
 export class Agent {
@@ -191,6 +197,8 @@ export class Agent {
             disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
           },
         });
+    // Sockets a systemd .socket unit holds across restarts: served instead of bound (socket-activation.ts).
+    const activation = SocketActivation.fromEnv(this.d.env ?? {}, this.d.pid ?? process.pid, this.d.sdCalls ?? loadSdCalls);
     const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams);
     // Both sockets: peer credentials from the kernel first, then the :authority gate (and filter when needed) in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
@@ -198,6 +206,7 @@ export class Agent {
         clock,
         fdLimit: () => libc.fdLimit(),
         sys: libc,
+        activation,
       });
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
@@ -240,6 +249,7 @@ export class Agent {
       await admin.listen();
       log.info({ [F.path]: a.adminSocketPath, authorized_delegates: (a.authorizedDelegates ?? []).join(',') }, 'Starting admin API');
     }
+    activation?.checkAllClaimed([a.socketPath, ...(a.adminSocketPath !== undefined ? [a.adminSocketPath] : [])]);
     this.ready = true;
     reportPlatform();
     this.cache.startPrefetch();

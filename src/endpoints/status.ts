@@ -17,7 +17,7 @@ export type StatusErrorCode = `grpc_${Lowercase<keyof typeof grpc.status>}`;
 
 declare module '../errors.js' {
   interface ErrorCodes {
-    endpoints: StatusErrorCode | 'socket_path_taken' | 'admin_socket_path_invalid' | 'h2_protocol' | 'socket_dir_unsafe' | 'socket_bind_failed' | 'uid_connection_share';
+    endpoints: StatusErrorCode | 'socket_path_taken' | 'admin_socket_path_invalid' | 'h2_protocol' | 'socket_dir_unsafe' | 'socket_bind_failed' | 'uid_connection_share' | 'socket_activation_invalid';
   }
 }
 
@@ -175,6 +175,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   h2_protocol: INTERNAL,
   socket_dir_unsafe: INTERNAL,
   socket_bind_failed: INTERNAL,
+  socket_activation_invalid: INTERNAL,
   // refused at accept, before any RPC; what a status would be
   uid_connection_share: UNAVAILABLE,
   body_too_large: INTERNAL,

@@ -6,8 +6,9 @@
  * socket otherwise leaves undefined); nothing the client sends can set it.
  */
 import { lstat, rm } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { basename, join } from 'node:path';
+import { basename, join, resolve as resolvePath } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Http2Server } from 'node:http2';
 import type { ConnectionFront } from './h2-authority-filter.js';
@@ -16,6 +17,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
 import { SpiffeAgentError } from '../errors.js';
 import { prepareSocketDir, withSocketMode } from './socket-dir.js';
+import { SocketActivationError, type SocketActivation } from './socket-activation.js';
 import { systemClock, type Clock } from '../clock.js';
 import { ConnectionGuard, ListenQueuePump, type AcceptCalls, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 import { UID_STREAM_SHARE, UidShare, UidShareError, uidShareFor, uidSharePressureFor } from './uid-share.js';
@@ -42,6 +44,7 @@ export class UdsListener {
   /** Connections and open calls per uid, so one local user cannot hold every descriptor or all memory (see uid-share.ts). */
   private readonly uidConnections: UidShare;
   private readonly uidStreams: UidShare;
+  private readonly activation: SocketActivation | undefined;
 
   constructor(
     private readonly path: string,
@@ -64,10 +67,13 @@ export class UdsListener {
       uidSharePressure?: () => number;
       /** Most open calls one uid may hold; UID_STREAM_SHARE unless set (tests). */
       uidStreamShare?: number;
+      /** Sockets systemd passed: the one bound to this path is served instead of binding a new one. */
+      activation?: SocketActivation;
     } = {},
   ) {
     const clock = opts.clock ?? systemClock;
     this.sys = opts.sys;
+    this.activation = opts.activation;
     this.refusals = new RefusalLog(log, clock);
     this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
     this.uidConnections = new UidShare(opts.uidShare ?? (() => uidShareFor(this.fdLimit())), opts.uidSharePressure ?? (() => uidSharePressureFor(this.fdLimit())));
@@ -94,7 +100,8 @@ export class UdsListener {
     const euid = process.geteuid?.() ?? 0;
     const realDir = await prepareSocketDir(this.path, { euid, log: this.log, what: this.mode === 0o777 ? 'Workload API' : 'admin' });
     const bound = join(realDir, basename(this.path));
-    await removeStaleSocket(bound);
+    const passed = this.activation?.take(bound, resolvePath(this.path));
+    if (!passed) await removeStaleSocket(bound);
     const known = new Set(http2ServersOf(this.grpcServer));
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     this.front.attach?.(http2ServersOf(this.grpcServer).find((s) => !known.has(s)), this.streamShare);
@@ -102,34 +109,69 @@ export class UdsListener {
     // their turn would otherwise crowd accept(2) out of the event loop.
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => this.onConnection(socket));
     this.net = server;
-    await new Promise<void>((resolve, reject) => {
-      const onBindError = (err: NodeJS.ErrnoException): void => reject(bindError(bound, euid, err));
-      server.once('error', onBindError);
-      // Synchronous bind under the umask, so the socket never exists with a wider mode.
-      withSocketMode(this.mode, () =>
-        server.listen({ path: bound, backlog: listenBacklog() }, () => {
-          server.off('error', onBindError);
-          // accept(2) failing (EMFILE once libuv's reserve fd is gone too) refuses a connection; it must not crash the agent.
-          server.on('error', (err) => this.refusals.refused(err));
-          resolve();
-        }),
-      );
-    });
+    if (passed) {
+      await this.listenPassed(server, passed.fd, bound, euid);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const onBindError = (err: NodeJS.ErrnoException): void => reject(bindError(bound, euid, err));
+        server.once('error', onBindError);
+        // Synchronous bind under the umask, so the socket never exists with a wider mode.
+        withSocketMode(this.mode, () => server.listen({ path: bound, backlog: listenBacklog() }, () => this.listening(server, onBindError, resolve)));
+      });
+    }
     const st = await lstat(bound);
-    if (!st.isSocket() || st.uid !== euid || (st.mode & 0o777) !== this.mode) {
+    if (passed) {
+      // The socket outlives this process (systemd holds it), so its file is never removed here.
+      this.checkPassedFile(server, st, bound, euid);
+      this.log.info({ [F.path]: bound, fd: passed.fd, name: passed.name }, 'Serving on the socket passed by systemd');
+    } else if (!st.isSocket() || st.uid !== euid || (st.mode & 0o777) !== this.mode) {
       server.close();
       throw new SpiffeAgentError(
         'socket_path_taken',
         `endpoints: ${bound} changed right after it was bound (owner uid ${st.uid}, mode 0${(st.mode & 0o777).toString(8)}); something else is managing this directory — give the agent a directory of its own`,
       );
     }
-    this.boundPath = bound;
-    this.boundIno = st.ino;
+    if (!passed) {
+      this.boundPath = bound;
+      this.boundIno = st.ino;
+    }
     const listenFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (this.sys && typeof listenFd === 'number' && listenFd >= 0) {
       this.pump = new ListenQueuePump(listenFd, this.sys, (s) => this.onConnection(s), (err) => this.refusals.refused(err));
     }
     return realDir;
+  }
+
+  private listening(server: NetServer, onBindError: (err: NodeJS.ErrnoException) => void, resolve: () => void): void {
+    server.off('error', onBindError);
+    // accept(2) failing (EMFILE once libuv's reserve fd is gone too) refuses a connection; it must not crash the agent.
+    server.on('error', (err) => this.refusals.refused(err));
+    resolve();
+  }
+
+  /** Serves a listening socket systemd passed (already bound, with the mode its unit gave it). */
+  private async listenPassed(server: NetServer, fd: number, bound: string, euid: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void =>
+        reject(new SpiffeAgentError('socket_bind_failed', `endpoints: cannot serve fd ${fd}, the socket systemd passed for ${bound}: ${err.message}; check the .socket unit (uid ${euid})`, { cause: err }));
+      server.once('error', onError);
+      server.listen({ fd, backlog: listenBacklog() }, () => this.listening(server, onError, resolve));
+    });
+  }
+
+  /**
+   * systemd creates the socket file as root (or SocketUser=); what the agent requires of its own
+   * socket holds for it too: a socket, owned by root or the agent, with exactly the mode the agent
+   * would give it (a wider one would open the admin socket; a narrower one would lock workloads out).
+   */
+  private checkPassedFile(server: NetServer, st: Stats, bound: string, euid: number): void {
+    if (st.isSocket() && (st.uid === 0 || st.uid === euid) && (st.mode & 0o777) === this.mode) return;
+    server.close();
+    const want = `0${this.mode.toString(8)}`;
+    throw new SocketActivationError(
+      `endpoints: ${bound}, the socket systemd passed, is ${st.isSocket() ? 'a socket' : 'not a socket'} owned by uid ${st.uid} with mode 0${(st.mode & 0o777).toString(8)}; ` +
+        `the agent (uid ${euid}) serves only a socket owned by root or itself with mode ${want}: set SocketMode=${want} (and no SocketUser= other than the agent's) in the .socket unit`,
+    );
   }
 
   /** Open calls per uid: a session's uid is its connection's caller, found by the id its socket carries. */

@@ -6,6 +6,8 @@ import type { AgentConfig } from '../../config/types.js';
 import { SpiffeAgentError } from '../../errors.js';
 import { createControlledLogger, type Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
+import { loadSdCalls } from '../../proc/sd-daemon.js';
+import { SdNotifier } from '../../proc/sd-notifier.js';
 import { formatUsage, parseFlags, UsageError, type CliIO, type Command, type FlagSpec } from '../flags.js';
 
 const FLAGS: readonly FlagSpec[] = [
@@ -83,10 +85,13 @@ export const run: Command = async (args: string[], io: CliIO) => {
     agent.reload().catch((err: Error) => log.error({ [F.error]: err.message }, 'Reload failed; keeping the previous entries'));
   };
   process.on('SIGHUP', onHup);
+  // Type=notify: systemd counts the unit started at READY=1, sent once the first sync is done and the socket serves.
+  const notifier = new SdNotifier({ env: io.env, pid: process.pid, log, calls: loadSdCalls });
   try {
     // A fatal error during start (e.g. banned at the first sync) wins over a slow start.
     const early = await Promise.race([agent.start(io.signal).then(() => undefined), fatalError]);
     if (early) throw early;
+    notifier.ready(`Serving the Workload API on ${a.socketPath}`);
     const stopped = new Promise<undefined>((resolve) => {
       if (io.signal.aborted) resolve(undefined);
       io.signal.addEventListener('abort', () => resolve(undefined), { once: true });
@@ -102,6 +107,7 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   } finally {
     process.off('SIGHUP', onHup);
+    notifier.stopping();
     await closeWithin(agent, a.shutdownGracePeriodMs + CLOSE_MARGIN_MS, log);
   }
 };

@@ -126,14 +126,17 @@ describe('sample configuration files', () => {
     expect(strip(json)).toEqual(strip(hcl));
   });
 
-  it('systemd/agent.conf puts the socket in the unit RuntimeDirectory and data in its StateDirectory', async () => {
+  it('systemd/agent.conf puts the socket where the socket unit listens, in the RuntimeDirectory, and data in its StateDirectory', async () => {
     const c = await parseConfigText(await readFile('systemd/agent.conf', 'utf8'), 'agent.conf', { expandEnv: false });
     const unit = await readFile('systemd/spiffe-agent.service', 'utf8');
     expect(c.agent.socketPath).toBe('/run/spire-agent/public/api.sock');
     expect(c.agent.dataDir).toBe('/var/lib/spire-agent');
     expect(unit).toMatch(/^RuntimeDirectory=spire-agent spire-agent\/public$/m);
     expect(unit).toMatch(/^StateDirectory=spire-agent$/m);
-    expect(unit).toContain(`-socketPath ${c.agent.socketPath}`);
+    const socketUnit = await readFile('systemd/spiffe-agent.socket', 'utf8');
+    expect(socketUnit).toContain(`\nListenStream=${c.agent.socketPath}\n`);
+    expect(socketUnit).toMatch(/^SocketMode=0777$/m);
+    expect(unit).toMatch(/^Type=notify$/m);
     expect(unit).not.toMatch(/^ProtectProc=invisible/m);
     expect(unit).toMatch(/^CapabilityBoundingSet=.*CAP_SYS_PTRACE/m);
   });
