@@ -12,6 +12,7 @@
 #   kube.sh down [DIR] stop everything `up` started and undo what it changed on the host (mounts,
 #                      cgroups, bridge, veths, netns, iptables rules, sysctls).
 #   kube.sh env [DIR]  print DIR/env.
+#   kube.sh deps       only the apt part of build.
 #   kube.sh built      exit 0 (printing the bin directory) when `build` has nothing left to do.
 #   kube.sh --version  print the Kubernetes version.
 set -euo pipefail
@@ -57,6 +58,8 @@ state_dir() { echo "${1:-${KUBE_STATE_DIR:-/tmp/spiffe-agent-kube}}"; }
 case "${1:-}" in
   --version) echo "$KUBE_VERSION" ;;
   build) kube_build ;;
+  # Only the Debian packages (CI runs this in the foreground, so apt runs once at a time).
+  deps) . "$here/kube-build.sh" && kube_apt_packages ;;
   # Exit 0 (printing the bin directory) when everything `up` needs is there; builds nothing.
   built) kube_built && echo "$bin" ;;
   up | down | env)
@@ -66,5 +69,5 @@ case "${1:-}" in
     . "$here/kube-node.sh"
     "kube_$cmd"
     ;;
-  *) echo "usage: kube.sh build | built | up [DIR] | down [DIR] | env [DIR] | --version" >&2; exit 2 ;;
+  *) echo "usage: kube.sh build | deps | built | up [DIR] | down [DIR] | env [DIR] | --version" >&2; exit 2 ;;
 esac
