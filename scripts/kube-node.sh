@@ -143,6 +143,8 @@ plugin_dir = ""
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$S/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$S/cni/net.d"
@@ -216,7 +218,7 @@ kube_up_inner() {
     --authentication-kubeconfig "$S/kubeconfig" --authorization-kubeconfig "$S/kubeconfig" \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-    --leader-elect=false --secure-port 0 --controllers '*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle'
+    --leader-elect=false --secure-port 0
   start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$S/kubeconfig" \
     --authentication-kubeconfig "$S/kubeconfig" --authorization-kubeconfig "$S/kubeconfig" \
     --leader-elect=false --secure-port 0
