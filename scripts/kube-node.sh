@@ -261,8 +261,14 @@ kube_up() {
   # A half-started or crashed cluster: clean it away first, so `up` always starts from the host as it was.
   [ -d "$S" ] && kube_down_inner
   mkdir -p "$S"
-  local t0; t0=$(date +%s)
-  if ! kube_up_inner; then
+  local t0 rc; t0=$(date +%s)
+  # In a subshell of its own so that `set -e` stops it at the first failing step (inside an `if`
+  # condition bash would ignore errexit and carry on past a component that did not start).
+  set +e
+  (set -e; kube_up_inner)
+  rc=$?
+  set -e
+  if [ "$rc" != 0 ]; then
     for n in kube-apiserver kubelet containerd; do [ -f "$S/logs/$n.log" ] && { log "last lines of $n.log:"; tail -n 15 "$S/logs/$n.log" >&2; }; done
     kube_down_inner
     return 1
