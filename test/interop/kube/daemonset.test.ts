@@ -29,7 +29,7 @@ let bins: SpireBinaries;
 let cluster: KubeCluster;
 let server: SpireServer;
 let dir = '';
-let socketsExisted = true;
+let hostDirsExisted: [string, boolean][] = [];
 const cleanup = new Cleanup();
 
 /** The base agent.conf with the values a user edits replaced, and the test node's kubelet port. */
@@ -53,7 +53,8 @@ async function overlayConf(kubeletPort: string): Promise<string> {
 /** Runs go-client x509 in a busybox pod that mounts the socket directory; returns its JSON. */
 async function fetchFromPod(ns: string, name: string, sa: string, tries: number): Promise<Record<string, unknown>> {
   await cluster.ensureServiceAccount(ns, sa);
-  const script = `for i in $(seq ${tries}); do /go-client x509 -timeout 5s >/tmp/out 2>/dev/null && break; sleep 2; done; cat /tmp/out`;
+  // busybox's image has no /tmp: the last answer is kept in a shell variable.
+  const script = `for i in $(seq ${tries}); do out=$(/go-client x509 -timeout 5s 2>/dev/null) && break; sleep 2; done; echo "$out"`;
   await cluster.apply({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -83,12 +84,12 @@ beforeAll(async () => {
   bins = plan.require();
   kube.require();
   const archive = process.env['SPIFFE_AGENT_IMAGE'] ?? (await sh('bash', [path.join(REPO, 'scripts/image.sh')], { timeout: 900_000 })).stdout.trim().split('\n').pop()!;
-  socketsExisted = existsSync(SOCKETS);
+  hostDirsExisted = [SOCKETS, path.dirname(SOCKETS)].map((d) => [d, existsSync(d)]);
   cluster = await startKube();
   cleanup.defer(() => cluster.down());
   cleanup.defer(async () => {
     // The hostPath the kubelet made for the DaemonSet: leave the host as it was.
-    if (!socketsExisted) await rm(SOCKETS, { recursive: true, force: true });
+    for (const [d, existed] of hostDirsExisted) if (!existed) await rm(d, { recursive: true, force: true });
   });
   const { stdout } = await sh('ctr', ['--address', cluster.env.KUBE_CONTAINERD_SOCKET, '-n', 'k8s.io', 'images', 'import', archive], { timeout: 300_000 });
   const image = /localhost\/spiffe-agent:[^\s]+/.exec(stdout)?.[0] ?? (await sh('bash', [path.join(REPO, 'scripts/image.sh'), '--tag'])).stdout.trim();
