@@ -24,6 +24,7 @@ import { TPM_DEVID, parseTpmDevidConfig } from './tpm_devid/config.js';
 import { AWS_IID, parseAwsIidConfig } from './aws_iid/config.js';
 import { GCP_IIT, parseGcpIitConfig } from './gcp_iit/config.js';
 import { AZURE_MSI, parseAzureMsiConfig } from './azure_msi/config.js';
+import { K8S_PSAT, parseK8sPsatConfig } from './k8s_psat/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
@@ -86,6 +87,11 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
   [AZURE_MSI]: builtIn({
     configure: (p, c) => parseAzureMsiConfig(p, { file: c.file, text: c.text }),
     create: async (config, d) => (await import('./azure_msi/index.js')).createAzureMsiAttestor(config, { log: d.log }),
+  }),
+  // The token is read at each attestation, not at start (the kubelet rotates it), so validate reads no file.
+  [K8S_PSAT]: builtIn({
+    configure: (p, c) => parseK8sPsatConfig(p, { file: c.file, text: c.text }),
+    create: async (config, d) => (await import('./k8s_psat/index.js')).createK8sPsatAttestor(config, { log: d.log, clock: d.clock }),
   }),
 });
 
