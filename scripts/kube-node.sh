@@ -8,7 +8,7 @@
 : "${KUBE_ETCD_PORT:=23790}" "${KUBE_ETCD_PEER_PORT:=23800}" "${KUBE_APISERVER_PORT:=26443}"
 : "${KUBE_KUBELET_PORT:=20250}" "${KUBE_KUBELET_READONLY_PORT:=20255}" "${KUBE_KUBELET_HEALTHZ_PORT:=20248}"
 : "${KUBE_NODE_NAME:=spiffe-agent-node}" "${KUBE_BRIDGE:=sakube0}" "${KUBE_POD_CIDR:=10.244.77.0/24}"
-: "${KUBE_SERVICE_CIDR:=10.96.77.0/24}" "${KUBE_SERVICE_IP:=10.96.77.1}" "${KUBE_UP_TIMEOUT:=180}"
+: "${KUBE_NODE_IP:=}" "${KUBE_SERVICE_CIDR:=10.96.77.0/24}" "${KUBE_SERVICE_IP:=10.96.77.1}" "${KUBE_UP_TIMEOUT:=180}"
 KUBE_SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward"
 # Directories the kubelet, containerd or CNI create on the host whatever they are told; `down`
 # removes those that did not exist before `up`.
@@ -190,8 +190,20 @@ nodeStatusUpdateFrequency: 5s
 YAML
 }
 
+# The kubelet refuses a loopback node IP ("nodeIP can't be loopback address") and then reports no
+# address at all (pods get no hostIP), so the node IP is the host's own source address; the kubelet
+# still listens on 127.0.0.1 only. The price: the apiserver cannot reach the kubelet at the node IP,
+# so `kubectl logs/exec` do not work (container logs are under $KUBE_STATE/logs/pods).
+node_ip() {
+  [ -n "$KUBE_NODE_IP" ] && { echo "$KUBE_NODE_IP"; return; }
+  ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") { print $(i + 1); exit }}' | grep . ||
+    ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1
+}
+
 kube_up_inner() {
   mkdir -p "$S/logs" "$S/pids"
+  KUBE_NODE_IP="$(node_ip)"
+  [ -n "$KUBE_NODE_IP" ] || { log "no non-loopback IPv4 address for the node (set KUBE_NODE_IP)"; return 1; }
   record_host
   make_pki
   kubeconfig "$S/kubeconfig" admin
@@ -226,7 +238,7 @@ kube_up_inner() {
   ctr --address "$sock" -n k8s.io images import "$images/pause.tar" >/dev/null
   ctr --address "$sock" -n k8s.io images import "$images/busybox.tar" >/dev/null
   start kubelet "$bin/kubelet" --config "$S/kubelet/config.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
-    --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" --hostname-override "$KUBE_NODE_NAME" --node-ip 127.0.0.1
+    --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" --hostname-override "$KUBE_NODE_NAME" --node-ip "$KUBE_NODE_IP"
   wait_for "node $KUBE_NODE_NAME" "$KUBE_UP_TIMEOUT" node_ready
   # Tests create pods in "default" as soon as up returns; its service account comes from the
   # controller-manager a moment after the namespace exists.
@@ -243,6 +255,7 @@ KUBE_KUBELET_CLIENT_CERT=$pki/kubelet-client.crt
 KUBE_KUBELET_CLIENT_KEY=$pki/kubelet-client.key
 KUBE_SA_SIGNING_KEY=$pki/sa.key
 KUBE_NODE_NAME=$KUBE_NODE_NAME
+KUBE_NODE_IP=$KUBE_NODE_IP
 KUBE_KUBELET_PORT=$KUBE_KUBELET_PORT
 KUBE_KUBELET_READONLY_PORT=$KUBE_KUBELET_READONLY_PORT
 KUBE_CONTAINERD_SOCKET=$sock
@@ -331,8 +344,8 @@ remove_links() {
 # Removes the rules and chains added since `up` that belong to the cluster (the kubelet's KUBE-*
 # chains, CNI-* chains, anything naming our bridge or pod range), and nothing else: another tool
 # (dockerd) may have changed iptables meanwhile.
-clean_iptables() { # save-cmd, cmd, before-file
-  local save="$1" ipt="$2" before="$3" table="" line chains=()
+clean_iptables() { # save-cmd, cmd, before-file, nft family
+  local save="$1" ipt="$2" before="$3" family="$4" table="" line chains=()
   command -v "$save" >/dev/null || return 0
   local now; now="$($save 2>/dev/null || true)"
   local pat="KUBE-|CNI-|$KUBE_BRIDGE|${KUBE_POD_CIDR%/*}"
@@ -356,6 +369,14 @@ clean_iptables() { # save-cmd, cmd, before-file
     "$ipt" -t "$1" -F "$2" 2>/dev/null || true
     "$ipt" -t "$1" -X "$2" 2>/dev/null || true
   done
+  # With iptables-nft, the kubelet's canary chains bring tables into being (mangle, and ip6's
+  # filter/nat/mangle); one that did not exist before and now holds no rule goes again.
+  command -v nft >/dev/null && "$ipt" --version 2>/dev/null | grep -q nf_tables || return 0
+  for table in $($save 2>/dev/null | sed -n 's/^\*//p'); do
+    grep -qxF -- "*$table" "$before" 2>/dev/null && continue
+    $save -t "$table" 2>/dev/null | grep -q '^-A' && continue
+    nft delete table "$family" "$table" 2>/dev/null || true
+  done
 }
 
 restore_sysctls() {
@@ -374,15 +395,20 @@ remove_cgroups() {
   log "kubepods cgroups left: $(kubepods_cgroups | tr '\n' ' ')"
 }
 
+# The host directories the components create whatever they are told (the kubelet's device-plugin
+# socket under /var/lib/kubelet, its /var/log/containers links into our pod logs, libcni's result
+# cache in /var/lib/cni, the shims' sockets in /run/containerd). One that did not exist before `up`
+# was made by this cluster and goes whole; in one that did, only links into $S are removed.
 remove_host_dirs() {
   local d
   [ -f "$S/host/dirs" ] || return 0
   for d in $KUBE_HOST_DIRS; do
-    grep -qxF "$d" "$S/host/dirs" && continue
     [ -e "$d" ] || continue
-    # Only what is empty (or holds only empty directories): never a file someone else put there.
-    find "$d" -depth -type d -empty -delete 2>/dev/null || true
-    [ -e "$d" ] && log "left $d (not empty)"
+    if grep -qxF "$d" "$S/host/dirs"; then
+      find "$d" -maxdepth 1 -type l -lname "$S/*" -delete 2>/dev/null || true
+    else
+      rm -rf "$d" 2>/dev/null || log "could not remove $d"
+    fi
   done
   return 0
 }
@@ -395,8 +421,8 @@ kube_down_inner() {
   kill_pods
   unmount_all
   remove_links
-  clean_iptables iptables-save iptables "$S/host/iptables"
-  clean_iptables ip6tables-save ip6tables "$S/host/ip6tables"
+  clean_iptables iptables-save iptables "$S/host/iptables" ip
+  clean_iptables ip6tables-save ip6tables "$S/host/ip6tables" ip6
   remove_cgroups
   restore_sysctls
   remove_host_dirs
