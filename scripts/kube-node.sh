@@ -96,6 +96,7 @@ record_host() {
   { iptables-save 2>/dev/null || true; } >"$h/iptables"
   { ip6tables-save 2>/dev/null || true; } >"$h/ip6tables"
   awk '{print $5}' /proc/self/mountinfo >"$h/mounts"
+  kubepods_cgroups >"$h/cgroups"
 }
 
 # --- up ---------------------------------------------------------------------------------------
@@ -313,7 +314,7 @@ kill_pods() {
   # Everything left in the pods' cgroups is a container process.
   for i in 1 2 3 4 5; do
     local left=0
-    for cg in $(kubepods_cgroups); do
+    for cg in $(new_cgroups); do
       for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; left=1; done
     done
     [ $left = 0 ] && break
@@ -385,14 +386,17 @@ restore_sysctls() {
   while IFS= read -r kv; do sysctl -q -w "$kv" >/dev/null 2>&1 || log "could not restore $kv"; done <"$S/host/sysctls"
 }
 
+# The kubepods cgroups made since `up` (one that was there before is someone else's).
+new_cgroups() { kubepods_cgroups | grep -vxF -f "$S/host/cgroups" 2>/dev/null || { [ -f "$S/host/cgroups" ] || kubepods_cgroups; }; }
+
 remove_cgroups() {
   local cg i
   for i in 1 2 3 4 5; do
-    for cg in $(kubepods_cgroups); do rmdir "$cg" 2>/dev/null || true; done
-    [ -z "$(kubepods_cgroups)" ] && return 0
+    for cg in $(new_cgroups); do rmdir "$cg" 2>/dev/null || true; done
+    [ -z "$(new_cgroups)" ] && return 0
     sleep 0.3
   done
-  log "kubepods cgroups left: $(kubepods_cgroups | tr '\n' ' ')"
+  log "kubepods cgroups left: $(new_cgroups | tr '\n' ' ')"
 }
 
 # The host directories the components create whatever they are told (the kubelet's device-plugin
