@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # The `down` half of scripts/kube.sh (sourced by it after kube-node.sh): stops what `up` started
 # and undoes, from the record `up` left in $KUBE_STATE/host, what the cluster changed on the host.
-stop_pid() { # name
-  local f="$S/pids/$1" p i
-  [ -f "$f" ] || return 0
-  p="$(cat "$f")"
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    for i in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$f"
+# TERM to each named component at once, up to 5 s for all of them to exit, then KILL.
+stop_pids() { # names...
+  local n p pids=() i alive_any
+  for n in "$@"; do
+    [ -f "$S/pids/$n" ] || continue
+    p="$(cat "$S/pids/$n")"
+    kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null && pids+=("$p")
+  done
+  for i in $(seq 1 50); do
+    alive_any=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive_any=1; done
+    [ $alive_any = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for i in $(seq 1 20); do
+    alive_any=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive_any=1; done
+    [ $alive_any = 0 ] && break
+    sleep 0.1
+  done
+  for n in "$@"; do rm -f "$S/pids/$n"; done
 }
 
 kubepods_cgroups() { find "$CGROUP_ROOT"/*/kubepods -depth -type d 2>/dev/null || true; }
@@ -128,9 +139,10 @@ remove_host_dirs() {
 
 kube_down_inner() {
   local n
-  for n in kubelet kube-scheduler kube-controller-manager; do stop_pid "$n"; done
+  # The kubelet first, so that nothing restarts the pods killed next.
+  stop_pids kubelet kube-scheduler kube-controller-manager
   kill_pods
-  for n in containerd kube-apiserver etcd; do stop_pid "$n"; done
+  stop_pids containerd kube-apiserver etcd
   kill_pods
   unmount_all
   remove_links
