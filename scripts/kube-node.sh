@@ -2,13 +2,13 @@
 # The `up`/`down`/`env` half of scripts/kube.sh (sourced by it). Everything the cluster writes lives
 # under $KUBE_STATE; what it changes outside (sysctls, cgroups, the bridge, iptables rules, a few
 # host directories the kubelet insists on) is recorded by `up` in $KUBE_STATE/host and undone by
-# `down`. Expects KUBE_STATE, KUBE_VERSION, KUBE_PAUSE_IMAGE, bin, images, cache (from kube.sh).
+# `down` (scripts/kube-down.sh). Expects KUBE_STATE, KUBE_VERSION, KUBE_PAUSE_IMAGE, bin, images, cache (from kube.sh).
 
 # Ports and names: loopback only, overridable so two clusters (or a system one) can coexist.
 : "${KUBE_ETCD_PORT:=23790}" "${KUBE_ETCD_PEER_PORT:=23800}" "${KUBE_APISERVER_PORT:=26443}"
 : "${KUBE_KUBELET_PORT:=20250}" "${KUBE_KUBELET_READONLY_PORT:=20255}" "${KUBE_KUBELET_HEALTHZ_PORT:=20248}"
 : "${KUBE_NODE_NAME:=spiffe-agent-node}" "${KUBE_BRIDGE:=sakube0}" "${KUBE_POD_CIDR:=10.244.77.0/24}"
-: "${KUBE_SERVICE_CIDR:=10.96.77.0/24}" "${KUBE_SERVICE_IP:=10.96.77.1}" "${KUBE_UP_TIMEOUT:=180}"
+: "${KUBE_NODE_IP:=}" "${KUBE_SERVICE_CIDR:=10.96.77.0/24}" "${KUBE_SERVICE_IP:=10.96.77.1}" "${KUBE_UP_TIMEOUT:=180}"
 KUBE_SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward"
 # Directories the kubelet, containerd or CNI create on the host whatever they are told; `down`
 # removes those that did not exist before `up`.
@@ -96,6 +96,7 @@ record_host() {
   { iptables-save 2>/dev/null || true; } >"$h/iptables"
   { ip6tables-save 2>/dev/null || true; } >"$h/ip6tables"
   awk '{print $5}' /proc/self/mountinfo >"$h/mounts"
+  kubepods_cgroups >"$h/cgroups"
 }
 
 # --- up ---------------------------------------------------------------------------------------
@@ -190,8 +191,20 @@ nodeStatusUpdateFrequency: 5s
 YAML
 }
 
+# The kubelet refuses a loopback node IP ("nodeIP can't be loopback address") and then reports no
+# address at all (pods get no hostIP), so the node IP is the host's own source address; the kubelet
+# still listens on 127.0.0.1 only. The price: the apiserver cannot reach the kubelet at the node IP,
+# so `kubectl logs/exec` do not work (container logs are under $KUBE_STATE/logs/pods).
+node_ip() {
+  [ -n "$KUBE_NODE_IP" ] && { echo "$KUBE_NODE_IP"; return; }
+  ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") { print $(i + 1); exit }}' | grep . ||
+    ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1
+}
+
 kube_up_inner() {
   mkdir -p "$S/logs" "$S/pids"
+  KUBE_NODE_IP="$(node_ip)"
+  [ -n "$KUBE_NODE_IP" ] || { log "no non-loopback IPv4 address for the node (set KUBE_NODE_IP)"; return 1; }
   record_host
   make_pki
   kubeconfig "$S/kubeconfig" admin
@@ -226,7 +239,7 @@ kube_up_inner() {
   ctr --address "$sock" -n k8s.io images import "$images/pause.tar" >/dev/null
   ctr --address "$sock" -n k8s.io images import "$images/busybox.tar" >/dev/null
   start kubelet "$bin/kubelet" --config "$S/kubelet/config.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
-    --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" --hostname-override "$KUBE_NODE_NAME" --node-ip 127.0.0.1
+    --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" --hostname-override "$KUBE_NODE_NAME" --node-ip "$KUBE_NODE_IP"
   wait_for "node $KUBE_NODE_NAME" "$KUBE_UP_TIMEOUT" node_ready
   # Tests create pods in "default" as soon as up returns; its service account comes from the
   # controller-manager a moment after the namespace exists.
@@ -243,6 +256,7 @@ KUBE_KUBELET_CLIENT_CERT=$pki/kubelet-client.crt
 KUBE_KUBELET_CLIENT_KEY=$pki/kubelet-client.key
 KUBE_SA_SIGNING_KEY=$pki/sa.key
 KUBE_NODE_NAME=$KUBE_NODE_NAME
+KUBE_NODE_IP=$KUBE_NODE_IP
 KUBE_KUBELET_PORT=$KUBE_KUBELET_PORT
 KUBE_KUBELET_READONLY_PORT=$KUBE_KUBELET_READONLY_PORT
 KUBE_CONTAINERD_SOCKET=$sock
@@ -277,139 +291,3 @@ kube_up() {
   cat "$S/env"
 }
 
-# --- down -------------------------------------------------------------------------------------
-stop_pid() { # name
-  local f="$S/pids/$1" p i
-  [ -f "$f" ] || return 0
-  p="$(cat "$f")"
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    for i in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$f"
-}
-
-kubepods_cgroups() { find "$CGROUP_ROOT"/*/kubepods -depth -type d 2>/dev/null || true; }
-
-kill_pods() {
-  local p cg i
-  # containerd's shims outlive containerd (they are reparented); each names our socket in its argv.
-  for p in $(pgrep -f -- "containerd-shim.*-address $sock" || true); do kill -KILL "$p" 2>/dev/null || true; done
-  # Everything left in the pods' cgroups is a container process.
-  for i in 1 2 3 4 5; do
-    local left=0
-    for cg in $(kubepods_cgroups); do
-      for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; left=1; done
-    done
-    [ $left = 0 ] && break
-    sleep 0.3
-  done
-}
-
-unmount_all() {
-  local m i
-  # Deepest first; pods' mounts (tmpfs for projected tokens, netns binds, overlay rootfs, shm) are
-  # all under $S with netns_mounts_under_state_dir; /run/netns is checked too in case.
-  for i in 1 2 3; do
-    for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^($S/|/run/netns/|/var/run/netns/|/var/lib/kubelet/)" | sort -r); do
-      grep -qxF "$m" "$S/host/mounts" 2>/dev/null && continue
-      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
-  done
-}
-
-remove_links() {
-  local l
-  for l in $(ip -o link show master "$KUBE_BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-    ip link delete "$l" 2>/dev/null || true
-  done
-  ip link delete "$KUBE_BRIDGE" 2>/dev/null || true
-}
-
-# Removes the rules and chains added since `up` that belong to the cluster (the kubelet's KUBE-*
-# chains, CNI-* chains, anything naming our bridge or pod range), and nothing else: another tool
-# (dockerd) may have changed iptables meanwhile.
-clean_iptables() { # save-cmd, cmd, before-file
-  local save="$1" ipt="$2" before="$3" table="" line chains=()
-  command -v "$save" >/dev/null || return 0
-  local now; now="$($save 2>/dev/null || true)"
-  local pat="KUBE-|CNI-|$KUBE_BRIDGE|${KUBE_POD_CIDR%/*}"
-  while IFS= read -r line; do
-    case "$line" in
-      \**) table="${line#\*}" ;;
-      -A\ *)
-        grep -qxF -- "$line" "$before" 2>/dev/null && continue
-        echo "$line" | grep -qE -- "$pat" || continue
-        # shellcheck disable=SC2086
-        eval "$ipt -t $table -D ${line#-A }" 2>/dev/null || true ;;
-      :*)
-        local c="${line#:}"; c="${c%% *}"
-        grep -q -- "^:$c " "$before" 2>/dev/null && continue
-        echo "$c" | grep -qE '^(KUBE-|CNI-)' && chains+=("$table $c") ;;
-    esac
-  done <<<"$now"
-  local tc
-  for tc in "${chains[@]}"; do
-    set -- $tc
-    "$ipt" -t "$1" -F "$2" 2>/dev/null || true
-    "$ipt" -t "$1" -X "$2" 2>/dev/null || true
-  done
-}
-
-restore_sysctls() {
-  local kv
-  [ -f "$S/host/sysctls" ] || return 0
-  while IFS= read -r kv; do sysctl -q -w "$kv" >/dev/null 2>&1 || log "could not restore $kv"; done <"$S/host/sysctls"
-}
-
-remove_cgroups() {
-  local cg i
-  for i in 1 2 3 4 5; do
-    for cg in $(kubepods_cgroups); do rmdir "$cg" 2>/dev/null || true; done
-    [ -z "$(kubepods_cgroups)" ] && return 0
-    sleep 0.3
-  done
-  log "kubepods cgroups left: $(kubepods_cgroups | tr '\n' ' ')"
-}
-
-remove_host_dirs() {
-  local d
-  [ -f "$S/host/dirs" ] || return 0
-  for d in $KUBE_HOST_DIRS; do
-    grep -qxF "$d" "$S/host/dirs" && continue
-    [ -e "$d" ] || continue
-    # Only what is empty (or holds only empty directories): never a file someone else put there.
-    find "$d" -depth -type d -empty -delete 2>/dev/null || true
-    [ -e "$d" ] && log "left $d (not empty)"
-  done
-  return 0
-}
-
-kube_down_inner() {
-  local n
-  for n in kubelet kube-scheduler kube-controller-manager; do stop_pid "$n"; done
-  kill_pods
-  for n in containerd kube-apiserver etcd; do stop_pid "$n"; done
-  kill_pods
-  unmount_all
-  remove_links
-  clean_iptables iptables-save iptables "$S/host/iptables"
-  clean_iptables ip6tables-save ip6tables "$S/host/ip6tables"
-  remove_cgroups
-  restore_sysctls
-  remove_host_dirs
-  unmount_all
-  if [ "${KUBE_KEEP_LOGS:-}" = 1 ] && [ -d "$S/logs" ]; then rm -rf "$S.logs" && cp -a "$S/logs" "$S.logs"; fi
-  rm -rf "$S" 2>/dev/null || { unmount_all; rm -rf "$S"; }
-}
-
-kube_down() {
-  mkdir -p "$cache"
-  exec 8>"$cache/.state.lock"
-  flock 8
-  [ -d "$S" ] || return 0
-  kube_down_inner
-  log "cluster down ($S)"
-}

@@ -67,6 +67,8 @@ case "${1:-}" in
     KUBE_STATE="$(state_dir "${1:-}")"
     # shellcheck source=scripts/kube-node.sh
     . "$here/kube-node.sh"
+    # shellcheck source=scripts/kube-down.sh
+    . "$here/kube-down.sh"
     "kube_$cmd"
     ;;
   *) echo "usage: kube.sh build | deps | built | up [DIR] | down [DIR] | env [DIR] | --version" >&2; exit 2 ;;

@@ -66,6 +66,8 @@ export interface KubeEnv {
   readonly KUBE_KUBELET_CLIENT_KEY: string;
   readonly KUBE_SA_SIGNING_KEY: string;
   readonly KUBE_NODE_NAME: string;
+  /** The node's InternalIP (the host's own address: the kubelet refuses a loopback one). */
+  readonly KUBE_NODE_IP: string;
   readonly KUBE_KUBELET_PORT: string;
   readonly KUBE_KUBELET_READONLY_PORT: string;
   readonly KUBE_CONTAINERD_SOCKET: string;

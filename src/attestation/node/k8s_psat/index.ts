@@ -106,18 +106,21 @@ export class K8sPsatAttestor implements NodeAttestor {
 
 /**
  * What spire-server v1.13.3's k8s_psat (pkg/server/plugin/nodeattestor/k8spsat) means by each
- * refusal. TokenReview says only "not authenticated" whatever the cause, so the token's own
- * claims (as last sent) name the likely one.
+ * refusal. The apiserver's TokenReview either fails with its reasons ("unable to validate token
+ * with TokenReview API: ... [invalid bearer token, service account token has expired]") or says
+ * only "not authenticated"; the token's own claims (as last sent) then name the likely cause.
  */
 export function explainK8sPsatRefusal(c: K8sPsatConfig, t: TokenSummary | undefined, nowMs: number, said: string): string | undefined {
   if (/not configured for cluster/.test(said)) {
     return `the server's k8s_psat has no cluster "${c.cluster}": set cluster to a name under its clusters = { ... }, or add this cluster there`;
   }
-  if (/token not authenticated according to TokenReview API/.test(said)) {
-    if (t?.exp !== undefined && t.exp * 1000 <= nowMs) {
+  if (/token not authenticated according to TokenReview API|unable to validate token with TokenReview API/.test(said)) {
+    if (/has expired/.test(said) || (t?.exp !== undefined && t.exp * 1000 <= nowMs)) {
+      if (t?.exp === undefined) return `the token in ${c.tokenPath} has expired: use the kubelet-rotated projected token (a serviceAccountToken volume), not a copy`;
       return `the token in ${c.tokenPath} expired at ${new Date(t.exp * 1000).toISOString()}: use the kubelet-rotated projected token (a serviceAccountToken volume), not a copy`;
     }
-    if (t?.audience !== undefined && !t.audience.includes(SERVER_DEFAULT_AUDIENCE)) {
+    if (/audience/i.test(said) || (t?.audience !== undefined && !t.audience.includes(SERVER_DEFAULT_AUDIENCE))) {
+      if (t?.audience === undefined) return `the token's audience is not one the server expects ("${SERVER_DEFAULT_AUDIENCE}" unless its cluster block sets audience)`;
       return `the token's audience is ${JSON.stringify(t.audience)}; the server expects "${SERVER_DEFAULT_AUDIENCE}" unless its cluster block sets audience: set audience: ${SERVER_DEFAULT_AUDIENCE} on the serviceAccountToken volume`;
     }
     return 'the apiserver the server asks does not accept the token: it expired, its audience is not the one the server expects, its pod was deleted, or the server\'s kube_config_file points at another cluster';

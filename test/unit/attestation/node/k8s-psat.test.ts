@@ -153,6 +153,13 @@ describe('k8s_psat refusals', () => {
     expect(a.explainRefusal(notAuth)).toMatch(/^the token's audience is \["vault"\]; the server expects "spire-server"/);
   });
 
+  it('the apiserver\'s own reasons (TokenReview failed) are explained too', async () => {
+    const a = await sent(claims({ exp: clock.now() / 1000 - 5 }));
+    const said = 'nodeattestor(k8s_psat): unable to validate token with TokenReview API: token review API response contains an error: [invalid bearer token, service account token has expired]';
+    expect(a.explainRefusal(said)).toMatch(/^the token in \S+ expired at /);
+    expect(attestor().explainRefusal(said)).toBe(`the token in ${path} has expired: use the kubelet-rotated projected token (a serviceAccountToken volume), not a copy`);
+  });
+
   it('not authenticated otherwise, unknown cluster, service account not allowed', async () => {
     const a = await sent(claims({ exp: clock.now() / 1000 + 600 }));
     expect(a.explainRefusal(notAuth)).toMatch(/does not accept the token: it expired, its audience/);
