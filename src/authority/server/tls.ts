@@ -109,5 +109,6 @@ export function isUnknownAuthorityError(err: unknown): boolean {
 export function tlsFailureReason(err: unknown): string {
   const text = (err as { details?: string })?.details ?? (err as Error)?.message ?? String(err);
   const m = /Last error: (?:Error: )?([^.]+)/.exec(text.slice(text.lastIndexOf('Last error:')));
-  return m?.[1]?.trim() || text;
+  // Node 24 appends advice about its own --use-system-ca flag, which means nothing to an operator of the agent.
+  return m?.[1]?.split('; if the root CA')[0]?.trim() || text;
 }
