@@ -4,7 +4,6 @@
  * every problem (file:line: key: message) and exits 1. Beyond spire-agent, it also reads the files `run` refuses to start
  * without (the entries file, federated bundles, the kubelet CA and credentials; see src/agent/input-files.ts).
  */
-import { DEFAULT_CONFIG_PATH } from '../../config/defaults.js';
 import { readFile } from 'node:fs/promises';
 import { checkInputFiles } from '../../agent/input-files.js';
 import { checkPluginConfigs } from '../../agent/plugin-check.js';
@@ -12,28 +11,28 @@ import { ConfigError, type ConfigProblem } from '../../config/errors.js';
 import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { SpiffeAgentError } from '../../errors.js';
-import { formatUsage, parseFlags, UsageError, type Command, type FlagSpec } from '../flags.js';
+import { formatUsage, HELP_FLAGS, parseFlags, UsageError, type Command } from '../flags.js';
+import { RUN_FLAGS, runFlagOverrides } from './run-flags.js';
 
-const FLAGS: readonly FlagSpec[] = [
-  { name: 'config', kind: 'string', usage: 'Path to a SPIRE config file', default: DEFAULT_CONFIG_PATH },
-  { name: 'expandEnv', kind: 'bool', usage: 'Expand environment variables in SPIRE config file', default: false },
-];
+/** spire-agent's validate takes run's flags and applies them as run does. */
+const FLAGS = RUN_FLAGS;
 
 export const run: Command = async (args, io) => {
-  if (args.includes('-h') || args.includes('-help') || args.includes('--help')) {
+  if (args.some((a) => HELP_FLAGS.includes(a))) {
     io.stderr.write(formatUsage('validate', FLAGS));
     return 0;
   }
   let values;
+  let given: ReadonlySet<string>;
   try {
-    ({ values } = parseFlags(args, FLAGS));
+    ({ values, set: given } = parseFlags(args, FLAGS));
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     io.stderr.write(`${err.message}\n${formatUsage('validate', FLAGS)}`);
     return 1;
   }
   try {
-    const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
+    const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env, agentOverrides: runFlagOverrides(values, given) });
     // Plugin blocks are checked by the plugins' own parsers, as spire-agent's validate does.
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
     const problems: ConfigProblem[] = [];
