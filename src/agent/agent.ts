@@ -34,6 +34,9 @@ import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/s
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
 import { fetchBundleFromWorkloadApi, workloadApiAddressProblem } from './workload-api-bundle.js';
+import type { HostProbe } from './platform/facts.js';
+import type { HostProbeOptions } from './platform/host-probe.js';
+import type { RunningPlatformReport } from './platform/report.js';
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -54,6 +57,8 @@ export interface AgentDeps {
   readonly createServerSession?: AuthorityFactoryDeps['createServerSession'];
   /** How hardware plugins (tpm_devid, the tpm key manager) open a TPM; tests hand in a simulator. */
   readonly openTpm?: OpenTpm;
+  /** What the platform report asks about the host (systeminformation in a child); tests inject answers. */
+  readonly platformProbe?: (o: HostProbeOptions) => HostProbe;
 }
 
 export class Agent {
@@ -65,6 +70,7 @@ export class Agent {
   private attestation: WorkloadAttestation | undefined;
   private health: HealthHttpListener | undefined;
   private serverPlugins: ServerPlugins | undefined;
+  private platform: Promise<RunningPlatformReport | undefined> | undefined;
   private ready = false;
   /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
   private readonly streams = new OpenStreams();
@@ -75,6 +81,17 @@ export class Agent {
     const { config, log, clock } = this.d;
     const a = config.agent;
     const startedAt = clock.now();
+    // What this node is, and whether the node attestor fits it (never awaited, time-bounded). In server
+    // mode it runs beside node attestation, which is where an attestor that cannot work here fails;
+    // embedded mode attests nothing, so it starts once the sockets are open and readiness never shares
+    // the CPU with it.
+    const reportPlatform = (): void => {
+      this.platform ??= import('./platform/index.js').then(
+        (m) => m.reportPlatform({ config, log, clock, env: this.d.env, probe: this.d.platformProbe }),
+        (err: Error) => void log.warn({ [F.error]: err.message }, 'Platform report failed'),
+      );
+    };
+    if (config.mode === 'server') reportPlatform();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
@@ -224,6 +241,7 @@ export class Agent {
       log.info({ [F.path]: a.adminSocketPath, authorized_delegates: (a.authorizedDelegates ?? []).join(',') }, 'Starting admin API');
     }
     this.ready = true;
+    reportPlatform();
     this.cache.startPrefetch();
     // Memory back to the OS once idle after start-up, a burst or churn (issue 9; src/proc/memory-trim.ts).
     this.trimmer = new MemoryTrimmer({
@@ -257,6 +275,7 @@ export class Agent {
   async close(): Promise<void> {
     this.ready = false;
     this.trimmer?.stop();
+    const platform = this.platform?.then((p) => p?.stop());
     const grace = this.d.config.agent.shutdownGracePeriodMs;
     // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
     const ended = this.streams.endAll();
@@ -269,5 +288,6 @@ export class Agent {
     await this.authority?.close();
     await this.serverPlugins?.nodeAttestor.close?.();
     await this.serverPlugins?.keyManager.close?.();
+    await platform;
   }
 }

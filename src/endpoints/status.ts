@@ -183,6 +183,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   workloadapi_rpc: INTERNAL,
   workloadapi_response: INTERNAL,
   workloadapi_source_closed: INTERNAL,
+  workloadapi_timeout: INTERNAL,
   workloadapi_no_svid: INTERNAL,
   workloadapi_no_bundle: INTERNAL,
   workloadapi_proto: INTERNAL,

@@ -8,6 +8,7 @@ declare module '../errors.js' {
       | 'workloadapi_rpc'
       | 'workloadapi_response'
       | 'workloadapi_source_closed'
+      | 'workloadapi_timeout'
       | 'workloadapi_no_svid'
       | 'workloadapi_no_bundle'
       | 'workloadapi_proto';

@@ -6,11 +6,13 @@ import { SpiffeAgentError } from '../errors.js';
 import type { BundleSet, JWTBundle, JWTSVID, TrustDomain } from '../svid/index.js';
 import { WorkloadAPIClient, type CallOptions, type ClientOptions } from './client.js';
 import { SourceClosedError } from './errors.js';
-import { awaitFirstUpdate, waitForFirst } from './first-update.js';
+import { WaitReport, awaitFirstUpdate, waitForFirst } from './first-update.js';
 
 export interface JWTSourceOptions extends ClientOptions {
   readonly client?: WorkloadAPIClient | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** create() gives up after this long without a first update; default: wait (for an agent not up yet) until `signal` aborts. */
+  readonly timeoutMs?: number | undefined;
 }
 
 export class JWTSource {
@@ -28,6 +30,8 @@ export class JWTSource {
   static async create(opts: JWTSourceOptions = {}): Promise<JWTSource> {
     const source = new JWTSource(opts);
     const signal = opts.signal ? AbortSignal.any([opts.signal, source.#stop.signal]) : source.#stop.signal;
+    const address = source.#client.address.target;
+    const report = new WaitReport({ address, logger: opts.logger });
     const first = waitForFirst<BundleSet<JWTBundle>>();
     source.#watch = source.#client.watchJWTBundles(
       {
@@ -35,10 +39,11 @@ export class JWTSource {
           source.#bundles = set;
           first.resolve(set);
         },
+        onError: (err) => report.failed(err),
       },
       signal,
     );
-    await awaitFirstUpdate(first, source.#watch, () => new SourceClosedError('JWT'), () => source.close());
+    await awaitFirstUpdate(first, source.#watch, () => new SourceClosedError('JWT'), () => source.close(), { report, timeoutMs: opts.timeoutMs, address });
     return source;
   }
 

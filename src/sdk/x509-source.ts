@@ -7,7 +7,7 @@ import type { TrustDomain, X509Bundle, X509SVID } from '../svid/index.js';
 import { WorkloadAPIClient, type ClientOptions } from './client.js';
 import type { X509Context } from './convert.js';
 import { SourceClosedError } from './errors.js';
-import { awaitFirstUpdate, waitForFirst } from './first-update.js';
+import { WaitReport, awaitFirstUpdate, waitForFirst } from './first-update.js';
 
 export interface X509SourceOptions extends ClientOptions {
   /** Use this client instead of dialing one; the source then does not close it. */
@@ -16,6 +16,8 @@ export interface X509SourceOptions extends ClientOptions {
   readonly picker?: ((svids: readonly X509SVID[]) => X509SVID) | undefined;
   /** Aborting gives up waiting for the first update (create rejects) and closes the source. */
   readonly signal?: AbortSignal | undefined;
+  /** create() gives up after this long without a first update; default: wait (for an agent not up yet) until `signal` aborts. */
+  readonly timeoutMs?: number | undefined;
 }
 
 export class X509Source {
@@ -36,6 +38,8 @@ export class X509Source {
   static async create(opts: X509SourceOptions = {}): Promise<X509Source> {
     const source = new X509Source(opts);
     const signal = opts.signal ? AbortSignal.any([opts.signal, source.#stop.signal]) : source.#stop.signal;
+    const address = source.#client.address.target;
+    const report = new WaitReport({ address, logger: opts.logger });
     const first = waitForFirst<X509Context>();
     source.#watch = source.#client.watchX509Context(
       {
@@ -44,10 +48,11 @@ export class X509Source {
           first.resolve(ctx);
           for (const l of source.#listeners) l(ctx);
         },
+        onError: (err) => report.failed(err),
       },
       signal,
     );
-    await awaitFirstUpdate(first, source.#watch, () => new SourceClosedError('X.509'), () => source.close());
+    await awaitFirstUpdate(first, source.#watch, () => new SourceClosedError('X.509'), () => source.close(), { report, timeoutMs: opts.timeoutMs, address });
     return source;
   }
 

@@ -23,6 +23,7 @@ import { SSHPOP, parseSshpopConfig } from './sshpop/config.js';
 import { TPM_DEVID, parseTpmDevidConfig } from './tpm_devid/config.js';
 import { AWS_IID, parseAwsIidConfig } from './aws_iid/config.js';
 import { GCP_IIT, parseGcpIitConfig } from './gcp_iit/config.js';
+import { AZURE_MSI, parseAzureMsiConfig } from './azure_msi/config.js';
 import type { NodeAttestor } from './types.js';
 import { createX509popAttestor, loadX509popMaterial, parseX509popConfig } from './x509pop/index.js';
 
@@ -80,6 +81,11 @@ export const NODE_ATTESTORS = new PluginCatalog<NodeAttestorDeps, NodeAttestor>(
   [GCP_IIT]: builtIn({
     configure: (p, c) => parseGcpIitConfig(p, { file: c.file, text: c.text }),
     create: async (config, d) => (await import('./gcp_iit/index.js')).createGcpIitAttestor(config, { log: d.log }),
+  }),
+  // Asks the fixed Azure IMDS address at attestation; its code loads only when configured.
+  [AZURE_MSI]: builtIn({
+    configure: (p, c) => parseAzureMsiConfig(p, { file: c.file, text: c.text }),
+    create: async (config, d) => (await import('./azure_msi/index.js')).createAzureMsiAttestor(config, { log: d.log }),
   }),
 });
 

@@ -60,6 +60,8 @@ export interface AgentConf {
   logLevel?: string;
   /** experimental { sync_interval = ... } */
   syncInterval?: string;
+  /** A command prefix the agent runs under, e.g. `ip netns exec NAME` (test/helpers/cloud/netns.ts). */
+  runIn?: readonly string[];
   /** extra lines inside agent {} and plugins {} */
   agentExtra?: string;
   /** spiffe-agent only: the Node.js binary to run it on (default: the test runner's). */
@@ -210,8 +212,10 @@ export class AgentHandle {
   private command(): [string, string[]] {
     const conf = confPathOf(this.conf);
     const extra = this.conf.joinToken && this.conf.joinTokenVia === 'flag' ? ['-joinToken', this.conf.joinToken] : [];
-    if (this.kind === 'spire-agent') return [this.bins.agent, ['run', '-config', conf, ...extra]];
-    return [this.conf.nodeBin ?? process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
+    const [cmd, args]: [string, string[]] =
+      this.kind === 'spire-agent' ? [this.bins.agent, ['run', '-config', conf, ...extra]] : [this.conf.nodeBin ?? process.execPath, [AGENT_MAIN, 'run', '-config', conf, ...extra]];
+    const [pre, ...preArgs] = this.conf.runIn ?? [];
+    return pre === undefined ? [cmd, args] : [pre, [...preArgs, cmd, ...args]];
   }
 
   async start(o: StartAgentOptions = {}): Promise<this> {

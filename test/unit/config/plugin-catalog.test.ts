@@ -72,7 +72,7 @@ describe('PluginCatalog (the shape of the NodeAttestor, KeyManager and WorkloadA
     expect(NODE_ATTESTORS).toBeInstanceOf(PluginCatalog);
     expect(KEY_MANAGERS).toBeInstanceOf(PluginCatalog);
     expect(WORKLOAD_ATTESTORS).toBeInstanceOf(PluginCatalog);
-    expect(NODE_ATTESTORS.names).toEqual(['join_token', 'x509pop', 'sshpop', 'tpm_devid', 'http_challenge', 'aws_iid', 'gcp_iit']);
+    expect(NODE_ATTESTORS.names).toEqual(['join_token', 'x509pop', 'sshpop', 'tpm_devid', 'http_challenge', 'aws_iid', 'gcp_iit', 'azure_msi']);
     expect(KEY_MANAGERS.names).toEqual(['disk', 'memory', 'tpm']);
     expect(WORKLOAD_ATTESTORS.names).toEqual(['unix', 'docker', 'systemd', 'k8s']);
   });

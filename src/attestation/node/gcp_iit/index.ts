@@ -4,7 +4,7 @@
  * one GET of
  *   http://<identity_token_host>/computeMetadata/v1/instance/service-accounts/<service_account>/identity?audience=spire-gcp-node-attestor&format=full
  * with `Metadata-Flavor: Google`; only 200 is accepted, and the body (the JWT) is the payload as
- * is. No retry, as spire-agent. spire-agent's request has no timeout at all, so a metadata server
+ * is (this agent first checks it has the JWT shape, where spire-agent sends any body). No retry, as spire-agent. spire-agent's request has no timeout at all, so a metadata server
  * that never answers stalls it; this agent gives up after 30 s, naming the URL.
  *
  * The token is never logged; the log carries its instance ID, project and zone when the token's
@@ -30,6 +30,25 @@ export function identityTokenURL(c: GcpIitConfig): string {
   u.pathname = `/computeMetadata/v1/instance/service-accounts/${c.serviceAccount}/identity`;
   u.search = new URLSearchParams([['audience', AUDIENCE], ['format', 'full']]).toString();
   return u.toString();
+}
+
+/**
+ * Why `token` is not a compact JWS (three base64url parts, the first a JSON object with `alg`),
+ * or undefined when it is one. spire-agent sends any body and its server refuses it ("unable to
+ * parse the identity token"); here it is refused on the node with the URL named, before anything
+ * is sent. Never quotes the token.
+ */
+export function notAJWT(token: Buffer): string | undefined {
+  const parts = token.toString('latin1').split('.');
+  if (parts.length !== 3) return `${parts.length} dot-separated parts, want 3`;
+  if (!parts.every((p, i) => /^[A-Za-z0-9_-]*$/.test(p) && (p !== '' || i === 2))) return 'a part is not base64url text';
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as unknown;
+    if (typeof header !== 'object' || header === null || typeof (header as { alg?: unknown }).alg !== 'string') return 'its header has no "alg"';
+  } catch {
+    return 'its header is not JSON';
+  }
+  return undefined;
 }
 
 /** What may be logged of a token: a few claims of its payload, if it has the JWT shape. */
@@ -82,10 +101,12 @@ export class GcpIitAttestor implements NodeAttestor {
       req.end();
     });
     if (res.status !== 200) {
-      const hint = res.status === 404 ? `: no service account ${JSON.stringify(this.config.serviceAccount)} on this VM? (service_account)` : res.status === 403 ? ': the metadata server refused the request' : '';
+      const hint = res.status === 404 ? `: no service account ${JSON.stringify(this.config.serviceAccount)} on this VM? (service_account)` : res.status === 401 || res.status === 403 ? ': the metadata server refused the request (a proxy in the way, or the Metadata-Flavor header stripped?)' : '';
       throw ioError(`GET ${url} answered HTTP ${res.status}, want 200${hint}`);
     }
     if (res.body.length === 0) throw ioError(`GET ${url} answered an empty identity token`);
+    const bad = notAJWT(res.body);
+    if (bad !== undefined) throw ioError(`malformed identity token from ${url}: not a JWT (${bad})`);
     this.deps.log.info(summarize(res.body), 'Attesting with GCE instance identity token');
     return new Uint8Array(res.body);
   }

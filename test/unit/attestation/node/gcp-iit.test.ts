@@ -46,6 +46,7 @@ describe('gcp_iit', () => {
   });
 
   it.each([
+    [401, /answered HTTP 401, want 200: the metadata server refused/],
     [403, /answered HTTP 403, want 200: the metadata server refused/],
     [404, /answered HTTP 404, want 200: no service account "default"/],
     [500, /answered HTTP 500, want 200$/],
@@ -62,5 +63,19 @@ describe('gcp_iit', () => {
     gce.slowMs = 0;
     gce.token = Buffer.alloc(0);
     expect((await failure()).message).toMatch(/empty identity token/);
+  });
+
+  it.each([
+    ['an HTML page', '<html>proxy error</html>', /not a JWT \(1 dot-separated parts, want 3\)$/],
+    ['two parts', 'eyJhbGciOiJSUzI1NiJ9.e30', /not a JWT \(2 dot-separated parts, want 3\)$/],
+    ['a header that is not JSON', 'bm90IGpzb24.e30.c2ln', /not a JWT \(its header is not JSON\)$/],
+    ['a header without alg', `${Buffer.from('{"typ":"JWT"}').toString('base64url')}.e30.c2ln`, /not a JWT \(its header has no "alg"\)$/],
+    ['white space inside', 'eyJhbGciOiJSUzI1NiJ9.e30 .c2ln', /not a JWT \(a part is not base64url text\)$/],
+  ])('a malformed token (%s) is refused, naming the URL, never quoting it', async (_n, body, re) => {
+    gce.token = Buffer.from(body);
+    const err = await failure();
+    expect(err.message).toMatch(re);
+    expect(err.message).toMatch(/malformed identity token from http:\/\/127\.0\.0\.1:\d+\/computeMetadata\/v1\/instance\/service-accounts\/default\/identity\?audience=spire-gcp-node-attestor&format=full: /);
+    expect(err.message).not.toContain(body);
   });
 });

@@ -82,7 +82,7 @@ describe('spiffe-agent validate checks the files run reads at start', () => {
   it('passes an entries file that does not exist yet, as run does, with a note', async () => {
     const r = await validate(conf(`  entries_file = "${dir}/later.json"`));
     expect(r.code).toBe(0);
-    expect(r.out).toBe('SPIRE agent configuration file is valid.\n');
+    expect(r.out).toMatch(/^Platform: cloud=.*\nSPIRE agent configuration file is valid\.\n$/);
     expect(r.err).toContain(`${dir}/later.json: the registration entries file does not exist; the agent will serve no entries until it appears`);
   });
 

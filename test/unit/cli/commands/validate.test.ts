@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { run } from '../../../../src/cli/commands/validate.js';
+import { run, validate } from '../../../../src/cli/commands/validate.js';
+import { fakeProbe, HOSTS, probeFor } from '../../../helpers/platform-probe.js';
 
 function io(env: Record<string, string> = {}) {
   const stdout = new PassThrough();
@@ -22,10 +23,35 @@ async function file(name: string, text: string): Promise<string> {
 }
 
 describe('spiffe-agent validate', () => {
-  it('prints spire-agent\'s success line for a valid file', async () => {
+  it("prints the platform report, then spire-agent's success line as the last line, for a valid file", async () => {
     const t = io();
     expect(await run(['-config', 'conf/agent/agent.conf'], t.io)).toBe(0);
-    expect(t.out()).toBe('SPIRE agent configuration file is valid.\n');
+    // Embedded mode: no node attestation, so no attestor to judge.
+    expect(t.out()).toMatch(/^Platform: cloud=\S+ virtualization=\S+ .* node_attestor=none\nSPIRE agent configuration file is valid\.\n$/);
+  });
+
+  it('warns about a node attestor that cannot work here (FAKE host answers: GCE), and the file is still valid', async () => {
+    const path = await file(
+      'agent.conf',
+      'agent {\n  trust_domain = "example.org"\n  data_dir = "/tmp/x"\n  server_address = "127.0.0.1"\n  insecure_bootstrap = true\n}\n' +
+        'plugins {\n  NodeAttestor "aws_iid" { plugin_data {} }\n  KeyManager "memory" { plugin_data {} }\n  WorkloadAttestor "unix" { plugin_data {} }\n}\n',
+    );
+    const t = io();
+    expect(await validate(['-config', path], t.io, { platformProbe: () => probeFor(HOSTS.gce) })).toBe(0);
+    expect(t.out()).toBe(
+      'Platform: cloud=gcp virtualization=not-detected container=not-detected manufacturer=Google model="Google Compute Engine" tpm=none k8s_token=none node_attestor=aws_iid\n' +
+        'Warning: NodeAttestor "aws_iid" may not work on this node: this host does not report Amazon EC2 (it reports "Google" "Google Compute Engine"); aws_iid needs the EC2 instance metadata service to sign an instance identity document; the agent tries it anyway\n' +
+        'SPIRE agent configuration file is valid.\n',
+    );
+  });
+
+  it('stops the probe and prints no report for an invalid file', async () => {
+    const path = await file('agent.conf', 'agent {\n  trust_domain = "example.org"\n}\nplugins {\n  WorkloadAttestor "nope" { plugin_data {} }\n}\n');
+    const probe = fakeProbe({ system: 'hang' });
+    const t = io();
+    expect(await validate(['-config', path], t.io, { platformProbe: () => probe })).toBe(1);
+    expect(t.out()).toBe('');
+    expect(probe.closed).toBeGreaterThanOrEqual(1);
   });
 
   it('lists every problem on stderr and exits 1 for an invalid file', async () => {
