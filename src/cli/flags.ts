@@ -13,6 +13,8 @@ export interface FlagSpec {
   readonly kind: FlagKind;
   readonly usage: string;
   readonly default?: string | boolean | number | readonly string[];
+  /** The type word Go's usage prints (`value` for spire's flag.Value flags); else derived from kind. */
+  readonly typeName?: string;
 }
 
 export type FlagValues = Record<string, string | boolean | number | string[] | undefined>;
@@ -40,9 +42,11 @@ export interface CliIO {
 
 export type Command = (args: string[], io: CliIO) => Promise<number>;
 
-export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]): { values: FlagValues; rest: string[] } {
+export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]): { values: FlagValues; rest: string[]; set: ReadonlySet<string> } {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values: FlagValues = {};
+  // Which flags the user gave (Go's flag.Visit): a default-true bool is only an override when given.
+  const set = new Set<string>();
   for (const s of specs) {
     values[s.name] = Array.isArray(s.default) ? [...s.default] : (s.default as FlagValues[string]);
   }
@@ -59,6 +63,7 @@ export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]):
     const name = eq >= 0 ? body.slice(0, eq) : body;
     const spec = byName.get(name);
     if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
+    set.add(name);
     let raw: string | undefined = eq >= 0 ? body.slice(eq + 1) : undefined;
     if (spec.kind === 'bool') {
       if (raw === undefined) values[name] = true;
@@ -93,16 +98,33 @@ export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]):
       }
     }
   }
-  return { values, rest: args.slice(i) };
+  return { values, rest: args.slice(i), set };
 }
 
-/** Go-style usage text: `  -name kind\n    \tusage (default ...)` */
+/** The help flags Go's flag package and mitchellh/cli answer with usage. */
+export const HELP_FLAGS: readonly string[] = ['-h', '-help', '--help'];
+
+/** Go's flag.PrintDefaults type word: none for a bool, `value` for flag.Value flags, else the kind. */
+function typeWord(s: FlagSpec): string {
+  if (s.typeName !== undefined) return s.typeName;
+  if (s.kind === 'bool') return '';
+  return s.kind === 'strings' ? 'value' : s.kind;
+}
+
+/** Go hides a zero default and quotes only string flags' defaults. */
+function defaultText(s: FlagSpec): string {
+  const d = s.default;
+  if (d === undefined || d === '' || d === false || d === 0 || (Array.isArray(d) && d.length === 0)) return '';
+  return ` (default ${s.kind === 'string' && s.typeName === undefined ? JSON.stringify(d) : String(d)})`;
+}
+
+/** Go-style usage text: `  -name type\n    \tusage (default ...)`, flags in byte order as Go sorts them. */
 export function formatUsage(command: string, specs: readonly FlagSpec[]): string {
   const lines = [`Usage of ${command}:`];
-  for (const s of [...specs].sort((a, b) => a.name.localeCompare(b.name))) {
-    lines.push(`  -${s.name}${s.kind === 'bool' ? '' : ' ' + (s.kind === 'strings' ? 'value' : s.kind)}`);
-    const def = s.default === undefined || s.default === '' || s.default === false ? '' : ` (default ${JSON.stringify(s.default)})`;
-    lines.push(`    \t${s.usage}${def}`);
+  for (const s of [...specs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const word = typeWord(s);
+    lines.push(`  -${s.name}${word ? ' ' + word : ''}`);
+    lines.push(`    \t${s.usage}${defaultText(s)}`);
   }
   return lines.join('\n') + '\n';
 }

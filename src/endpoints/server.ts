@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { healthService, type ServingStatus } from './health.js';
 import { loadProto } from './proto.js';
+import { addReflection } from './reflection.js';
 import type { OpenStreams } from './open-streams.js';
 import type { SdsHandler } from './sds/handler.js';
 import type { WorkloadHandler } from './workload/handler.js';
@@ -54,5 +55,7 @@ export function buildGrpcServer(services: PublicServices, status: () => ServingS
   }
   const health = loadProto('grpc/health/v1/health.proto') as unknown as { grpc: { health: { v1: Record<string, ServiceHolder> } } };
   add(health.grpc.health.v1.Health!.service, healthService(status));
+  // As spire-agent's reflection.Register: every service of this server, described on request.
+  addReflection(add, [...(services.workload ? ['SpiffeWorkloadAPI'] : []), ...(services.sds ? ['envoy.service.secret.v3.SecretDiscoveryService'] : []), 'grpc.health.v1.Health']);
   return server;
 }

@@ -3,6 +3,8 @@
 #   - .cache/bin/go-client : go-spiffe v2 (pinned in go-client/go.mod + go.sum), built with -mod=readonly
 #   - .cache/bin/sds-client: Envoy's own Go API types (go-control-plane/envoy, pinned in sds-client/go.mod
 #                            + go.sum), an SDS v3 client that talks to the agent as Envoy does
+#   - .cache/bin/grpcurl   : grpcurl (GRPCURL_VERSION below, from the Go module proxy, checked against
+#                            the checksum database), a grpc-go reflection client for reflection.test.ts
 #   - .cache/venv          : a private venv with PyPI `spiffe` (py/requirements.txt); nothing installed globally
 #   - test users           : uid 1001 spiffe-a, 1002 spiffe-b, 1003 spiffe-none (no home, no shell, group = uid),
 #                            created only if that uid is missing. Workload attestation reads the caller's uid
@@ -120,6 +122,21 @@ build_sds_client() {
   echo "$want" > "$stamp"
 }
 
+GRPCURL_VERSION=v1.9.4
+build_grpcurl() {
+  local stamp="$BIN/grpcurl.stamp" want
+  want="$( { GOTOOLCHAIN=local go env GOVERSION; echo "$GRPCURL_VERSION"; } | sha256sum | cut -d' ' -f1)"
+  if [ -x "$BIN/grpcurl" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "grpcurl up to date"
+    return
+  fi
+  say "building grpcurl $GRPCURL_VERSION"
+  # Outside any module: `go install pkg@version` takes that version's go.mod/go.sum as they are.
+  (cd / && GOTOOLCHAIN=local GOBIN="$BIN" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+    go install -trimpath "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION")
+  echo "$want" > "$stamp"
+}
+
 build_venv() {
   local py="$1" req="$HERE/py/requirements.txt" stamp="$VENV/.interop-stamp" want
   want="$( { echo "$py"; "$py" -VV; hash_inputs "$req"; } | sha256sum | cut -d' ' -f1)"
@@ -146,6 +163,7 @@ main() {
   chmod 0755 "$CACHE" "$BIN"
   build_go_client
   build_sds_client
+  build_grpcurl
   build_venv "$py"
   # Quick smoke: both peers start and report a missing endpoint in their own words.
   local rc=0
@@ -154,6 +172,7 @@ main() {
   rc=0; "$BIN/sds-client" >/dev/null 2>&1 || rc=$?
   [ "$rc" -eq 2 ] || die "sds-client did not start (exit $rc, expected usage exit 2)"
   "$VENV/bin/python" "$HERE/py/fetch.py" --help >/dev/null || die "py/fetch.py does not start"
+  "$BIN/grpcurl" -version >/dev/null 2>&1 || die "grpcurl does not start"
   say "ready in $((SECONDS - t0))s: $BIN/go-client, $BIN/sds-client, $VENV/bin/python"
 }
 

@@ -4,7 +4,7 @@
  * scripts that parse spire-agent's output keep working.
  */
 import { X509Certificate } from 'node:crypto';
-import { formatUsage, parseFlags, UsageError, type CliIO, type FlagSpec, type FlagValues } from '../flags.js';
+import { formatUsage, HELP_FLAGS, parseFlags, UsageError, type CliIO, type FlagSpec, type FlagValues } from '../flags.js';
 import { WorkloadAPIClient, WorkloadAPIError, parseAddress } from '../../sdk/index.js';
 
 export const DEFAULT_SOCKET_PATH = '/tmp/spire-agent/public/api.sock';
@@ -15,8 +15,8 @@ export const SOCKET_FLAGS: readonly FlagSpec[] = [
   { name: 'socketPath', kind: 'string', usage: 'Path to the SPIRE Agent API Unix domain socket', default: DEFAULT_SOCKET_PATH },
   { name: 'instance', kind: 'string', usage: `Instance name to substitute into socket templates (env ${TEMPLATE_ENV}).`, default: '' },
 ];
-export const TIMEOUT_FLAG: FlagSpec = { name: 'timeout', kind: 'duration', usage: 'Time to wait for a response', default: '5s' };
-export const OUTPUT_FLAG: FlagSpec = { name: 'output', kind: 'string', usage: 'Desired output format (pretty, json); default: pretty.', default: '' };
+export const TIMEOUT_FLAG: FlagSpec = { name: 'timeout', kind: 'duration', usage: 'Time to wait for a response', default: '5s', typeName: 'value' };
+export const OUTPUT_FLAG: FlagSpec = { name: 'output', kind: 'string', usage: 'Desired output format (pretty, json); default: pretty.', default: '', typeName: 'value' };
 
 export type OutputFormat = 'pretty' | 'json';
 
@@ -30,7 +30,7 @@ export function parseCommandFlags(
   specs: readonly FlagSpec[],
   io: CliIO,
 ): { values: FlagValues; code?: undefined } | { values?: undefined; code: number } {
-  if (args.some((a) => ['-h', '-help', '--h', '--help'].includes(a))) {
+  if (args.some((a) => HELP_FLAGS.includes(a) || a === '--h')) {
     io.stderr.write(formatUsage(command, specs));
     return { code: 0 };
   }

@@ -7,7 +7,7 @@ const SPECS: readonly FlagSpec[] = [
   ...SOCKET_FLAGS,
   TIMEOUT_FLAG,
   OUTPUT_FLAG,
-  { name: 'format', kind: 'string', usage: 'deprecated; use -output', default: '' },
+  { name: 'format', kind: 'string', usage: 'deprecated; use -output', default: '', typeName: 'value' },
   { name: 'audience', kind: 'strings', usage: 'comma separated list of audience values' },
   { name: 'spiffeID', kind: 'string', usage: 'SPIFFE ID subject (optional)', default: '' },
 ];

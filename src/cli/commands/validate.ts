@@ -7,7 +7,6 @@
  * "Platform:" line and a "Warning:" line for a node attestor that cannot work on this node. A warning
  * never makes the file invalid.
  */
-import { DEFAULT_CONFIG_PATH } from '../../config/defaults.js';
 import { readFile } from 'node:fs/promises';
 import { checkInputFiles } from '../../agent/input-files.js';
 import { checkPluginConfigs } from '../../agent/plugin-check.js';
@@ -18,12 +17,11 @@ import { ConfigError, type ConfigProblem } from '../../config/errors.js';
 import { systemClock } from '../../clock.js';
 import { loadConfig } from '../../config/load.js';
 import { SpiffeAgentError } from '../../errors.js';
-import { formatUsage, parseFlags, UsageError, type CliIO, type Command, type FlagSpec } from '../flags.js';
+import { formatUsage, HELP_FLAGS, parseFlags, UsageError, type CliIO, type Command } from '../flags.js';
+import { RUN_FLAGS, runFlagOverrides } from './run-flags.js';
 
-const FLAGS: readonly FlagSpec[] = [
-  { name: 'config', kind: 'string', usage: 'Path to a SPIRE config file', default: DEFAULT_CONFIG_PATH },
-  { name: 'expandEnv', kind: 'bool', usage: 'Expand environment variables in SPIRE config file', default: false },
-];
+/** spire-agent's validate takes run's flags and applies them as run does. */
+const FLAGS = RUN_FLAGS;
 
 export interface ValidateDeps {
   /** What the platform report asks about the host; tests hand in answers. */
@@ -33,13 +31,14 @@ export interface ValidateDeps {
 export const run: Command = (args, io) => validate(args, io, {});
 
 export async function validate(args: string[], io: CliIO, deps: ValidateDeps): Promise<number> {
-  if (args.includes('-h') || args.includes('-help') || args.includes('--help')) {
+  if (args.some((a) => HELP_FLAGS.includes(a))) {
     io.stderr.write(formatUsage('validate', FLAGS));
     return 0;
   }
   let values;
+  let given: ReadonlySet<string>;
   try {
-    ({ values } = parseFlags(args, FLAGS));
+    ({ values, set: given } = parseFlags(args, FLAGS));
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     io.stderr.write(`${err.message}\n${formatUsage('validate', FLAGS)}`);
@@ -49,7 +48,7 @@ export async function validate(args: string[], io: CliIO, deps: ValidateDeps): P
   // spire-agent's validate), before the verdict so that the verdict stays the last line.
   let report: { probe: HostProbe; result: Promise<PlatformReport> } | undefined;
   try {
-    const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env });
+    const config = await loadConfig(String(values['config']), { expandEnv: values['expandEnv'] === true, env: io.env, agentOverrides: runFlagOverrides(values, given) });
     const probe = (deps.platformProbe ?? createHostProbe)({ env: io.env });
     report = { probe, result: runPlatformReport({ probe, attestor: effectiveNodeAttestor(config), clock: systemClock }) };
     // Plugin blocks are checked by the plugins' own parsers, as spire-agent's validate does.

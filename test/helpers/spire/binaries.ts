@@ -45,6 +45,22 @@ function fromDir(dir: string, version: string): SpireLookup {
   return { bins: { version, dir, server, agent } };
 }
 
+/** Where scripts/spire.sh keeps its binaries; looked at without starting a build. */
+function cachedSpire(version: string): SpireLookup {
+  const cache = process.env.SPIRE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'spiffe-agent', `spire-${version}`);
+  return fromDir(join(cache, 'bin'), version);
+}
+
+/**
+ * SPIRE when it is already built (SPIRE_BIN_DIR, else scripts/spire.sh's cache), never building it:
+ * for unit tests that compare with spire-agent when they can and with a recorded expectation otherwise.
+ */
+export function builtSpire(): SpireBinaries | undefined {
+  const version = spawnSync('bash', [SPIRE_SCRIPT, '--version'], { encoding: 'utf8' }).stdout.trim() || 'v1.13.3';
+  const envDir = process.env.SPIRE_BIN_DIR;
+  return (envDir ? fromDir(envDir, version) : cachedSpire(version)).bins;
+}
+
 /**
  * Order: SPIRE_BIN_DIR (set by .ci/run once its background build is done); SPIRE_BUILD_LOG with no
  * SPIRE_BIN_DIR means the CI build failed (its log tail is the reason); otherwise scripts/spire.sh,
@@ -61,9 +77,7 @@ export function findSpire(): SpireLookup {
     return { reason: `SPIRE ${version} could not be built by scripts/spire.sh; last lines of ${log}:\n${tail}` };
   }
   if (process.env.SPIRE_NO_BUILD === '1') {
-    // Where scripts/spire.sh keeps its binaries; look there without starting a build.
-    const cache = process.env.SPIRE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'spiffe-agent', `spire-${version}`);
-    const found = fromDir(join(cache, 'bin'), version);
+    const found = cachedSpire(version);
     return found.bins ? found : { reason: `SPIRE ${version} is not built and SPIRE_NO_BUILD=1; run: bash scripts/spire.sh` };
   }
   const r = spawnSync('bash', [SPIRE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 45 * 60_000 });
