@@ -13,13 +13,12 @@
  * certificate, and the read-only port (through a counting proxy, one per agent, so the /pods
  * requests each agent makes are counted).
  */
-import { execFileSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GO_CLIENT_BUILT, JSON_LOGS, agentConfFor, jsonLogs, startAgent, startSpireServer, waitFor, type AgentHandle, type AgentKind, type SpireBinaries, type SpireServer } from '../../helpers/spire/index.js';
+import { GO_CLIENT_BUILT, JSON_LOGS, agentConfFor, jsonLogs, run, startAgent, startSpireServer, waitFor, type AgentHandle, type AgentKind, type SpireBinaries, type SpireServer } from '../../helpers/spire/index.js';
 import { planKube, startKube, type KubeCluster } from '../../helpers/kube/cluster.js';
 import { Cleanup, KINDS, TD, plan } from '../server/fixture.js';
 
@@ -138,20 +137,25 @@ async function containerId(pod: string, container = 'main'): Promise<string> {
   return id.replace(/^containerd:\/\//, '');
 }
 
-function ctr(args: string[], timeoutMs = 90_000): string {
-  return execFileSync('ctr', ['--address', cluster.env.KUBE_CONTAINERD_SOCKET, '-n', 'k8s.io', ...args], { encoding: 'utf8', timeout: timeoutMs });
+/** Async: the counting proxies live in this process, so blocking it would stall the kubelet reads. */
+async function ctr(args: string[], timeoutMs = 90_000): Promise<string> {
+  const r = await run('ctr', ['--address', cluster.env.KUBE_CONTAINERD_SOCKET, '-n', 'k8s.io', ...args], { timeoutMs });
+  if (r.code !== 0 && !r.stdout.trim().startsWith('{')) throw new Error(`ctr ${args.slice(0, 2).join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
 }
+
+type FetchOut = { ok?: boolean; error?: string; x509Svids?: { spiffeId: string }[] };
 
 /** go-client fetch started inside the running container (as `kubectl exec` would), against one agent. */
-function execFetch(pod: string, cid: string, mode: Mode, kind: AgentKind): { ok?: boolean; x509Svids?: { spiffeId: string }[] } {
-  const out = ctr(['tasks', 'exec', '--exec-id', `fetch-${process.hrtime.bigint()}`, cid, '/bin/env', `SPIFFE_ENDPOINT_SOCKET=unix://${socketIn(mode, kind)}`, '/w/bin/go-client', 'fetch', '-timeout', '60s']);
-  return JSON.parse(out) as { ok?: boolean; x509Svids?: { spiffeId: string }[] };
+async function execFetch(cid: string, mode: Mode, kind: AgentKind): Promise<FetchOut> {
+  const out = await ctr(['tasks', 'exec', '--exec-id', `fetch-${process.hrtime.bigint()}`, cid, '/bin/env', `SPIFFE_ENDPOINT_SOCKET=unix://${socketIn(mode, kind)}`, '/w/bin/go-client', 'fetch', '-timeout', '60s']);
+  return JSON.parse(out) as FetchOut;
 }
 
-async function readOut(tag: string, kind: AgentKind): Promise<{ ok?: boolean; x509Svids?: { spiffeId: string }[] }> {
+async function readOut(tag: string, kind: AgentKind): Promise<FetchOut> {
   const path = join(base, 'out', `${tag}-${kind}.json`);
   const text = await waitFor(`${path}`, async () => (await readFile(path, 'utf8').catch(() => '')).trim() || undefined, { timeoutMs: 120_000, intervalMs: 250 });
-  return JSON.parse(text) as { ok?: boolean };
+  return JSON.parse(text) as FetchOut;
 }
 
 /** The k8s selectors the agent logged for a process of this pod and container, sorted; the last such record. */
@@ -185,8 +189,8 @@ async function compareSelectors(mode: Mode, pod: string, container: string, labe
   return seen[KINDS[0]!]!;
 }
 
-function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(execFileSync('cat', [`/proc/${pid}/status`], { encoding: 'utf8' }));
+async function rssKb(pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0);
 }
 
@@ -236,7 +240,7 @@ describe.skipIf(skip)('k8s workload attestor against the real kubelet: spire-age
       for (const kind of KINDS) {
         const t0 = Date.now();
         const r = await waitFor(`${kind} serves the pod's entry`, async () => {
-          const x = execFetch('basic', cid, mode, kind);
+          const x = await execFetch(cid, mode, kind);
           return x.x509Svids?.length ? x : undefined;
         }, { timeoutMs: 60_000, intervalMs: 1000, describe: () => agents.get(`${mode}/${kind}`)!.logTail() });
         console.info(`k8s ${mode}: ${kind} served ${r.x509Svids!.map((s) => s.spiffeId).join(',')} in ${Date.now() - t0} ms`);
@@ -258,13 +262,13 @@ describe.skipIf(skip)('k8s workload attestor against the real kubelet: spire-age
     await cluster.apply(podManifest('restarted'));
     await waitRunning('restarted');
     const before = await containerId('restarted');
-    ctr(['tasks', 'kill', '-s', 'SIGKILL', before]);
+    await ctr(['tasks', 'kill', '-s', 'SIGKILL', before]);
     const after = await waitFor('a new container id', async () => {
       const id = await containerId('restarted');
       return id && id !== before ? id : undefined;
     }, { timeoutMs: 120_000, intervalMs: 500 });
     await waitRunning('restarted');
-    for (const kind of KINDS) expect(execFetch('restarted', after, 'ro', kind).x509Svids?.map((s) => s.spiffeId)).toEqual([servedId('ro', kind)]);
+    for (const kind of KINDS) expect((await execFetch(after, 'ro', kind)).x509Svids?.map((s) => s.spiffeId)).toEqual([servedId('ro', kind)]);
     await compareSelectors('ro', 'restarted', 'main', 'restarted container');
     console.info(`k8s restart: container ${before.slice(0, 12)} -> ${after.slice(0, 12)}`);
   }, 300_000);
@@ -290,8 +294,8 @@ describe.skipIf(skip)('k8s workload attestor against the real kubelet: spire-age
     if (!ours) return;
     const pid = ours.daemon.proc.pid!;
     const cid = await containerId('basic');
-    execFetch('basic', cid, 'ro', 'spiffe-agent');
-    const before = rssKb(pid);
+    await execFetch(cid, 'ro', 'spiffe-agent');
+    const before = await rssKb(pid);
     const t0 = Date.now();
     for (let batch = 0; batch < 2; batch++) {
       const names = Array.from({ length: 25 }, (_, i) => `short-${batch}-${i}`);
@@ -306,12 +310,12 @@ describe.skipIf(skip)('k8s workload attestor against the real kubelet: spire-age
         return done >= 25 * (batch + 1) ? true : undefined;
       }, { timeoutMs: 240_000, intervalMs: 2000 });
     }
-    const withDone = rssKb(pid);
-    execFetch('basic', cid, 'ro', 'spiffe-agent');
-    const afterList = rssKb(pid);
+    const withDone = await rssKb(pid);
+    await execFetch(cid, 'ro', 'spiffe-agent');
+    const afterList = await rssKb(pid);
     await cluster.kubectl(['-n', NS, 'delete', 'pods', '--field-selector', 'status.phase!=Running', '--grace-period=1']);
-    execFetch('basic', cid, 'ro', 'spiffe-agent');
-    const after = rssKb(pid);
+    await execFetch(cid, 'ro', 'spiffe-agent');
+    const after = await rssKb(pid);
     console.info(`k8s 50 short pods (${Date.now() - t0} ms): spiffe-agent RSS ${before} kB before, ${withDone} kB with 50 completed pods, ${afterList} kB after one more /pods with them, ${after} kB after deleting them`);
     expect(after - before, 'RSS growth (kB)').toBeLessThan(30_000);
   }, 600_000);
