@@ -1,6 +1,10 @@
 /**
- * A FAKE kubelet. It is a fake because no kubelet can run on this machine (no container
- * runtime, no node to register). It follows the kubelet's /pods API: `GET /pods` answers
+ * A FAKE kubelet. A real one runs here now (scripts/kube.sh, as root, after a ~10 min build), and
+ * test/interop/kube/k8s-workload.test.ts compares both agents against it; this fake stays for unit
+ * and integration tests that must run without root or a cluster, in seconds, and for what a real
+ * kubelet does not produce on demand (a container ID listed in two pods, a 5xx or a malformed body,
+ * a pod hidden for exactly N polls, a CA that did not sign it). It follows the kubelet's /pods API
+ * (Kubernetes API reference, core/v1 PodList and Pod): `GET /pods` answers
  * a PodList (`{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[Pod...]}`) in
  * the Kubernetes schema, over real HTTPS on 127.0.0.1 with a certificate from a test CA
  * (SANs: the node name, `localhost` and IP 127.0.0.1), and authenticates like the real

@@ -2,8 +2,9 @@
  * Container attestation end to end: the real daemon with the docker and k8s workload
  * attestors, real workload processes (our CLI) in REAL cgroup v1 directories shaped like
  * Docker's and the kubelet's, so the container ID and pod UID come from the kernel's
- * /proc/<pid>/cgroup. The Docker engine and the kubelet are FAKES (no engine or kubelet
- * can run here): test/helpers/fake-docker.ts and test/helpers/fake-kubelet.ts.
+ * /proc/<pid>/cgroup. The Docker engine and the kubelet are FAKES: test/helpers/fake-docker.ts
+ * (no engine runs here) and test/helpers/fake-kubelet.ts (this suite runs without a cluster; the
+ * real kubelet is compared in test/interop/kube/k8s-workload.test.ts).
  * Skipped, with the reason, where cgroups cannot be created (not root, read-only cgroupfs); in CI that fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

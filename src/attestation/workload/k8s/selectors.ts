@@ -5,15 +5,17 @@
 import type { ContainerStatus, Pod } from './pod-list.js';
 
 /**
- * `image` and `imageID` of each status, deduplicated, in order. spire-agent would also
- * emit an empty value for a container whose imageID is not known yet; no entry can
- * usefully select on that, so empty values are left out.
+ * `image` and `imageID` of each status, deduplicated, in order. A container the kubelet has
+ * not started yet (waiting, e.g. while an init container runs) has an empty imageID, and
+ * spire-agent v1.13.3 then emits the empty value (`pod-image:`); so do we, so that the
+ * selector sets are string-equal (compared against the real kubelet in
+ * test/interop/kube/k8s-workload.test.ts).
  */
 function imageIdentifiers(statuses: readonly ContainerStatus[]): string[] {
   const out = new Set<string>();
   for (const s of statuses) {
-    if (s.image !== '') out.add(s.image);
-    if (s.imageId !== '') out.add(s.imageId);
+    out.add(s.imageId);
+    out.add(s.image);
   }
   return [...out];
 }

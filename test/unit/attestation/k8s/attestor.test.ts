@@ -1,7 +1,13 @@
 /**
- * The k8s attestor end to end against a FAKE kubelet (test/helpers/fake-kubelet.ts: no
- * kubelet can run here) over real HTTPS / HTTP on 127.0.0.1, with cgroup files from
- * fixture /proc trees.
+ * The k8s attestor end to end against a FAKE kubelet (test/helpers/fake-kubelet.ts) over real
+ * HTTPS / HTTP on 127.0.0.1, with cgroup files from fixture /proc trees. Why the fake here: unit
+ * tests run without root or a cluster. What the real kubelet v1.34.4 was compared on (token,
+ * client certificate, read-only port, init container, restarted container, a burst of pods not
+ * listed yet, completed pods) is in test/interop/kube/k8s-workload.test.ts. The cases below that
+ * only a fake can give: exact poll counts (hidden for 3 polls, gives up after max_poll_attempts),
+ * injected kubelet errors that recover, one container ID in two pods, a CA that did not sign the
+ * kubelet's certificate, anonymous access refused, and the request count of 20 attestations
+ * released at the same instant.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,6 @@
 /**
  * p50/p99 of attest() over 1,000 sequential calls against the FAKE kubelet
- * (test/helpers/fake-kubelet.ts) with a warm pod list. Bounds are loose (a shared CI
+ * (test/helpers/fake-kubelet.ts: a unit-test budget, no cluster) with a warm pod list. Bounds are loose (a shared CI
  * machine is noisy) but catch a regression to one kubelet request per call.
  */
 import { join } from 'node:path';
