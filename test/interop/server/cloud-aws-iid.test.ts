@@ -129,6 +129,8 @@ const CASES: Case[] = [
   { name: 'down', set: (f) => f.close(), ours: /no metadata service at http:\/\/127\.0\.0\.1:\d+: this node is not on AWS, or IMDS is disabled/ },
   { name: 'slow', set: (f) => void (f.slowMs = 8000), ours: /accepted the connection but did not answer in time/ },
   { name: '403', set: (f) => void (f.dataStatus = 403), ours: /instance-identity\/document answered HTTP 403: the metadata service refused the request/ },
+  { name: '401 on every GET', set: (f) => void (f.dataStatus = 401), ours: /instance-identity\/document answered HTTP 401: IMDSv1 is disabled on this instance/ },
+  { name: '404', set: (f) => void (f.dataStatus = 404), ours: /instance-identity\/document answered HTTP 404: no instance identity document there/ },
   { name: 'malformed', set: (f) => void (f.document = Buffer.from('<html>not a document</html>')), ours: /malformed instance identity document from http:\/\/127\.0\.0\.1:\d+\/latest\/dynamic\/instance-identity\/document: not JSON/ },
   { name: 'v1 disabled, token refused', set: (f) => void ((f.tokenAnswer = 403), (f.v1 = false)), ours: /answered HTTP 401: IMDSv1 is disabled on this instance/ },
 ];
@@ -164,5 +166,6 @@ describe.skipIf(plan.skip)('aws_iid when the metadata service fails', () => {
         else expect(r.sent, r.c.name).toBe(0);
       }
     }
-  });
+    // Every case and both agents at once, each waiting out its retries (about a minute, more under load).
+  }, 300_000);
 });
