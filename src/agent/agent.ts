@@ -33,6 +33,8 @@ import type { LevelControl, Logger } from '../telemetry/logger.js';
 import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
+import { createMetrics, NO_METRICS, type Metrics, type MetricsServer } from '../telemetry/metrics/index.js';
+import { registerAgentGauges, type AgentGaugeState } from './agent-gauges.js';
 import { fetchBundleFromWorkloadApi, workloadApiAddressProblem } from './workload-api-bundle.js';
 
 export interface AgentDeps {
@@ -68,6 +70,8 @@ export class Agent {
   private ready = false;
   /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
   private readonly streams = new OpenStreams();
+  private metricsServer: MetricsServer | undefined;
+  private metrics: Metrics = NO_METRICS;
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -76,6 +80,12 @@ export class Agent {
     const a = config.agent;
     const startedAt = clock.now();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
+    // Metrics first: served while node attestation runs or keeps failing (spire issue 7164).
+    const { metrics, server: metricsServer } = createMetrics(config.telemetry, log.child({ [F.subsystem]: 'metrics' }));
+    this.metrics = metrics;
+    this.metricsServer = metricsServer;
+    await metricsServer?.listen();
+    registerAgentGauges(metrics, { startedAt, clock, trustDomain: a.trustDomain, state: () => this.gaugeState() });
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
     await this.health.listen();
@@ -138,11 +148,11 @@ export class Agent {
     });
     // SVIDs for every entry are signed ahead (server mode) once the sockets are open; see startPrefetch.
     this.cache.start({ deferPrefetch: true });
-    this.attestation = new WorkloadAttestation(attestors, log.child({ [F.subsystem]: 'workload_attestor' }));
+    this.attestation = new WorkloadAttestation(attestors, log.child({ [F.subsystem]: 'workload_attestor' }), { metrics });
     const libc = this.d.libc ?? loadLibc();
     const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
     let listener: UdsListener | undefined;
-    const audit = new AuditLog(this.d.auditLog ?? log, a.logSelectors);
+    const audit = new AuditLog(this.d.auditLog ?? log, a.logSelectors, metrics);
     const callerOf = (call: { getPeer(): string }) => listener?.callerOf(call);
     const workload = a.disableWorkloadApi
       ? undefined
@@ -157,6 +167,7 @@ export class Agent {
           allowedForeignJwtClaims: a.allowedForeignJwtClaims,
           clock,
           reattestIntervalMs: a.reattestIntervalMs,
+          metrics,
         });
     const sds = a.disableSdsApi
       ? undefined
@@ -167,6 +178,7 @@ export class Agent {
           log: endpointsLog.child({ [F.subsystem]: 'sds_api' }),
           clock,
           reattestIntervalMs: a.reattestIntervalMs,
+          metrics,
           names: {
             defaultSvidName: a.sdsDefaultSvidName,
             defaultBundleName: a.sdsDefaultBundleName,
@@ -174,7 +186,7 @@ export class Agent {
             disableSpiffeCertValidation: a.sdsDisableSpiffeCertValidation,
           },
         });
-    const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams);
+    const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams, metrics);
     // Both sockets: peer credentials from the kernel first, then the :authority gate (and filter when needed) in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, authorityFilter({ libc, log: endpointsLog, clock }), {
@@ -269,5 +281,11 @@ export class Agent {
     await this.authority?.close();
     await this.serverPlugins?.nodeAttestor.close?.();
     await this.serverPlugins?.keyManager.close?.();
+    await this.metricsServer?.close();
+  }
+
+  /** What the scrape-time gauges read (agent-gauges.ts); undefined parts are not started yet. */
+  private gaugeState(): AgentGaugeState {
+    return { authority: this.authority?.status(), cache: this.cache, openStreams: this.streams.size };
   }
 }
