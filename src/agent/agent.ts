@@ -119,6 +119,7 @@ export class Agent {
       serverPlugins: this.serverPlugins,
       createServerSession: this.d.createServerSession,
       cachedX509Count: () => this.cache?.cachedX509Count ?? 0,
+      metrics,
     });
     this.authority = authority;
     authority.onFatal?.((err) => {
