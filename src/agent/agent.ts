@@ -24,6 +24,7 @@ import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
 import { createKeyManager } from '../keymanager/catalog.js';
+import { meteredKeyManager } from '../keymanager/metered.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
 import { MemoryTrimmer } from '../proc/memory-trim.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
@@ -110,7 +111,7 @@ export class Agent {
         await keyManager.close?.();
         throw err;
       });
-      this.serverPlugins = { keyManager, nodeAttestor, workloadApiBundle: fetchBundleFromWorkloadApi };
+      this.serverPlugins = { keyManager: meteredKeyManager(keyManager, metrics), nodeAttestor, workloadApiBundle: fetchBundleFromWorkloadApi };
     }
     const authority = await createAuthority({
       config,

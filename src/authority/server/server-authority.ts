@@ -5,6 +5,7 @@
  * good snapshot keeps serving, so workloads keep their identities through a server outage.
  * One log line per change of reachability, not one per failed attempt.
  */
+import { countEntryChanges, entryChangeCounters, type EntryChangeCounters } from './entry-changes.js';
 import { statusName, type CallHandle, type GaugeHandle, type Metrics } from '../../telemetry/metrics/index.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../clock.js';
@@ -72,7 +73,7 @@ export class ServerAuthority implements Authority {
   private readonly callTimeoutMs: number;
 
   private readonly m:
-    | { fetchEntries: CallHandle; entriesTotal: GaugeHandle; entriesMissing: GaugeHandle; entriesStale: GaugeHandle; entriesDropped: GaugeHandle; bundlesTotal: GaugeHandle }
+    | { fetchEntries: CallHandle; entriesTotal: GaugeHandle; entriesMissing: GaugeHandle; entriesStale: GaugeHandle; entriesDropped: GaugeHandle; bundlesTotal: GaugeHandle } & EntryChangeCounters
     | undefined;
 
   constructor(private readonly o: ServerAuthorityOptions) {
@@ -86,6 +87,7 @@ export class ServerAuthority implements Authority {
           entriesStale: metrics.gauge(['sync_entries_stale']),
           entriesDropped: metrics.gauge(['sync_entries_dropped']),
           bundlesTotal: metrics.gauge(['sync_bundles_total']),
+          ...entryChangeCounters(metrics),
         }
       : undefined;
     this.backoff = new Backoff(o.syncIntervalMs, syncBackoffMaxMs(o.syncIntervalMs), o.random);
@@ -264,6 +266,7 @@ export class ServerAuthority implements Authority {
     const entries: RegistrationEntry[] = [];
     for (const e of this.entries.values()) if (!e.storeSvid) entries.push(e.entry);
     entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (this.m) countEntryChanges(this.snap?.entries ?? [], entries, this.m);
     const snap: AuthoritySnapshot = Object.freeze({ bundle: own, federatedBundles: federated, entries: Object.freeze(entries) });
     const key = snapshotKey(snap);
     if (key === this.key && this.snap) return;
