@@ -195,6 +195,7 @@ export class Agent {
         clock,
         fdLimit: () => libc.fdLimit(),
         sys: libc,
+        metrics,
       });
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;

@@ -5,6 +5,7 @@
  * call by an opaque id written into the socket's remoteAddress (which a Unix
  * socket otherwise leaves undefined); nothing the client sends can set it.
  */
+import type { Metrics } from '../telemetry/metrics/index.js';
 import { lstat, rm } from 'node:fs/promises';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, join } from 'node:path';
@@ -64,11 +65,13 @@ export class UdsListener {
       uidSharePressure?: () => number;
       /** Most open calls one uid may hold; UID_STREAM_SHARE unless set (tests). */
       uidStreamShare?: number;
+      /** spiffe_agent_refused_connections; none when absent. */
+      metrics?: Metrics;
     } = {},
   ) {
     const clock = opts.clock ?? systemClock;
     this.sys = opts.sys;
-    this.refusals = new RefusalLog(log, clock);
+    this.refusals = new RefusalLog(log, clock, undefined, opts.metrics);
     this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
     this.uidConnections = new UidShare(opts.uidShare ?? (() => uidShareFor(this.fdLimit())), opts.uidSharePressure ?? (() => uidSharePressureFor(this.fdLimit())));
     const streamShare = opts.uidStreamShare ?? UID_STREAM_SHARE;
