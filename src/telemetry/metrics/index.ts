@@ -6,3 +6,4 @@ export { MetricsServer } from './server.js';
 export { rpcKey } from './names.js';
 export { createMetrics } from './create.js';
 export { codeName, statusName } from './status.js';
+export { MetricsError } from './errors.js';

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../logger.js';
 import { F } from '../names.js';
+import { MetricsError } from './errors.js';
 import type { PrometheusMetrics } from './prometheus.js';
 
 export class MetricsServer {
@@ -40,9 +41,18 @@ export class MetricsServer {
     server.requestTimeout = 10_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new MetricsError(
+            'metrics_listen_failed',
+            `metrics: cannot listen on ${host}:${port} for Prometheus (${err.code ?? err.message}); free the port or set another telemetry.Prometheus.port`,
+            { cause: err },
+          ),
+        ),
+      );
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
+        server.on('error', (err) => this.log.warn({ [F.error]: err.message }, 'Prometheus listener stopped unexpectedly'));
         resolve();
       });
     });

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { NO_METRICS, PrometheusMetrics, rpcKey, statusName } from '../../../src/telemetry/metrics/index.js';
+import { MetricsServer, NO_METRICS, PrometheusMetrics, rpcKey, statusName } from '../../../src/telemetry/metrics/index.js';
+import { nullLogger } from '../../../src/telemetry/logger.js';
 import { allowedByPrefix, snakeKey } from '../../../src/telemetry/metrics/names.js';
 
 const OPTS = { metricPrefix: 'spire_agent', enableHostnameLabel: false, allowedPrefixes: [], blockedPrefixes: [] };
@@ -84,5 +85,23 @@ describe('PrometheusMetrics', () => {
     expect(NO_METRICS.enabled).toBe(false);
     NO_METRICS.call(['a']).done('OK', 1);
     NO_METRICS.own.gauge('g', 'h').set(1);
+  });
+});
+
+describe('MetricsServer', () => {
+  it('serves the exposition on any path and refuses to start on a port in use, saying which', async () => {
+    const m = new PrometheusMetrics(OPTS);
+    m.counter(['started']).inc();
+    const srv = new MetricsServer(m, { host: '127.0.0.1', port: 0 }, nullLogger);
+    const { port } = await srv.listen();
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/anything`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('spire_agent_started 1');
+      const second = new MetricsServer(m, { host: '127.0.0.1', port }, nullLogger);
+      await expect(second.listen()).rejects.toMatchObject({ code: 'metrics_listen_failed', message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${port} .*EADDRINUSE.*telemetry\\.Prometheus\\.port`)) });
+    } finally {
+      await srv.close();
+    }
   });
 });
