@@ -16,7 +16,7 @@ export interface AgentGaugeState {
 /** Version label as spire-agent's `started` gauge carries it. */
 const VERSION = '0.1.0';
 
-export function registerAgentGauges(metrics: Metrics, d: { startedAt: number; clock: Clock; trustDomain: string; state: () => AgentGaugeState }): void {
+export function registerAgentGauges(metrics: Metrics, d: { startedAt: number; clock: Clock; trustDomain: string; serverMode: boolean; state: () => AgentGaugeState }): void {
   if (!metrics.enabled) return;
   metrics.gauge(['started'], ['trust_domain_id', 'version']).set(1, d.trustDomain.replace(/[^a-zA-Z0-9]/g, '_'), VERSION);
   const uptime = metrics.gauge(['uptime_in_ms']);
@@ -25,6 +25,8 @@ export function registerAgentGauges(metrics: Metrics, d: { startedAt: number; cl
   const streams = metrics.own.gauge('open_streams', 'Streaming calls open on the Workload API and SDS sockets');
   const reachable = metrics.own.gauge('server_reachable', '1 when the last call to the SPIRE server succeeded, 0 when it failed; absent before the first (1 with the embedded authority)');
   const canMint = metrics.own.gauge('can_mint', '1 when the agent can sign SVIDs for a new workload now: a live agent SVID and a reachable server, or the embedded authority');
+  // spire-agent's (spelling included): 1 once node attestation gave the agent its SVID.
+  const bootstrapped = d.serverMode ? metrics.gauge(['bootstraped']) : undefined;
   const ready = metrics.own.gauge('ready', '1 once the agent serves the Workload API from a first snapshot');
   metrics.onScrape(() => {
     const now = d.clock.now();
@@ -39,5 +41,6 @@ export function registerAgentGauges(metrics: Metrics, d: { startedAt: number; cl
     const svidLive = a?.agentSVID !== undefined && a.agentSVID.notAfter > now;
     canMint.set(a?.ready && (embedded || (a.serverReachable === true && svidLive)) ? 1 : 0);
     ready.set(a?.ready ? 1 : 0);
+    bootstrapped?.set(a?.agentSVID !== undefined ? 1 : 0);
   });
 }

@@ -86,7 +86,7 @@ export class Agent {
     this.metrics = metrics;
     this.metricsServer = metricsServer;
     await metricsServer?.listen();
-    registerAgentGauges(metrics, { startedAt, clock, trustDomain: a.trustDomain, state: () => this.gaugeState() });
+    registerAgentGauges(metrics, { startedAt, clock, trustDomain: a.trustDomain, serverMode: config.mode === 'server', state: () => this.gaugeState() });
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
     await this.health.listen();

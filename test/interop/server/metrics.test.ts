@@ -39,7 +39,6 @@ export const NOT_MATCHED: readonly string[] = [
   // Rebootstrap bookkeeping of spire-agent's; not yet instrumented here.
   'spire_agent_bootstrap_attempts',
   'spire_agent_bootstrap_seconds',
-  'spire_agent_bootstraped',
   // X.509-SVIDs are signed through a batcher here; its calls are not yet instrumented.
   'spire_agent_manager_sync_fetch_svids_updates',
   'spire_agent_manager_sync_fetch_svids_updates_elapsed_time',
