@@ -13,12 +13,15 @@ export interface AgentGaugeState {
   readonly openStreams: number;
 }
 
-/** Version label as spire-agent's `started` gauge carries it. */
+/** What `spiffe-agent --version` prints (src/cli/main.ts). */
 const VERSION = '0.1.0';
+
+/** spire's SanitizeLabels: label values keep letters and digits only ("example.org" → "example_org"). */
+const sanitize = (v: string): string => v.replace(/[^a-zA-Z0-9]/g, '_');
 
 export function registerAgentGauges(metrics: Metrics, d: { startedAt: number; clock: Clock; trustDomain: string; serverMode: boolean; state: () => AgentGaugeState }): void {
   if (!metrics.enabled) return;
-  metrics.gauge(['started'], ['trust_domain_id', 'version']).set(1, d.trustDomain.replace(/[^a-zA-Z0-9]/g, '_'), VERSION);
+  metrics.gauge(['started'], ['trust_domain_id', 'version']).set(1, sanitize(d.trustDomain), sanitize(VERSION));
   const uptime = metrics.gauge(['uptime_in_ms']);
   const records = metrics.gauge(['lru_cache_record_map_size']);
   const svids = metrics.gauge(['lru_cache_svid_map_size']);

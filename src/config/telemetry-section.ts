@@ -37,7 +37,7 @@ export function readTelemetry(v: unknown, problems: ProblemList): TelemetryConfi
   if (v === undefined) return off;
   const obj = unwrapBlock(v, 'telemetry', problems);
   if (!obj) return off;
-  const r = new ObjectReader(canonicalKeys(obj, problems), 'telemetry', problems);
+  const r = new ObjectReader(canonicalKeys(obj, problems, 'telemetry'), 'telemetry', problems);
   for (const [key, why] of Object.entries(REFUSED)) if (r.raw(key) !== undefined) problems.add(r.key(key), why);
   if (r.optionalBool('EnableTrustDomainLabel') === true) {
     problems.add(r.key('EnableTrustDomainLabel'), 'the trust_domain label is not supported by spiffe-agent; remove EnableTrustDomainLabel or set it to false');
@@ -57,10 +57,10 @@ export function readTelemetry(v: unknown, problems: ProblemList): TelemetryConfi
 function readPrometheus(r: ObjectReader): TelemetryConfig['prometheus'] {
   const p = r.raw('Prometheus');
   if (p === undefined) return undefined;
-  // spire-agent keeps the last of repeated Prometheus blocks; one is all that can listen on a port.
+  // Repeated Prometheus blocks are refused (unwrapBlock): spire-agent silently keeps one of them.
   const obj = unwrapBlock(p, r.key('Prometheus'), r.problems);
   if (!obj) return undefined;
-  const pr = new ObjectReader(canonicalKeys(obj, r.problems, ['host', 'port']), r.key('Prometheus'), r.problems);
+  const pr = new ObjectReader(canonicalKeys(obj, r.problems, r.key('Prometheus'), ['host', 'port']), r.key('Prometheus'), r.problems);
   const host = pr.string('host', TD.prometheus_host);
   if (!pr.has('port')) pr.problems.add(pr.key('port'), 'missing: set the port the /metrics endpoint listens on, e.g. port = 9988');
   const port = pr.int('port', 0, { min: 1, max: 65535 });
@@ -69,12 +69,12 @@ function readPrometheus(r: ObjectReader): TelemetryConfig['prometheus'] {
 }
 
 /** Renames keys to their canonical spelling when they differ only in case (Go's HCL decoder matches them so). */
-function canonicalKeys(obj: Raw, problems: ProblemList, known: readonly string[] = KNOWN): Raw {
+function canonicalKeys(obj: Raw, problems: ProblemList, path: string, known: readonly string[] = KNOWN): Raw {
   const byLower = new Map(known.map((k) => [k.toLowerCase(), k]));
   const out: Raw = {};
   for (const [k, val] of Object.entries(obj)) {
     const name = byLower.get(k.toLowerCase()) ?? k;
-    if (name in out) problems.add(`telemetry.${name}`, `set twice (as ${JSON.stringify(name)} and ${JSON.stringify(k)}); keep one`);
+    if (name in out) problems.add(`${path}.${name}`, `set twice (as ${JSON.stringify(name)} and ${JSON.stringify(k)}); keep one`);
     out[name] = val;
   }
   return out;

@@ -37,6 +37,8 @@ describe('telemetry {}', () => {
     ['  Prometheus { port = 70000 }', /telemetry\.Prometheus\.port/],
     ['  Prometheus {\n    port = 1\n    path = "/m"\n  }', /telemetry\.Prometheus\.path: unknown key/],
     ['  Bogus = 1', /telemetry\.Bogus: unknown key/],
+    ['  Prometheus { port = 1 }\n  Prometheus { port = 2 }', /telemetry\.Prometheus: declared 2 times/],
+    ['  Prometheus {\n    port = 1\n    Port = 2\n  }', /telemetry\.Prometheus\.port: set twice/],
   ])('refuses %j with file, line and reason', async (body, want) => {
     await expect(parse(body)).rejects.toThrow(want);
   });
