@@ -26,6 +26,7 @@ import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
 import { createKeyManager } from '../keymanager/catalog.js';
+import { meteredKeyManager } from '../keymanager/metered.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
 import { MemoryTrimmer } from '../proc/memory-trim.js';
 import { PeerTracker } from '../proc/peer-tracker.js';
@@ -35,6 +36,8 @@ import type { LevelControl, Logger } from '../telemetry/logger.js';
 import { checkAdminSocketDirs, checkAdminSocketPath } from '../endpoints/admin/socket-path.js';
 import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
+import { createMetrics, NO_METRICS, type Metrics, type MetricsServer } from '../telemetry/metrics/index.js';
+import { registerAgentGauges, type AgentGaugeState } from './agent-gauges.js';
 import { fetchBundleFromWorkloadApi, workloadApiAddressProblem } from './workload-api-bundle.js';
 import type { HostProbe } from './platform/facts.js';
 import type { HostProbeOptions } from './platform/host-probe.js';
@@ -80,6 +83,8 @@ export class Agent {
   private ready = false;
   /** Streaming calls on both sockets, ended on shutdown rather than waited for. */
   private readonly streams = new OpenStreams();
+  private metricsServer: MetricsServer | undefined;
+  private metrics: Metrics = NO_METRICS;
 
   constructor(private readonly d: AgentDeps) {}
 
@@ -99,6 +104,12 @@ export class Agent {
     };
     if (config.mode === 'server') reportPlatform();
     if (a.adminSocketPath !== undefined) checkAdminSocketPath(a.socketPath, a.adminSocketPath);
+    // Metrics first: served while node attestation runs or keeps failing (spire issue 7164).
+    const { metrics, server: metricsServer } = createMetrics(config.telemetry, log.child({ [F.subsystem]: 'metrics' }));
+    this.metrics = metrics;
+    this.metricsServer = metricsServer;
+    await metricsServer?.listen();
+    registerAgentGauges(metrics, { startedAt, clock, trustDomain: a.trustDomain, serverMode: config.mode === 'server', state: () => this.gaugeState() });
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
     this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
     await this.health.listen();
@@ -123,7 +134,7 @@ export class Agent {
         await keyManager.close?.();
         throw err;
       });
-      this.serverPlugins = { keyManager, nodeAttestor, workloadApiBundle: fetchBundleFromWorkloadApi };
+      this.serverPlugins = { keyManager: meteredKeyManager(keyManager, metrics), nodeAttestor, workloadApiBundle: fetchBundleFromWorkloadApi };
     }
     const authority = await createAuthority({
       config,
@@ -132,6 +143,7 @@ export class Agent {
       serverPlugins: this.serverPlugins,
       createServerSession: this.d.createServerSession,
       cachedX509Count: () => this.cache?.cachedX509Count ?? 0,
+      metrics,
     });
     this.authority = authority;
     authority.onFatal?.((err) => {
@@ -161,11 +173,11 @@ export class Agent {
     });
     // SVIDs for every entry are signed ahead (server mode) once the sockets are open; see startPrefetch.
     this.cache.start({ deferPrefetch: true });
-    this.attestation = new WorkloadAttestation(attestors, log.child({ [F.subsystem]: 'workload_attestor' }));
+    this.attestation = new WorkloadAttestation(attestors, log.child({ [F.subsystem]: 'workload_attestor' }), { metrics });
     const libc = this.d.libc ?? loadLibc();
     const endpointsLog = log.child({ [F.subsystem]: 'endpoints' });
     let listener: UdsListener | undefined;
-    const audit = new AuditLog(this.d.auditLog ?? log, a.logSelectors);
+    const audit = new AuditLog(this.d.auditLog ?? log, a.logSelectors, metrics);
     const callerOf = (call: { getPeer(): string }) => listener?.callerOf(call);
     const workload = a.disableWorkloadApi
       ? undefined
@@ -180,6 +192,7 @@ export class Agent {
           allowedForeignJwtClaims: a.allowedForeignJwtClaims,
           clock,
           reattestIntervalMs: a.reattestIntervalMs,
+          metrics,
         });
     const sds = a.disableSdsApi
       ? undefined
@@ -190,6 +203,7 @@ export class Agent {
           log: endpointsLog.child({ [F.subsystem]: 'sds_api' }),
           clock,
           reattestIntervalMs: a.reattestIntervalMs,
+          metrics,
           names: {
             defaultSvidName: a.sdsDefaultSvidName,
             defaultBundleName: a.sdsDefaultBundleName,
@@ -199,7 +213,7 @@ export class Agent {
         });
     // Sockets a systemd .socket unit holds across restarts: served instead of bound (socket-activation.ts).
     const activation = SocketActivation.fromEnv(this.d.env ?? {}, this.d.pid ?? process.pid, this.d.sdCalls ?? loadSdCalls);
-    const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams);
+    const server = buildGrpcServer({ workload, sds }, () => (this.isReady ? 'SERVING' : 'NOT_SERVING'), this.streams, metrics);
     // Both sockets: peer credentials from the kernel first, then the :authority gate (and filter when needed) in front of gRPC.
     const udsListener = (path: string, grpcServer: typeof server, mode: number): UdsListener =>
       new UdsListener(path, grpcServer, new PeerTracker(libc, proc), endpointsLog, mode, authorityFilter({ libc, log: endpointsLog, clock }), {
@@ -207,6 +221,7 @@ export class Agent {
         fdLimit: () => libc.fdLimit(),
         sys: libc,
         activation,
+        metrics,
       });
     listener = udsListener(a.socketPath, server, 0o777);
     this.listener = listener;
@@ -299,5 +314,11 @@ export class Agent {
     await this.serverPlugins?.nodeAttestor.close?.();
     await this.serverPlugins?.keyManager.close?.();
     await platform;
+    await this.metricsServer?.close();
+  }
+
+  /** What the scrape-time gauges read (agent-gauges.ts); undefined parts are not started yet. */
+  private gaugeState(): AgentGaugeState {
+    return { authority: this.authority?.status(), cache: this.cache, openStreams: this.streams.size };
   }
 }

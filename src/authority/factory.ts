@@ -5,6 +5,7 @@
  * are loaded only when that mode runs: the embedded CA (an ASN.1 library, JOSE) is not on the
  * server-mode start path, nor the SPIRE server client on the embedded one.
  */
+import type { Metrics } from '../telemetry/metrics/index.js';
 import type { NodeAttestor } from '../attestation/node/types.js';
 import type { Clock } from '../clock.js';
 import type { AgentConfig, ServerModeConfig } from '../config/types.js';
@@ -33,9 +34,11 @@ export interface AuthorityFactoryDeps {
   readonly createServerSession?: (config: ServerModeConfig, log: Logger) => ServerSession;
   /** How many X509-SVIDs the cache holds; the sync loop polls at the default pace while it is 0. */
   readonly cachedX509Count?: () => number;
+  /** spire-agent's node attestation, rotation and sync metrics (server mode). */
+  readonly metrics?: Metrics;
 }
 
-async function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock, plugins: ServerPlugins | undefined): Promise<ServerSession> {
+async function defaultSession(config: ServerModeConfig, log: Logger, clock: Clock, plugins: ServerPlugins | undefined, metrics: Metrics | undefined): Promise<ServerSession> {
   if (!plugins) {
     throw new SpiffeAgentError('node_attestor_count', `authority: ${config.source} joins a SPIRE server, but no NodeAttestor and KeyManager were built from its plugins {}`);
   }
@@ -48,6 +51,7 @@ async function defaultSession(config: ServerModeConfig, log: Logger, clock: Cloc
     workloadApiBundle: plugins.workloadApiBundle,
     log,
     clock,
+    metrics,
   });
 }
 
@@ -66,7 +70,7 @@ export async function createAuthority(d: AuthorityFactoryDeps): Promise<Authorit
   const sessionLog = log.child({ [F.subsystem]: 'server_session' });
   const [{ ServerAuthority }, session] = await Promise.all([
     import('./server/server-authority.js'),
-    d.createServerSession ? d.createServerSession(config, sessionLog) : defaultSession(config, sessionLog, clock, d.serverPlugins),
+    d.createServerSession ? d.createServerSession(config, sessionLog) : defaultSession(config, sessionLog, clock, d.serverPlugins, d.metrics),
   ]);
   return new ServerAuthority({
     trustDomain: config.agent.trustDomain,
@@ -78,5 +82,6 @@ export async function createAuthority(d: AuthorityFactoryDeps): Promise<Authorit
     clock,
     log: log.child({ [F.subsystem]: 'manager' }),
     cachedX509Count: d.cachedX509Count,
+    metrics: d.metrics,
   });
 }

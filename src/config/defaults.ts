@@ -65,3 +65,11 @@ export const HEALTH_CHECKS_DEFAULTS = Object.freeze({
 
 /** spire-agent refuses an availability_target below this. */
 export const MIN_AVAILABILITY_TARGET = '24h';
+
+/** spire-agent's telemetry defaults (pkg/common/telemetry/metrics.go, prometheus.go). */
+export const TELEMETRY_DEFAULTS = Object.freeze({
+  /** go-metrics' service name for spire-agent; names come out as spire_agent_<key>. */
+  metric_prefix: 'spire_agent',
+  enable_hostname_label: true,
+  prometheus_host: 'localhost',
+});

@@ -12,6 +12,7 @@ import { parseText } from './parse-text.js';
 import { readPlugins } from './plugins.js';
 import { ObjectReader, ProblemList, unwrapBlock } from './reader.js';
 import { readEmbeddedAuthority, readHealthChecks } from './sections.js';
+import { readTelemetry } from './telemetry-section.js';
 import type { AgentConfig } from './types.js';
 
 export interface LoadOptions {
@@ -83,14 +84,13 @@ export async function parseConfigText(text: string, file: string, opts: LoadOpti
     }
   }
   const healthChecks = readHealthChecks(section('health_checks'));
-  // Telemetry sinks are not implemented yet; the block is accepted so spire-agent configs load unchanged.
-  top.raw('telemetry');
+  const telemetry = readTelemetry(top.raw('telemetry'), problems);
   const pluginsRaw = top.raw('plugins');
   const plugins = pluginsRaw === undefined ? [] : await readPlugins(pluginsRaw, { problems, cwd: opts.cwd ?? process.cwd() });
   top.finish();
 
   if (problems.items.length > 0) throw new ConfigError(sortProblems(problems.items));
-  const base = { source: resolve(opts.cwd ?? process.cwd(), file), agent, plugins: Object.freeze(plugins), healthChecks };
+  const base = { source: resolve(opts.cwd ?? process.cwd(), file), agent, plugins: Object.freeze(plugins), healthChecks, telemetry };
   if (serverAddress !== undefined) {
     return Object.freeze({ ...base, mode: 'server', server: Object.freeze({ ...server.settings, serverAddress }) } satisfies AgentConfig);
   }

@@ -111,12 +111,25 @@ export interface HealthChecksConfig {
   readyPath: string;
 }
 
+export interface TelemetryConfig {
+  /** Serve /metrics on host:port; absent: no sink, metrics are not collected. */
+  prometheus?: { host: string; port: number };
+  /** First part of every spire-agent metric name (go-metrics' service name). */
+  metricPrefix: string;
+  /** A `host` label with the machine's hostname on every spire-agent metric (go-metrics' EnableHostnameLabel). */
+  enableHostnameLabel: boolean;
+  /** go-metrics filters: the longest matching prefix of the dotted key (prefix included) decides; none: allowed. */
+  allowedPrefixes: readonly string[];
+  blockedPrefixes: readonly string[];
+}
+
 interface AgentConfigBase {
   /** Absolute path of the file it came from ('<flags>' when built from flags only). */
   source: string;
   agent: AgentSection;
   plugins: readonly PluginConfig[];
   healthChecks: HealthChecksConfig;
+  telemetry: TelemetryConfig;
 }
 
 /** No server_address: SVIDs come from the embedded CA; server keys are refused. */

@@ -8,6 +8,7 @@
  * - `RefusalLog` turns refusals into log lines without letting a flood of them become a
  *   flood of lines: the first of each kind is logged, then at most one summary per interval.
  */
+import { NO_METRICS, type CounterHandle, type Metrics } from '../telemetry/metrics/index.js';
 import { readFileSync } from 'node:fs';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { Clock } from '../clock.js';
@@ -66,18 +67,23 @@ type Kind = 'fd_exhausted' | 'caller_gone' | 'uid_connection_share' | 'other';
 
 export class RefusalLog {
   private readonly state = new Map<Kind, { lastLogged: number; suppressed: number }>();
+  private readonly counted: CounterHandle;
 
   constructor(
     private readonly log: Logger,
     private readonly clock: Clock,
     /** At most one line per kind per interval; the rest are counted into the next line. */
     private readonly intervalMs = 60_000,
-  ) {}
+    metrics: Metrics = NO_METRICS,
+  ) {
+    this.counted = metrics.own.counter('refused_connections', 'Connections refused or dropped before gRPC, by reason (fd_exhausted, uid_connection_share, caller_gone, other)', ['reason']);
+  }
 
   /** Records one refused connection. */
   refused(err: unknown): void {
     const code = (err as { code?: unknown })?.code;
     const kind: Kind = isFdExhaustedError(err) ? 'fd_exhausted' : code === 'caller_gone' || code === 'uid_connection_share' ? code : 'other';
+    this.counted.inc(kind);
     const now = this.clock.now();
     const s = this.state.get(kind);
     if (s && now - s.lastLogged < this.intervalMs) {

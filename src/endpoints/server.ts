@@ -6,6 +6,8 @@ import { addReflection } from './reflection.js';
 import type { OpenStreams } from './open-streams.js';
 import type { SdsHandler } from './sds/handler.js';
 import type { WorkloadHandler } from './workload/handler.js';
+import { withRpcMetrics } from './rpc-metrics.js';
+import { NO_METRICS, type Metrics } from '../telemetry/metrics/index.js';
 
 interface ServiceHolder {
   service: grpc.ServiceDefinition;
@@ -39,10 +41,13 @@ export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.keepalive_timeout_ms': 5_000,
 };
 
-/** `streams`, when given, tracks streaming calls so shutdown can end them (see open-streams.ts). */
-export function buildGrpcServer(services: PublicServices, status: () => ServingStatus, streams?: OpenStreams): grpc.Server {
+/** `metrics`: spire-agent's RPC metrics for every method (rpc-metrics.ts). `streams`, when given, tracks streaming calls so shutdown can end them (see open-streams.ts). */
+export function buildGrpcServer(services: PublicServices, status: () => ServingStatus, streams?: OpenStreams, metrics: Metrics = NO_METRICS): grpc.Server {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
-  const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => server.addService(def, streams ? streams.track(def, impl) : impl);
+  const add = (def: grpc.ServiceDefinition, given: grpc.UntypedServiceImplementation): void => {
+    const impl = withRpcMetrics(def, given, metrics);
+    server.addService(def, streams ? streams.track(def, impl) : impl);
+  };
   if (services.workload) {
     const wl = loadProto('spiffe/workload/workload.proto') as unknown as Record<string, ServiceHolder>;
     add(wl.SpiffeWorkloadAPI!.service, services.workload.service());

@@ -5,6 +5,7 @@
  * call by an opaque id written into the socket's remoteAddress (which a Unix
  * socket otherwise leaves undefined); nothing the client sends can set it.
  */
+import type { Metrics } from '../telemetry/metrics/index.js';
 import { lstat, rm } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
@@ -69,12 +70,14 @@ export class UdsListener {
       uidStreamShare?: number;
       /** Sockets systemd passed: the one bound to this path is served instead of binding a new one. */
       activation?: SocketActivation;
+      /** spiffe_agent_refused_connections; none when absent. */
+      metrics?: Metrics;
     } = {},
   ) {
     const clock = opts.clock ?? systemClock;
     this.sys = opts.sys;
     this.activation = opts.activation;
-    this.refusals = new RefusalLog(log, clock);
+    this.refusals = new RefusalLog(log, clock, undefined, opts.metrics);
     this.fdLimit = cachedFor(clock, 1000, opts.fdLimit ?? (() => Number.MAX_SAFE_INTEGER));
     this.uidConnections = new UidShare(opts.uidShare ?? (() => uidShareFor(this.fdLimit())), opts.uidSharePressure ?? (() => uidSharePressureFor(this.fdLimit())));
     const streamShare = opts.uidStreamShare ?? UID_STREAM_SHARE;

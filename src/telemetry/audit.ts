@@ -9,6 +9,7 @@
  */
 import type { Selector } from '../domain/types.js';
 import type { Logger } from './logger.js';
+import { NO_METRICS, type CounterHandle, type Metrics } from './metrics/index.js';
 import { F } from './names.js';
 
 export interface AuditCaller {
@@ -38,12 +39,15 @@ const REDACTED = '[redacted]';
 
 export class AuditLog {
   private readonly log: Logger;
+  private readonly decisions: CounterHandle;
 
   constructor(
     log: Logger,
     private readonly visible: readonly string[],
+    metrics: Metrics = NO_METRICS,
   ) {
     this.log = log.child({ [F.subsystem]: 'audit', audit: true });
+    this.decisions = metrics.own.counter('audit_decisions', 'Workload API and SDS decisions recorded in the audit log, by RPC method and decision (granted, denied, withdrawn)', ['method', 'decision']);
   }
 
   redact(selectors: readonly Selector[]): string[] {
@@ -64,6 +68,7 @@ export class AuditLog {
   }
 
   record(r: AuditRecord): void {
+    this.decisions.inc(r.method, r.decision);
     const fields: Record<string, unknown> = {
       [F.method]: r.method,
       [F.decision]: r.decision,

@@ -10,6 +10,7 @@ import { SpiffeAgentError, type ErrorCodes } from '../../errors.js';
 import { ProcError } from '../../proc/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { F } from '../../telemetry/names.js';
+import { NO_METRICS, statusName, type CallHandle, type Metrics, type SampleHandle } from '../../telemetry/metrics/index.js';
 import { WorkloadRefusedError, type WorkloadAttestor } from './types.js';
 
 declare module '../../errors.js' {
@@ -50,12 +51,23 @@ export class WorkloadAttestation {
   private readonly gate: Semaphore;
   private readonly inflight = new Map<number, Promise<AttestationResult>>();
 
+  private readonly m: { attestation: CallHandle; attestor: CallHandle; selectors: SampleHandle } | undefined;
+
   constructor(
     private readonly attestors: readonly WorkloadAttestor[],
     private readonly log: Logger,
-    concurrency = 64,
+    opts: { concurrency?: number; metrics?: Metrics } = {},
   ) {
-    this.gate = new Semaphore(concurrency);
+    this.gate = new Semaphore(opts.concurrency ?? 64);
+    const metrics = opts.metrics ?? NO_METRICS;
+    // spire-agent's keys (pkg/common/telemetry/agent/workloadapi/workload.go).
+    this.m = metrics.enabled
+      ? {
+          attestation: metrics.call(['workload_api', 'workload_attestation']),
+          attestor: metrics.call(['workload_api', 'workload_attestor'], ['attestor']),
+          selectors: metrics.sample(['workload_api', 'discovered_selectors']),
+        }
+      : undefined;
   }
 
   get names(): string[] {
@@ -76,8 +88,10 @@ export class WorkloadAttestation {
   }
 
   private async attestNow(pid: number, signal: AbortSignal): Promise<AttestationResult> {
-    return this.gate.run(async () => {
-      const results = await Promise.allSettled(this.attestors.map((a) => a.attest(pid, signal)));
+    const m = this.m;
+    const t0 = m ? performance.now() : 0;
+    const run = this.gate.run(async () => {
+      const results = await Promise.allSettled(this.attestors.map((a) => (m ? this.timed(a, pid, signal, m.attestor) : a.attest(pid, signal))));
       const selectors: Selector[] = [];
       const failed: string[] = [];
       const seen = new Set<string>();
@@ -118,6 +132,32 @@ export class WorkloadAttestation {
       }
       return { selectors, failed };
     });
+    if (!m) return run;
+    return run.then(
+      (r) => {
+        m.attestation.done('OK', performance.now() - t0);
+        m.selectors.observe(r.selectors.length);
+        return r;
+      },
+      (err: unknown) => {
+        m.attestation.done(statusName(err), performance.now() - t0);
+        throw err;
+      },
+    );
+  }
+
+  private timed(a: WorkloadAttestor, pid: number, signal: AbortSignal, h: CallHandle): Promise<readonly string[]> {
+    const t0 = performance.now();
+    return a.attest(pid, signal).then(
+      (v) => {
+        h.done('OK', performance.now() - t0, a.name);
+        return v;
+      },
+      (err: unknown) => {
+        h.done(statusName(err), performance.now() - t0, a.name);
+        throw err;
+      },
+    );
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,8 @@
  * good snapshot keeps serving, so workloads keep their identities through a server outage.
  * One log line per change of reachability, not one per failed attempt.
  */
+import { countEntryChanges, entryChangeCounters, type EntryChangeCounters } from './entry-changes.js';
+import { statusName, type CallHandle, type GaugeHandle, type Metrics } from '../../telemetry/metrics/index.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../clock.js';
 import type { RegistrationEntry, TrustBundle } from '../../domain/types.js';
@@ -42,6 +44,8 @@ export interface ServerAuthorityOptions {
   readonly log: Logger;
   /** How many X509-SVIDs the cache holds (for the sync interval clamp); 0 when unknown. */
   readonly cachedX509Count?: () => number;
+  /** spire-agent's manager_sync_fetch_entries_updates call metric and sync_* gauges. */
+  readonly metrics?: Metrics;
   /** Test seams. */
   readonly random?: () => number;
   readonly coalesceMs?: number;
@@ -68,8 +72,24 @@ export class ServerAuthority implements Authority {
   private unsubscribeFatal: (() => void) | undefined;
   private readonly callTimeoutMs: number;
 
+  private readonly m:
+    | { fetchEntries: CallHandle; entriesTotal: GaugeHandle; entriesMissing: GaugeHandle; entriesStale: GaugeHandle; entriesDropped: GaugeHandle; bundlesTotal: GaugeHandle } & EntryChangeCounters
+    | undefined;
+
   constructor(private readonly o: ServerAuthorityOptions) {
     this.callTimeoutMs = o.callTimeoutMs ?? SERVER_CALL_TIMEOUT_MS;
+    const metrics = o.metrics;
+    this.m = metrics?.enabled
+      ? {
+          fetchEntries: metrics.call(['manager', 'sync', 'fetch_entries_updates']),
+          entriesTotal: metrics.gauge(['sync_entries_total']),
+          entriesMissing: metrics.gauge(['sync_entries_missing']),
+          entriesStale: metrics.gauge(['sync_entries_stale']),
+          entriesDropped: metrics.gauge(['sync_entries_dropped']),
+          bundlesTotal: metrics.gauge(['sync_bundles_total']),
+          ...entryChangeCounters(metrics),
+        }
+      : undefined;
     this.backoff = new Backoff(o.syncIntervalMs, syncBackoffMaxMs(o.syncIntervalMs), o.random);
     this.batcher = new X509Batcher({
       client: () => o.session.clients().svid,
@@ -205,15 +225,28 @@ export class ServerAuthority implements Authority {
     try {
       const clients = this.o.session.clients();
       const timing = { clock: this.o.clock, callTimeoutMs: this.callTimeoutMs };
-      const stats = this.o.useSyncAuthorizedEntries
-        ? await syncAuthorizedEntries(clients.entry, this.entries, log, timing)
-        : await getAuthorizedEntries(clients.entry, this.entries, log, timing);
+      const t0 = this.m ? performance.now() : 0;
+      const stats = await (this.o.useSyncAuthorizedEntries
+        ? syncAuthorizedEntries(clients.entry, this.entries, log, timing)
+        : getAuthorizedEntries(clients.entry, this.entries, log, timing)
+      ).catch((err: unknown) => {
+        this.m?.fetchEntries.done(statusName(err), performance.now() - t0);
+        throw err;
+      });
+      this.m?.fetchEntries.done('OK', performance.now() - t0);
       const federated = new Set<string>();
       for (const e of this.entries.values()) for (const td of e.entry.federatesWith) federated.add(td);
       const bundles = await fetchBundles(clients.bundle, this.o.trustDomain, [...federated].sort(), log, this.callTimeoutMs);
       this.onCall(undefined);
       this.lastSync = this.o.clock.now();
       log.debug({ [F.count]: stats.total, missing: stats.missing, stale: stats.stale, dropped: stats.dropped }, 'Entries synced');
+      if (this.m) {
+        this.m.entriesTotal.set(stats.total);
+        this.m.entriesMissing.set(stats.missing);
+        this.m.entriesStale.set(stats.stale);
+        this.m.entriesDropped.set(stats.dropped);
+        this.m.bundlesTotal.set(1 + bundles.federated.size);
+      }
       await this.publish(bundles.own, bundles.federated);
     } catch (err) {
       this.onCall(err);
@@ -233,6 +266,7 @@ export class ServerAuthority implements Authority {
     const entries: RegistrationEntry[] = [];
     for (const e of this.entries.values()) if (!e.storeSvid) entries.push(e.entry);
     entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (this.m) countEntryChanges(this.snap?.entries ?? [], entries, this.m);
     const snap: AuthoritySnapshot = Object.freeze({ bundle: own, federatedBundles: federated, entries: Object.freeze(entries) });
     const key = snapshotKey(snap);
     if (key === this.key && this.snap) return;

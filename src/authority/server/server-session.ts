@@ -4,6 +4,7 @@
  * rotation and refusal handling (./agent-rotation.ts). State on disk is spire-agent's own
  * (agent-data.json, keys.json), so either agent can take over the other's data_dir.
  */
+import { statusName, type CallHandle, type Metrics } from '../../telemetry/metrics/index.js';
 import { isIP } from 'node:net';
 import type { NodeAttestor } from '../../attestation/node/types.js';
 import type { Clock } from '../../clock.js';
@@ -49,6 +50,8 @@ export interface ServerSessionDeps {
   readonly nodeAttestor: NodeAttestor;
   /** trust_bundle_spiffe_workload_api's fetch (a Workload API client, which this layer may not import). */
   readonly workloadApiBundle?: ((address: string, trustDomain: string) => Promise<Uint8Array[]>) | undefined;
+  /** spire-agent's node_attestor_new_svid, node_attest and agent_svid_rotate call metrics. */
+  readonly metrics?: Metrics;
 }
 
 /** Old channels keep serving calls already started on them for this long after a swap. */
@@ -70,6 +73,7 @@ class Session implements ServerSession {
   private bootstrap: BootstrapTrust | undefined;
   private readonly km: KeyManager;
   private readonly attestor: NodeAttestor;
+  private readonly m: { newSvid: CallHandle; reattest: CallHandle; rotate: CallHandle } | undefined;
   private state: AgentSVIDState | undefined;
   private bundle: readonly Uint8Array[] = [];
   private channel: ServerChannel | undefined;
@@ -86,6 +90,14 @@ class Session implements ServerSession {
     this.log = d.log;
     this.km = d.keyManager;
     this.attestor = d.nodeAttestor;
+    const metrics = d.metrics;
+    this.m = metrics?.enabled
+      ? {
+          newSvid: metrics.call(['node', 'attestor', 'new_svid'], ['attestor']),
+          reattest: metrics.call(['node', 'attest']),
+          rotate: metrics.call(['agent_svid', 'rotate']),
+        }
+      : undefined;
     this.serverId = serverIdOf(this.o.trustDomain);
     this.target = serverTarget(this.o.serverAddress, this.o.serverPort);
     this.tlsPolicy = { requirePqKem: this.o.requirePqKem };
@@ -248,6 +260,22 @@ class Session implements ServerSession {
 
   /** A fresh key in the other slot, AttestAgent on a channel without a client certificate, then GetBundle on it. */
   private async attest(currentKey: ManagedKey | undefined, insecure: boolean, signal: AbortSignal): Promise<void> {
+    // spire-agent counts a first attestation per attestor and a re-attestation apart.
+    const m = this.m;
+    if (!m) return this.attestOnce(currentKey, insecure, signal);
+    const t0 = performance.now();
+    try {
+      await this.attestOnce(currentKey, insecure, signal);
+      if (currentKey) m.reattest.done('OK', performance.now() - t0);
+      else m.newSvid.done('OK', performance.now() - t0, this.attestor.name);
+    } catch (err) {
+      if (currentKey) m.reattest.done(statusName(err), performance.now() - t0);
+      else m.newSvid.done(statusName(err), performance.now() - t0, this.attestor.name);
+      throw err;
+    }
+  }
+
+  private async attestOnce(currentKey: ManagedKey | undefined, insecure: boolean, signal: AbortSignal): Promise<void> {
     const km = this.km;
     const key = await km.generateKey(nextAgentSVIDKeyId(currentKey));
     const csr = await makeAgentCSR(key);
@@ -274,6 +302,19 @@ class Session implements ServerSession {
 
   /** RenewAgent over the current mTLS channel with a CSR for a key in the other slot. */
   private async renew(signal: AbortSignal): Promise<void> {
+    const m = this.m;
+    if (!m) return this.renewOnce(signal);
+    const t0 = performance.now();
+    try {
+      await this.renewOnce(signal);
+      m.rotate.done('OK', performance.now() - t0);
+    } catch (err) {
+      m.rotate.done(statusName(err), performance.now() - t0);
+      throw err;
+    }
+  }
+
+  private async renewOnce(signal: AbortSignal): Promise<void> {
     const cur = this.current();
     const key = await this.km.generateKey(nextAgentSVIDKeyId(cur.key));
     const csr = await makeAgentCSR(key);

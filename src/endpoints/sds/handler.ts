@@ -4,6 +4,8 @@
  * caller, and open streams are re-attested the same way. Having no identity is not
  * an error here: a workload may ask only for bundles.
  */
+import { countedReattest } from '../stream/reattest-count.js';
+import type { Metrics } from '../../telemetry/metrics/index.js';
 import * as grpc from '@grpc/grpc-js';
 import type { CacheManager, WorkloadView } from '../../cache/manager.js';
 import type { Clock } from '../../clock.js';
@@ -27,6 +29,8 @@ export interface SdsHandlerDeps {
   readonly clock: Clock;
   readonly names: SdsNames;
   readonly reattestIntervalMs: number;
+  /** spiffe_agent_reattestations (stream/reattest-count.ts); none when absent. */
+  readonly metrics?: Metrics;
   /** Nonce source (tests pin it). */
   readonly nonce?: () => string;
 }
@@ -127,7 +131,7 @@ export class SdsHandler {
         log: this.d.log,
         api: 'SDS',
         reattestIntervalMs: this.d.reattestIntervalMs,
-        reattest: (caller, signal) => this.d.attestor.attestCaller(caller, signal),
+        reattest: countedReattest(this.d.metrics, 'sds_api', (caller, signal) => this.d.attestor.attestCaller(caller, signal)),
         onReattestFailure: (cur, reason) =>
           this.d.audit.record({ method, caller: auditCaller(cur), decision: 'withdrawn', selectors: cur.selectors, reason }),
         control: (c) => {

@@ -4,6 +4,8 @@
  * process before anything is returned. Streams push a complete snapshot on every
  * change that alters what the caller would see, and never an unchanged one.
  */
+import { countedReattest } from '../stream/reattest-count.js';
+import type { Metrics } from '../../telemetry/metrics/index.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Selector } from '../../authority/types.js';
 import type { CacheManager, Subscription, WorkloadView } from '../../cache/manager.js';
@@ -34,6 +36,8 @@ export interface WorkloadHandlerDeps {
   readonly clock: Clock;
   /** Re-attest open streams this often (0: only before each update). */
   readonly reattestIntervalMs: number;
+  /** spiffe_agent_reattestations (stream/reattest-count.ts); none when absent. */
+  readonly metrics?: Metrics;
 }
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
@@ -94,7 +98,7 @@ export class WorkloadHandler {
         clock: this.d.clock,
         log: this.d.log,
         reattestIntervalMs: this.d.reattestIntervalMs,
-        reattest: (caller, signal) => this.attestor.attestCaller(caller, signal),
+        reattest: countedReattest(this.d.metrics, 'workload_api', (caller, signal) => this.attestor.attestCaller(caller, signal)),
         onReattestFailure: (a, reason) =>
           this.d.audit.record({ method, caller: auditCaller(a), decision: 'withdrawn', selectors: a.selectors, reason }),
       };

@@ -67,6 +67,8 @@ export interface AgentConf {
   /** spiffe-agent only: the Node.js binary to run it on (default: the test runner's). */
   nodeBin?: string;
   pluginsExtra?: string;
+  /** extra top-level blocks after plugins {} (e.g. telemetry {}) */
+  topExtra?: string;
 }
 
 export function dataDir(c: AgentConf): string {
@@ -170,7 +172,8 @@ export function renderAgentConf(c: AgentConf): string {
   }
   plugins.push('    WorkloadAttestor "unix" {\n        plugin_data {}\n    }');
   if (c.pluginsExtra) plugins.push(c.pluginsExtra);
-  return `agent {\n${lines.join('\n')}\n}\n\nplugins {\n${plugins.join('\n')}\n}\n`;
+  const top = c.topExtra ? `\n${c.topExtra}\n` : '';
+  return `agent {\n${lines.join('\n')}\n}\n\nplugins {\n${plugins.join('\n')}\n}\n${top}`;
 }
 
 export async function writeAgentConf(c: AgentConf): Promise<string> {

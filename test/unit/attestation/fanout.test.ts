@@ -237,7 +237,7 @@ describe('Semaphore', () => {
         return ['x'];
       },
     };
-    const wa = new WorkloadAttestation([slow], recordingLogger(), 2);
+    const wa = new WorkloadAttestation([slow], recordingLogger(), { concurrency: 2 });
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => wa.attest(i, signal)));
     expect(results).toHaveLength(10);
     expect(max).toBe(2);

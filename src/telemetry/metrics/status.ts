@@ -1,0 +1,30 @@
+/** The `status` label of call metrics: gRPC code names as Go prints them (codes.Code.String()). */
+const CODE_NAMES = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+] as const;
+
+export function codeName(code: number): string {
+  return CODE_NAMES[code] ?? `Code(${code})`;
+}
+
+/** An error's gRPC code name when it carries a numeric one, else Unknown (as spire's CallCounter says for plain errors). */
+export function statusName(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? codeName(code) : 'Unknown';
+}
