@@ -28,3 +28,27 @@ export class SpiffeAgentError<C extends ErrorCode = ErrorCode> extends Error {
     this.name = new.target.name;
   }
 }
+
+/**
+ * gRPC status code names by number, as Go prints them (codes.Code.String()): for messages that read
+ * like go-spiffe's `rpc error: code = ...` and for the `status` label of call metrics.
+ */
+export const GRPC_CODE_NAMES: readonly string[] = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+];

@@ -1,4 +1,4 @@
-import { SpiffeAgentError } from '../errors.js';
+import { GRPC_CODE_NAMES, SpiffeAgentError } from '../errors.js';
 
 /** The SDK's codes; it runs in workloads, so none of them is ever a status the agent returns. */
 declare module '../errors.js' {
@@ -15,26 +15,8 @@ declare module '../errors.js' {
   }
 }
 
-/** gRPC status names by number, so messages read like go-spiffe's `rpc error: code = ...`. */
-export const GRPC_CODE_NAMES: readonly string[] = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
+/** gRPC status names by number (shared with the daemon's metrics), re-exported for the SDK's users. */
+export { GRPC_CODE_NAMES };
 
 /** A malformed Workload API endpoint address (SPIFFE_ENDPOINT_SOCKET or the address option). */
 export class AddressError extends SpiffeAgentError {

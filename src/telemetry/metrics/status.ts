@@ -1,23 +1,6 @@
-/** The `status` label of call metrics: gRPC code names as Go prints them (codes.Code.String()). */
-const CODE_NAMES = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-] as const;
+import { GRPC_CODE_NAMES as CODE_NAMES } from '../../errors.js';
+
+/** The `status` label of call metrics: gRPC code names as Go prints them. */
 
 export function codeName(code: number): string {
   return CODE_NAMES[code] ?? `Code(${code})`;
