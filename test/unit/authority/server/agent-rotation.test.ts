@@ -18,8 +18,14 @@ class RecordingClock extends FakeClock {
   }
 }
 
-const flush = async () => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+/**
+ * Waits (in real time, at most 5 s) until the rotator has set a timer beyond the first `seen`. A fixed
+ * number of event-loop turns was not enough under load: a failure's path may load a module lazily,
+ * which is file I/O, and the loop then advanced the clock before the next timer existed.
+ */
+const nextTimer = async (clock: RecordingClock, seen: number): Promise<number> => {
+  for (let i = 0; i < 5_000 && clock.waits.length <= seen; i++) await new Promise((r) => setTimeout(r, 1));
+  return clock.waits.length;
 };
 
 describe('agent SVID rotation retries', () => {
@@ -51,13 +57,14 @@ describe('agent SVID rotation retries', () => {
       random: () => 0.5,
     });
     rotation.start();
+    let seen = 0;
     for (let i = 0; i < 40 && calls < outcomes.length; i++) {
-      await flush();
+      seen = await nextTimer(clock, seen);
       clock.advance(clock.waits[clock.waits.length - 1] as number);
     }
-    await flush();
+    seen = await nextTimer(clock, seen);
     clock.advance(clock.waits[clock.waits.length - 1] as number);
-    await flush();
+    await nextTimer(clock, seen);
     rotation.stop();
     expect(calls).toBe(12);
     // After each of the 11 failures the wait grows; after the success and the next quiet check, 5 s again.
