@@ -38,7 +38,6 @@ import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
 import { createMetrics, NO_METRICS, type Metrics, type MetricsServer } from '../telemetry/metrics/index.js';
 import { registerAgentGauges, type AgentGaugeState } from './agent-gauges.js';
-import { fetchBundleFromWorkloadApi, workloadApiAddressProblem } from './workload-api-bundle.js';
 import type { HostProbe } from './platform/facts.js';
 import type { HostProbeOptions } from './platform/host-probe.js';
 import type { RunningPlatformReport } from './platform/report.js';
@@ -121,8 +120,11 @@ export class Agent {
     if (attestors.length === 0) {
       throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
     }
-    if (config.mode === 'server' && config.server.trustBundleSpiffeWorkloadApi !== undefined) {
-      const problem = workloadApiAddressProblem(config.server.trustBundleSpiffeWorkloadApi);
+    // The Workload API client (the SDK, and through it the certificate library) loads only for this key.
+    const wlAddress = config.mode === 'server' ? config.server.trustBundleSpiffeWorkloadApi : undefined;
+    const wlBundle = wlAddress !== undefined ? await import('./workload-api-bundle.js') : undefined;
+    if (wlBundle && wlAddress !== undefined) {
+      const problem = wlBundle.workloadApiAddressProblem(wlAddress);
       if (problem) throw new ConfigError([{ file: config.source, key: 'agent.trust_bundle_spiffe_workload_api', message: problem }]);
     }
     if (config.mode === 'server' && !this.d.createServerSession) {
@@ -134,7 +136,7 @@ export class Agent {
         await keyManager.close?.();
         throw err;
       });
-      this.serverPlugins = { keyManager: meteredKeyManager(keyManager, metrics), nodeAttestor, workloadApiBundle: fetchBundleFromWorkloadApi };
+      this.serverPlugins = { keyManager: meteredKeyManager(keyManager, metrics), nodeAttestor, workloadApiBundle: wlBundle?.fetchBundleFromWorkloadApi };
     }
     const authority = await createAuthority({
       config,

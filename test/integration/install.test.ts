@@ -50,8 +50,9 @@ describe.skipIf(skip)('npm pack, then npm install -g', () => {
   });
 
   it('spiffe-agent --version', async () => {
-    const { stdout } = await run(bin, ['--version']);
-    expect(stdout.trim()).toBe(version);
+    // On stderr, as spire-agent prints it (mitchellh/cli).
+    const { stdout, stderr } = await run(bin, ['--version']);
+    expect((stderr + stdout).trim()).toBe(version);
   });
 
   it('validate accepts the shipped systemd/agent.conf', async () => {
