@@ -89,7 +89,9 @@ afterAll(async () => {
 describe.skipIf(skip)('the agent image (scripts/image.sh) under podman', () => {
   it('`spiffe-agent --version` prints package.json\'s version, under Node 24 from the image', async () => {
     const pkg = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
-    expect((await podman(['run', '--rm', ...LIMITS, image, '--version'])).stdout.trim()).toBe(pkg.version);
+    // On stderr, as spire-agent prints it (mitchellh/cli).
+    const v = await podman(['run', '--rm', ...LIMITS, image, '--version']);
+    expect((v.stderr + v.stdout).trim()).toBe(pkg.version);
     expect((await podman(['run', '--rm', ...LIMITS, '--entrypoint', 'node', image, '--version'])).stdout).toMatch(/^v24\./);
     expect(image.split(':')[1]).toMatch(new RegExp(`^${pkg.version.replace(/\./g, '\\.')}-`));
   });
