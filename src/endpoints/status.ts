@@ -39,6 +39,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   no_peer_pid: UNAUTHENTICATED,
   no_peer_fd: UNAUTHENTICATED,
   process_gone: INTERNAL,
+  data_dir_unsafe: FAILED_PRECONDITION,
   proc_read: INTERNAL,
   // The agent lacks a privilege (CAP_SYS_PTRACE, say): a retry cannot help until the operator grants it.
   proc_denied: FAILED_PRECONDITION,

@@ -1,6 +1,7 @@
-import { open, rename, unlink, readFile, mkdir, chmod } from 'node:fs/promises';
+import { open, rename, unlink, readFile, mkdir, chmod, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
+import { StorageError } from './errors.js';
 
 /** For crash tests only: a point to stop at between the temp file's fsync and the rename. */
 export interface AtomicWriteHooks {
@@ -46,10 +47,28 @@ export async function readFileIfExists(path: string): Promise<Buffer | undefined
   }
 }
 
-/** mkdir -p with an exact mode on the leaf (mkdir's mode is subject to the umask). */
+/**
+ * mkdir -p with an exact mode on the leaf (mkdir's mode is subject to the umask).
+ *
+ * A directory made by someone else (a Kubernetes emptyDir or hostPath, created by the kubelet as
+ * root) cannot be chmod-ed by a non-root agent. It is still safe when no other uid may write in it
+ * (our files are 0600, so only replacing them matters); a directory others may write in is refused,
+ * because another uid could swap the agent's key or SVID under it.
+ */
 export async function ensurePrivateDir(path: string, mode = 0o700): Promise<void> {
   await mkdir(path, { recursive: true, mode });
-  await chmod(path, mode);
+  try {
+    await chmod(path, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    const st = await stat(path);
+    if ((st.mode & 0o022) === 0) return;
+    throw new StorageError(
+      'data_dir_unsafe',
+      `storage: ${path} (owner uid ${st.uid}, mode 0${(st.mode & 0o7777).toString(8)}) may be written by other users, and this agent (uid ${process.geteuid?.() ?? '?'}) may not chmod it: chown it to the agent's uid (in Kubernetes, an init container as deploy/kubernetes's fsgroupfix does) or choose a data_dir the agent owns`,
+      { cause: err },
+    );
+  }
 }
 
 async function fsyncDir(dir: string): Promise<void> {

@@ -1,8 +1,9 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { mkdtemp, readdir, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../../../src/storage/atomic-file.js';
+import { runCompiledAs } from '../../helpers/privileges.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -54,5 +55,26 @@ describe('ensurePrivateDir', () => {
     const p = join(dir, 'a', 'b');
     await ensurePrivateDir(p);
     expect((await stat(p)).mode & 0o777).toBe(0o700);
+  });
+
+  // A Kubernetes emptyDir is made by the kubelet as root; the agent (uid 1000 in deploy/kubernetes)
+  // cannot chmod it. Needs root to set that up, as the DaemonSet test does for real.
+  it.skipIf(process.getuid?.() !== 0)('takes a directory of another owner that no other uid may write in, and refuses a world-writable one with what to do', async () => {
+    await chmod(dir, 0o755);
+    const closed = join(dir, 'closed');
+    const open = join(dir, 'open');
+    await mkdir(closed, { mode: 0o755 });
+    await mkdir(open);
+    await chmod(open, 0o2777); // an emptyDir with fsGroup: setgid, writable by all
+    const body = (p: string) =>
+      `const { ensurePrivateDir } = await load('storage/atomic-file.js');
+       try { await ensurePrivateDir(${JSON.stringify(p)}); out({ ok: true }); } catch (e) { out({ code: e.code, message: e.message }); }`;
+    const as = { uid: 4242, gid: 4242, caps: [] };
+    expect(await runCompiledAs(as, body(closed))).toEqual({ ok: true });
+    expect(await runCompiledAs(as, body(open))).toMatchObject({
+      code: 'data_dir_unsafe',
+      message: expect.stringMatching(/may be written by other users.*chown it to the agent's uid/),
+    });
+    expect((await stat(open)).mode & 0o7777).toBe(0o2777);
   });
 });
