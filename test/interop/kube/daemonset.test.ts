@@ -5,10 +5,12 @@
  * imported into the cluster's containerd, next to the real spire-server v1.13.3 on loopback with
  * k8s_psat. The DaemonSet's pod attests the node with its projected token; a workload pod that
  * mounts the socket directory gets, through go-spiffe, the identity its namespace and service
- * account are registered for; a pod in another namespace gets none.
+ * account are registered for; a pod in another namespace gets none. A rolling update of the
+ * DaemonSet to a new image tag keeps a watching workload's SVID valid throughout, and its go-spiffe
+ * stream reconnects by itself; deleting the workload pod ends its stream on the agent.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -24,12 +26,16 @@ const skip = plan.skip || kube.skip;
 const CLUSTER = 'spiffe-agent-e2e';
 const SOCKETS = '/run/spire/agent-sockets'; // the DaemonSet's hostPath, made by the kubelet on this host
 const WORKLOAD_ID = `spiffe://${TD}/ns/demo/sa/demo`;
+// The agent's Prometheus port for this test only (the overlay adds the block): the pods share the
+// host's network, so the test reads open streams from the agent as an operator's scraper would.
+const METRICS_PORT = 19_988;
 
 let bins: SpireBinaries;
 let cluster: KubeCluster;
 let server: SpireServer;
 let dir = '';
 let hostDirsExisted: [string, boolean][] = [];
+let image = '';
 const cleanup = new Cleanup();
 
 /** The base agent.conf with the values a user edits replaced, and the test node's kubelet port. */
@@ -47,7 +53,43 @@ async function overlayConf(kubeletPort: string): Promise<string> {
     expect(re.test(text), `deploy/kubernetes/agent.conf has ${re}`).toBe(true);
     text = text.replace(re, to);
   }
-  return text;
+  return `${text}\ntelemetry {\n    Prometheus {\n        host = "127.0.0.1"\n        port = ${METRICS_PORT}\n    }\n}\n`;
+}
+
+/** The agent's open streams, from its Prometheus endpoint. */
+async function openStreams(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+  const m = /^\S*open_streams(?:\{[^}]*\})? (\d+)$/m.exec(text);
+  if (!m) throw new Error(`no open_streams gauge in the agent's metrics:\n${text.slice(0, 400)}`);
+  return Number(m[1]);
+}
+
+interface WatchLine {
+  t: number;
+  started?: boolean;
+  update?: boolean;
+  error?: string;
+  code?: string;
+  svids?: { id: string; notAfter: string; verified: boolean }[];
+}
+
+/** The JSON lines a pod's container printed, from the kubelet's log files on this host (CRI format). */
+function podLines(ns: string, name: string, container: string): WatchLine[] {
+  const root = path.join(cluster.env.KUBE_STATE_DIR, 'logs/pods');
+  const dirs = readdirSync(root).filter((d) => d.startsWith(`${ns}_${name}_`));
+  const lines: WatchLine[] = [];
+  for (const d of dirs) {
+    const cdir = path.join(root, d, container);
+    if (!existsSync(cdir)) continue;
+    for (const f of readdirSync(cdir).sort()) {
+      for (const raw of readFileSync(path.join(cdir, f), 'utf8').split('\n')) {
+        // "<time> stdout F <line>"
+        const m = /^\S+ stdout [FP] (\{.*\})$/.exec(raw);
+        if (m) lines.push(JSON.parse(m[1]!) as WatchLine);
+      }
+    }
+  }
+  return lines;
 }
 
 /** Runs go-client x509 in a busybox pod that mounts the socket directory; returns its JSON. */
@@ -93,7 +135,7 @@ beforeAll(async () => {
     for (const [d, existed] of hostDirsExisted) if (!existed) await rm(d, { recursive: true, force: true });
   });
   const { stdout } = await sh('ctr', ['--address', cluster.env.KUBE_CONTAINERD_SOCKET, '-n', 'k8s.io', 'images', 'import', archive], { timeout: 300_000 });
-  const image = /localhost\/spiffe-agent:[^\s]+/.exec(stdout)?.[0] ?? (await sh('bash', [path.join(REPO, 'scripts/image.sh'), '--tag'])).stdout.trim();
+  image = /localhost\/spiffe-agent:[^\s]+/.exec(stdout)?.[0] ?? (await sh('bash', [path.join(REPO, 'scripts/image.sh'), '--tag'])).stdout.trim();
   server = cleanup.add(
     await startSpireServer({
       bins,
@@ -167,4 +209,66 @@ describe.skipIf(skip)('deploy/kubernetes on a real cluster with the real spire-s
     expect(refused['ok']).toBe(false);
     expect(refused['code']).toBe('PermissionDenied');
   }, 400_000);
+
+  it('a rolling update to a new image tag keeps a watching workload\'s SVID valid; its go-spiffe stream reconnects by itself', async () => {
+    await cluster.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'watcher', namespace: 'demo' },
+      spec: {
+        serviceAccountName: 'demo',
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 5,
+        containers: [{
+          name: 'main', image: cluster.env.KUBE_BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['/go-client', 'watch', '-duration', '900s'],
+          env: [{ name: 'SPIFFE_ENDPOINT_SOCKET', value: `unix://${SOCKETS}/spire-agent.sock` }],
+          volumeMounts: [{ name: 'sockets', mountPath: SOCKETS, readOnly: true }, { name: 'go-client', mountPath: '/go-client', readOnly: true }],
+        }],
+        volumes: [{ name: 'sockets', hostPath: { path: SOCKETS, type: 'Directory' } }, { name: 'go-client', hostPath: { path: GO_CLIENT_BUILT, type: 'File' } }],
+      },
+    });
+    const updates = () => podLines('demo', 'watcher', 'main').filter((l) => l.update);
+    await waitFor('the watcher\'s first X.509 update', async () => (updates().length > 0 ? true : undefined), { timeoutMs: 120_000, intervalMs: 1_000 });
+    expect(await openStreams()).toBeGreaterThanOrEqual(1);
+    const before = updates().length;
+    const oldPods = (await cluster.getJson(['-n', 'spire', 'pods', '-l', 'app.kubernetes.io/name=spire-agent']))['items'].map((p: { metadata: { uid: string } }) => p.metadata.uid);
+
+    // A new tag of the same image, as an upgrade would bring; the DaemonSet replaces its pod.
+    const next = `${image}-rollout`;
+    await sh('ctr', ['--address', cluster.env.KUBE_CONTAINERD_SOCKET, '-n', 'k8s.io', 'images', 'tag', '--force', image, next]);
+    await cluster.kubectl(['-n', 'spire', 'set', 'image', 'ds/spire-agent', `spire-agent=${next}`, `fsgroupfix=${next}`]);
+    await cluster.kubectl(['-n', 'spire', 'rollout', 'status', 'ds/spire-agent', '--timeout=240s']);
+    const pods = (await cluster.getJson(['-n', 'spire', 'pods', '-l', 'app.kubernetes.io/name=spire-agent']))['items'];
+    expect(pods.map((p: { metadata: { uid: string } }) => p.metadata.uid)).not.toEqual(oldPods);
+    expect(pods[0]['spec']['containers'][0]['image']).toBe(next);
+
+    // The stream broke with the old agent and came back to the new one with no help.
+    await waitFor('an update from the new agent on the same stream', async () => (updates().length > before ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 1_000,
+    });
+    const lines = podLines('demo', 'watcher', 'main');
+    expect(lines.filter((l) => l.started)).toHaveLength(1); // one process, one watch: no restart
+    expect(lines.filter((l) => l.code === 'PermissionDenied'), JSON.stringify(lines)).toEqual([]);
+    const seenAt = Date.now();
+    for (const u of updates()) {
+      expect(u.svids?.map((s) => s.id)).toEqual([WORKLOAD_ID]);
+      for (const svid of u.svids ?? []) {
+        expect(svid.verified).toBe(true);
+        // Valid when it was served and still valid now: the workload never held an expired SVID.
+        expect(Date.parse(svid.notAfter)).toBeGreaterThan(seenAt);
+      }
+    }
+    expect((await cluster.getJson(['-n', 'demo', 'pod', 'watcher']))['status']['phase']).toBe('Running');
+  }, 400_000);
+
+  it('deleting the workload pod ends its stream on the agent', async () => {
+    await waitFor('the watcher\'s stream on the new agent', async () => ((await openStreams()) >= 1 ? true : undefined), { timeoutMs: 60_000, intervalMs: 1_000 });
+    const open = await openStreams();
+    await cluster.kubectl(['-n', 'demo', 'delete', 'pod', 'watcher', '--wait=true', '--timeout=120s']);
+    await waitFor('the agent to drop the deleted pod\'s stream', async () => ((await openStreams()) === open - 1 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 1_000,
+    });
+  }, 300_000);
 });
