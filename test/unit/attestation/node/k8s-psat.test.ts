@@ -2,7 +2,7 @@
  * k8s_psat: the payload spire-agent v1.13.3 sends ({"cluster","token"} as Go's json.Marshal
  * writes it, the token file as read, untrimmed), the token read again at each attestation, the
  * errors for a missing or empty token file, and what each server refusal is explained as.
- * Compared with spire-agent's, against a real apiserver, in test/interop/server/k8s-psat.test.ts.
+ * Compared with spire-agent's, against a real apiserver, in test/interop/kube/k8s-psat.test.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JSON_LOGS, agentConfFor, jsonLogs, startAgent, startSpireServer, waitFor, type AgentConf, type AgentKind, type SpireBinaries, type SpireServer } from '../../helpers/spire/index.js';
 import { planKube, startKube, type KubeCluster } from '../../helpers/kube/cluster.js';
-import { Cleanup, KINDS, TD, plan } from './fixture.js';
+import { Cleanup, KINDS, TD, plan } from '../server/fixture.js';
 
 const kube = planKube();
 const skip = plan.skip || kube.skip;
