@@ -80,13 +80,18 @@ describe.skipIf(skip)('npm pack, then npm install -g', () => {
     expect(r.stderr).toContain('Starting Workload and SDS APIs');
   }, 60_000);
 
-  it('systemd-analyze verify passes on the installed units', async () => {
+  it('systemd-analyze verify passes on the installed units, with the TPM drop-in', async () => {
     const units = join(dir, 'units');
     await mkdir(units);
     const service = (await readFile(join(pkg, 'systemd', 'spiffe-agent.service'), 'utf8')).replaceAll('/usr/local/bin/spiffe-agent', bin);
     expect(service).toContain(`ExecStart=${bin} run `);
     await writeFile(join(units, 'spiffe-agent.service'), service);
     await writeFile(join(units, 'spiffe-agent.socket'), await readFile(join(pkg, 'systemd', 'spiffe-agent.socket'), 'utf8'));
+    // The TPM drop-in, where the README installs it: verify reads drop-ins next to the units it is given.
+    await mkdir(join(units, 'spiffe-agent.service.d'));
+    const dropIn = await readFile(join(pkg, 'systemd', 'tpm.conf'), 'utf8');
+    expect(dropIn).toMatch(/^DeviceAllow=\/dev\/tpmrm0 rw$/m);
+    await writeFile(join(units, 'spiffe-agent.service.d', 'tpm.conf'), dropIn);
     const r = await run(ANALYZE, ['verify', '--man=no', join(units, 'spiffe-agent.socket'), join(units, 'spiffe-agent.service')]).then(
       (x) => ({ code: 0, ...x }),
       (e: { code: number; stdout: string; stderr: string }) => e,
