@@ -11,7 +11,9 @@ import type { ConfigProblem } from '../config/errors.js';
 import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../storage/bounded-file.js';
+import { problemsIn } from './run-plugins.js';
 import { workloadApiAddressProblem } from './workload-api-bundle.js';
+import { readFile } from 'node:fs/promises';
 
 export interface InputFilesReport {
   readonly problems: ConfigProblem[];
@@ -54,7 +56,7 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
   }
   const wl = config.mode === 'server' ? config.server.trustBundleSpiffeWorkloadApi : undefined;
   const wlProblem = wl === undefined ? undefined : workloadApiAddressProblem(wl);
-  if (wlProblem) problems.push({ file: source, key: 'agent.trust_bundle_spiffe_workload_api', message: wlProblem });
+  if (wlProblem) problems.push(problemsIn(source, await readFile(source, 'utf8').catch(() => undefined))('agent.trust_bundle_spiffe_workload_api', wlProblem));
   return { problems, notes };
 }
 
