@@ -25,6 +25,8 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
   const problems: ConfigProblem[] = [];
   const notes: string[] = [];
   const source = config.source;
+  // Lines for the problems below, which name keys of the config file.
+  const at = problemsIn(source, await readFile(source, 'utf8').catch(() => undefined));
   if (config.mode === 'embedded') {
     const ea = config.embeddedAuthority;
     if (ea.entriesFile !== undefined) await checkEntries(ea.entriesFile, config.agent.trustDomain, problems, notes);
@@ -32,7 +34,7 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
       const key = `embedded_authority.federated_bundles.${td}`;
       // The name itself is checked with the rest of the config; being the agent's own is refused at start.
       if (td === config.agent.trustDomain) {
-        problems.push({ file: source, key, message: "is this agent's own trust domain; its bundle is the embedded CA's" });
+        problems.push(at(key, "is this agent's own trust domain; its bundle is the embedded CA's"));
         continue;
       }
       try {
@@ -41,7 +43,7 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
         (await import('../authority/embedded/federated-bundle-file.js')).parseBundleFile(td, file, text);
       } catch (err) {
         if (!(err instanceof SpiffeAgentError)) throw err;
-        problems.push({ file: source, key, message: err.message.replace(/^(input|federated-bundles): /, '') });
+        problems.push(at(key, err.message.replace(/^(input|federated-bundles): /, '')));
       }
     }
   }
@@ -51,12 +53,12 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
       await resolveJoinToken({ joinTokenFile: config.server.joinTokenFile });
     } catch (err) {
       if (!(err instanceof SpiffeAgentError)) throw err;
-      problems.push({ file: source, key: 'agent.join_token_file', message: err.message.replace(/^nodeattestor\(join_token\): /, '') });
+      problems.push(at('agent.join_token_file', err.message.replace(/^nodeattestor\(join_token\): /, '')));
     }
   }
   const wl = config.mode === 'server' ? config.server.trustBundleSpiffeWorkloadApi : undefined;
   const wlProblem = wl === undefined ? undefined : workloadApiAddressProblem(wl);
-  if (wlProblem) problems.push(problemsIn(source, await readFile(source, 'utf8').catch(() => undefined))('agent.trust_bundle_spiffe_workload_api', wlProblem));
+  if (wlProblem) problems.push(at('agent.trust_bundle_spiffe_workload_api', wlProblem));
   return { problems, notes };
 }
 

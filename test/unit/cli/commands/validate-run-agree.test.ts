@@ -20,6 +20,7 @@ import { openRunPlugins } from '../../../../src/agent/run-plugins.js';
 import { validate } from '../../../../src/cli/commands/validate.js';
 import { systemClock } from '../../../../src/clock.js';
 import { loadConfig } from '../../../../src/config/load.js';
+import { pqKemUnsupportedReason } from '../../../../src/net/pq-kem.js';
 import { SpiffeAgentError } from '../../../../src/errors.js';
 import { ProcReader } from '../../../../src/proc/proc-reader.js';
 import { nullLogger } from '../../../../src/telemetry/logger.js';
@@ -100,6 +101,17 @@ const CASES: [string, () => Parts, Verdict, RegExp?][] = [
   ['agent.experimental.named_pipe_name', () => ({ experimental: 'named_pipe_name = "\\\\spire-agent\\\\public\\\\api"' }), 'refuse', /named_pipe_name is not supported in this platform/],
   ['agent.experimental.admin_named_pipe_name', () => ({ experimental: 'admin_named_pipe_name = ""' }), 'refuse', /admin_named_pipe_name is not supported in this platform/],
   ['agent.experimental.use_sync_authorized_entries', () => ({ experimental: 'use_sync_authorized_entries = true' }), 'accept'],
+  // Keys spire-agent documents in doc/spire_agent.md but not in agent_full.conf.
+  ['agent.retry_bootstrap', () => ({ agent: 'retry_bootstrap = false' }), 'accept'],
+  ['agent.join_token_file (file missing)', () => ({ bootstrap: 'insecure_bootstrap = true', nodeAttestor: 'NodeAttestor "join_token" {\n    plugin_data {}\n  }', agent: `join_token_file = "${D()}/no-token"` }), 'refuse', /no-token/],
+  ['agent.x509_svid_cache_max_size, jwt_svid_cache_max_size', () => ({ agent: 'x509_svid_cache_max_size = 1000\n  jwt_svid_cache_max_size = 1000' }), 'accept'],
+  ['agent.availability_target', () => ({ agent: 'availability_target = "24h"' }), 'accept'],
+  ['agent.profiling_enabled', () => ({ agent: 'profiling_enabled = true' }), 'refuse', /Go pprof profiling is not available/],
+  ['agent.experimental.sync_interval', () => ({ experimental: 'sync_interval = "10s"' }), 'accept'],
+  ['agent.experimental.feature_flags (v1.13.3\'s one flag)', () => ({ experimental: 'feature_flags = ["i_am_a_test_flag"]' }), 'accept'],
+  ['agent.experimental.feature_flags (another)', () => ({ experimental: 'feature_flags = ["nope"]' }), 'refuse', /unknown feature flag/],
+  // Works where the runtime has X25519MLKEM768 (Node.js 24), refused with that reason elsewhere.
+  ['agent.experimental.require_pq_kem', () => ({ experimental: 'require_pq_kem = true' }), pqKemUnsupportedReason() ? 'refuse' : 'accept', /X25519MLKEM768/],
   ['agent.experimental.ratelimit (v1.15)', () => ({ experimental: 'ratelimit {}' }), 'refuse', /rate limiting .* is not implemented/],
   ['plugins.*.plugin_cmd', () => ({ workloadAttestor: 'WorkloadAttestor "unix" {\n    plugin_cmd = "/usr/bin/true"\n    plugin_data {}\n  }' }), 'refuse', /external plugins are not supported/],
   ['plugins.*.plugin_checksum', () => ({ workloadAttestor: 'WorkloadAttestor "unix" {\n    plugin_checksum = "00"\n    plugin_data {}\n  }' }), 'refuse', /external plugins are not supported/],
