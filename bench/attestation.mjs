@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { UnixAttestor } from '../dist/src/attestation/workload/unix/index.js';
 import { ProcReader } from '../dist/src/proc/proc-reader.js';
 import { WorkloadAPIClient } from '../dist/src/sdk/index.js';
-import { forEachTarget, isMain, pct, report, sleep, spireNotice, uidEntry } from './lib/common.mjs';
+import { forEachTarget, isMain, pct, report, sleep, spireNotice, uidEntry, runtimeLine } from './lib/common.mjs';
 
 const N = 1000;
 export const entries = [uidEntry('/bench/root', 0)];
@@ -56,7 +56,7 @@ async function attestorBench() {
 }
 
 export async function run() {
-  console.log(`\n### attestation: unix attest(pid) in-process and FetchJWTSVID round trip, N=${N}`);
+  console.log(`\n### attestation: unix attest(pid) in-process and FetchJWTSVID round trip, N=${N} — ${runtimeLine()}`);
   spireNotice();
   const ours = await attestorBench();
   report('attestation: unix attestor attest(pid), in-process (no spire-agent counterpart)', { 'spiffe-agent': ours }, 'ms');

@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { agentCommand, cpuMs, f, isMain, pct, rssAnonKiB, rssKiB, sleep } from './lib/common.mjs';
+import { agentCommand, cpuMs, f, isMain, pct, rssAnonKiB, rssKiB, sleep, runtimeLine } from './lib/common.mjs';
 import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
 import { compareClient } from './lib/compare-client.mjs';
 
@@ -318,7 +318,7 @@ export async function run() {
   if (process.getuid?.() !== 0) throw new Error('compare: must run as root (clients run under test uids)');
   const [l1, l5, l15] = loadavg();
   console.log(`\n### compare: spire-agent v1.13.3 and spiffe-agent side by side ${s.smoke ? '(BENCH_SMOKE=1)' : ''}`);
-  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${f(l1)} / ${f(l5)} / ${f(l15)} at start, node ${process.version}`);
+  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${f(l1)} / ${f(l5)} / ${f(l15)} at start, ${runtimeLine()}`);
   if (l1 > cpus().length) console.log(`  WARNING: load average ${f(l1)} exceeds the ${cpus().length} cores; other work competes with both agents, numbers are noisy (compare ratios, not absolutes)`);
   const bins = spireBins();
   const bin = await clientCopy(compareClient());

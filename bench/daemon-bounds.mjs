@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkloadAPIClient } from '../dist/src/sdk/index.js';
-import { PARENT_ID, REPO, TD, f, isMain, sleep, startOurs, uidEntry } from './lib/common.mjs';
+import { PARENT_ID, REPO, TD, f, isMain, sleep, startOurs, uidEntry, runtimeLine } from './lib/common.mjs';
 
 const ROOT = process.getuid?.() ?? 0;
 
@@ -155,7 +155,7 @@ async function reattestExec() {
 }
 
 export async function run() {
-  console.log('\n### daemon-bounds: bounds of the running daemon that used to be timed test assertions');
+  console.log('\n### daemon-bounds: bounds of the running daemon that used to be timed test assertions — ' + runtimeLine());
   if (ROOT !== 0) throw new Error('daemon-bounds: run as root (clients run under other uids)');
   const out = { ...(await bursts()) };
   out['entries edit'] = await entriesEdit();

@@ -8,7 +8,7 @@
  * spawn→SVID seen from outside (includes Node start-up and loading the SDK).
  */
 import { WorkloadAPIClient } from '../dist/src/sdk/index.js';
-import { forEachTarget, isMain, now, pct, report, spawnClient, spireNotice, uidEntry, waitLog } from './lib/common.mjs';
+import { forEachTarget, isMain, now, pct, report, spawnClient, spireNotice, uidEntry, waitLog, runtimeLine } from './lib/common.mjs';
 
 const N = Number(process.env.BENCH_FIRST_SVID_N ?? 30);
 const WARM = { uid: 1200, gid: 1200 };
@@ -45,7 +45,7 @@ function entriesFor(extra = []) {
 export const entries = entriesFor();
 
 export async function run() {
-  console.log(`\n### first-svid: connect → first X.509-SVID, N=${N} per case`);
+  console.log(`\n### first-svid: connect → first X.509-SVID, N=${N} per case — ${runtimeLine()}`);
   spireNotice();
   const results = await forEachTarget({ entries }, async (agent) => {
     const m = {};

@@ -4,7 +4,7 @@
  * FetchX509SVID streams are open (4 client processes × 50 streams, each process
  * under its own entry's uid).
  */
-import { forEachTarget, isMain, openStreams, closeStreams, report, rssKiB, sleep, spawnClient, spireNotice, uidEntry } from './lib/common.mjs';
+import { forEachTarget, isMain, openStreams, closeStreams, report, rssKiB, sleep, spawnClient, spireNotice, uidEntry, runtimeLine } from './lib/common.mjs';
 
 const WORKLOADS = 100;
 const WL_BASE = 1400;
@@ -30,7 +30,7 @@ async function settledRss(pid) {
 }
 
 export async function run() {
-  console.log(`\n### idle-rss: VmRSS of the agent process (settled ${SETTLE_MS} ms before each reading)`);
+  console.log(`\n### idle-rss: VmRSS of the agent process (settled ${SETTLE_MS} ms before each reading) — ${runtimeLine()}`);
   spireNotice();
   const results = await forEachTarget({ entries }, async (agent) => {
     const m = {};

@@ -23,7 +23,7 @@ import { EntriesSource } from '../dist/src/authority/embedded/entries-source.js'
 import { systemClock } from '../dist/src/clock.js';
 import { parseConfigText } from '../dist/src/config/load.js';
 import { pemDecode } from '../dist/src/svid/der.js';
-import { f, isMain } from './lib/common.mjs';
+import { f, isMain, runtimeLine } from './lib/common.mjs';
 
 const TD = 'example.org';
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
@@ -115,7 +115,7 @@ function pemLinear() {
 }
 
 export async function run() {
-  console.log('\n### parse-bounds: in-process bounds that used to be timed test assertions');
+  console.log('\n### parse-bounds: in-process bounds that used to be timed test assertions — ' + runtimeLine());
   const out = {};
   out['entries 1,000 → 8,000'] = verdict('entries parse CPU ratio, 1,000 → 8,000 entries', scalingRatio(entriesText(1000), entriesText(8000)), 24);
   out['selectors 8,000 → 64,000'] = verdict('entries parse CPU ratio, one entry, 8,000 → 64,000 selectors', scalingRatio(entriesText(1, 8000), entriesText(1, 64000)), 24);

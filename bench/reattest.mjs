@@ -6,7 +6,7 @@
  * The difference divided by (streams × re-attestations per second) is the cost of one
  * re-attestation of one stream.
  */
-import { closeStreams, cpuMs, f, isMain, openStreams, sleep, startOurs, uidEntry } from './lib/common.mjs';
+import { closeStreams, cpuMs, f, isMain, openStreams, sleep, startOurs, uidEntry, runtimeLine } from './lib/common.mjs';
 
 const UIDS = [1321, 1322, 1323, 1324];
 const STREAMS = 200;
@@ -36,7 +36,7 @@ async function cpuPerSecond(interval, discover) {
 }
 
 export async function run() {
-  console.log(`\n### reattest: ${STREAMS} open streams, agent CPU over ${WINDOW_MS / 1000} s (spiffe-agent only: spire-agent does not re-attest open streams)`);
+  console.log(`\n### reattest: ${STREAMS} open streams, agent CPU over ${WINDOW_MS / 1000} s (spiffe-agent only: spire-agent does not re-attest open streams) — ${runtimeLine()}`);
   for (const discover of [false, true]) {
     const off = await cpuPerSecond('0s', discover);
     const on = await cpuPerSecond('1s', discover);

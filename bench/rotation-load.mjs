@@ -7,7 +7,7 @@
  *  - spread between the first and the last stream receiving the rotated SVID, per
  *    SVID (streams sharing one entry) and across the whole wave (all four entries).
  */
-import { CLK_TCK, closeStreams, cpuMs, f, forEachTarget, isMain, now, openStreams, pct, report, sleep, spireNotice, uidEntry } from './lib/common.mjs';
+import { CLK_TCK, closeStreams, cpuMs, f, forEachTarget, isMain, now, openStreams, pct, report, sleep, spireNotice, uidEntry, runtimeLine } from './lib/common.mjs';
 
 const UIDS = [1311, 1312, 1313, 1314];
 const STREAMS = 200;
@@ -18,7 +18,7 @@ const PAD_MS = 400;
 export const entries = UIDS.map((u) => uidEntry(`/bench/rotating-${u}`, u, { x509_svid_ttl: TTL_S }));
 
 export async function run() {
-  console.log(`\n### rotation-load: ${STREAMS} streams, x509_svid_ttl ${TTL_S} s, ${WAVES} rotation waves`);
+  console.log(`\n### rotation-load: ${STREAMS} streams, x509_svid_ttl ${TTL_S} s, ${WAVES} rotation waves — ${runtimeLine()}`);
   spireNotice();
   const results = await forEachTarget({ entries }, async (agent) => {
     // per stream ("proc:i"): arrival times of each new SVID key, the first one being the initial SVID

@@ -14,7 +14,7 @@ import { run as serverMode } from './server-mode.mjs';
 import { run as compare } from './compare.mjs';
 import { run as parseBounds } from './parse-bounds.mjs';
 import { run as daemonBounds } from './daemon-bounds.mjs';
-import { spireEntryCommands } from './lib/common.mjs';
+import { runtimeLine, spireEntryCommands } from './lib/common.mjs';
 
 if (process.argv.includes('--print-spire-entries')) {
   // Every entry the benchmarks use, once, as commands for the SPIRE server spire-agent talks to.
@@ -30,7 +30,7 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 const started = new Date();
-console.log(`spiffe-agent benchmarks — ${started.toISOString()} — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
+console.log(`spiffe-agent benchmarks — ${started.toISOString()} — ${runtimeLine()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
 console.log(process.env.SPIRE_AGENT_BIN ? `spire-agent: ${process.env.SPIRE_AGENT_BIN} with ${process.env.SPIRE_AGENT_CONF}` : 'spire-agent: not set');
 const only = process.argv.slice(2);
 const all = { startup, 'first-svid': firstSvid, 'idle-rss': idleRss, attestation, 'rotation-load': rotationLoad, reattest, 'parse-bounds': parseBounds, 'daemon-bounds': daemonBounds, 'server-mode': serverMode, compare };

@@ -12,7 +12,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { rm } from 'node:fs/promises';
-import { f, isMain, pct, rssKiB, sleep } from './lib/common.mjs';
+import { f, isMain, pct, rssKiB, sleep, runtimeLine } from './lib/common.mjs';
 import { TD, agentConf, benchClient, clientCopy, runClient, spireBins, startAgentProc, startServer, watchClient } from './lib/spire.mjs';
 
 const KINDS = ['spire-agent', 'spiffe-agent'];
@@ -120,7 +120,7 @@ export async function run() {
   const s = settings();
   const [l1, l5] = loadavg();
   console.log(`\n=== server-mode: spire-agent vs spiffe-agent on one spire-server ${s.smoke ? '(BENCH_SMOKE=1)' : ''}`);
-  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${f(l1)} / ${f(l5)} (1 / 5 min) at start, node ${process.version}`);
+  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${f(l1)} / ${f(l5)} (1 / 5 min) at start, ${runtimeLine()}`);
   const bins = spireBins();
   const client = await clientCopy(benchClient());
   const server = await startServer(bins);

@@ -22,7 +22,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_MAIN, REPO, rssKiB, sleep, startOurs, uidEntry, waitLog } from './lib/common.mjs';
+import { AGENT_MAIN, REPO, rssKiB, sleep, startOurs, uidEntry, waitLog, runtimeLine } from './lib/common.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
 const FETCHERS = Number(process.env.SOAK_FETCHERS ?? 2);
@@ -168,7 +168,7 @@ if (process.getuid?.() !== 0) {
   console.error('soak: must run as root (clients run under uids 1801-1804 and 65534)');
   process.exit(2);
 }
-console.log(`soak: ${SECONDS} s of mixed load: ${FETCHERS} fetching clients, ${CHURN_RATE} conn/s connect-and-exit (half exiting processes), HTTP/2 abuse every ${ABUSE_EVERY_S} s, reloads every ${RELOAD_EVERY_S} s`);
+console.log(`soak: ${SECONDS} s of mixed load: ${FETCHERS} fetching clients, ${CHURN_RATE} conn/s connect-and-exit (half exiting processes), HTTP/2 abuse every ${ABUSE_EVERY_S} s, reloads every ${RELOAD_EVERY_S} s — ${runtimeLine()}`);
 const agent = await startOurs({ entries: entries(0) });
 // Every granted Workload API decision, by caller pid, read from the agent's whole log
 // (the bench helper keeps only its tail).

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { REPO, agentCommand, f, isMain, now, pct, sleep } from './lib/common.mjs';
+import { REPO, agentCommand, f, isMain, now, pct, sleep, runtimeLine } from './lib/common.mjs';
 
 const N = Number(process.env.BENCH_STARTUP_N ?? 10);
 
@@ -64,7 +64,7 @@ async function once() {
 }
 
 export async function run() {
-  console.log(`\n### startup: spiffe-agent run on conf/agent/agent.conf → socket accepting (N=${N})`);
+  console.log(`\n### startup: spiffe-agent run on conf/agent/agent.conf → socket accepting (N=${N}) — ${runtimeLine()}`);
   const runs = [];
   for (let i = 0; i < N; i++) runs.push(await once());
   const col = (k) => runs.map((r) => r[k]);

@@ -24,6 +24,20 @@ export function agentCommand(args, nodeFlags = []) {
   const shebang = first.startsWith('#!') && /\bexec node\b/.test(second) ? second.split(/\s+/).filter((w) => w.startsWith('--')) : [];
   return [process.execPath, [...shebang, ...nodeFlags, AGENT_MAIN, ...args]];
 }
+/**
+ * Which Node.js a figure was measured on: this script's, and the one the agent runs on (main.js
+ * execs the `node` found on PATH, which may be another version). Printed in every benchmark's header.
+ */
+export function runtimeLine() {
+  let agentNode = '?';
+  try {
+    agentNode = execFileSync('node', ['--version']).toString().trim();
+  } catch {
+    // no node on PATH: the agent cannot start either, and the benchmark says so itself
+  }
+  const ours = process.version;
+  return agentNode === ours ? `node ${ours}` : `node ${ours} (bench), ${agentNode} (agent, the node on PATH)`;
+}
 export const LIB = dirname(fileURLToPath(import.meta.url));
 export const TD = 'example.org';
 export const PARENT_ID = `spiffe://${TD}/spire/agent/local`;

@@ -4,8 +4,6 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { WorkloadAttestation } from '../attestation/workload/attest.js';
-import { createWorkloadAttestors } from '../attestation/workload/catalog.js';
-import { createNodeAttestor } from '../attestation/node/catalog.js';
 import { createAuthority, type AuthorityFactoryDeps, type ServerPlugins } from '../authority/factory.js';
 import type { Authority } from '../authority/types.js';
 import { CacheManager } from '../cache/manager.js';
@@ -25,7 +23,6 @@ import { HealthHttpListener } from '../endpoints/health-http.js';
 import { CallAttestor } from '../endpoints/call-attestor.js';
 import { SdsHandler } from '../endpoints/sds/handler.js';
 import { WorkloadHandler } from '../endpoints/workload/handler.js';
-import { createKeyManager } from '../keymanager/catalog.js';
 import { meteredKeyManager } from '../keymanager/metered.js';
 import { loadLibc, type Libc } from '../proc/libc.js';
 import { MemoryTrimmer } from '../proc/memory-trim.js';
@@ -38,6 +35,7 @@ import { prepareSocketDir } from '../endpoints/socket-dir.js';
 import { F } from '../telemetry/names.js';
 import { createMetrics, NO_METRICS, type Metrics, type MetricsServer } from '../telemetry/metrics/index.js';
 import { registerAgentGauges, type AgentGaugeState } from './agent-gauges.js';
+import { openRunPlugins } from './run-plugins.js';
 import type { HostProbe } from './platform/facts.js';
 import type { HostProbeOptions } from './platform/host-probe.js';
 import type { RunningPlatformReport } from './platform/report.js';
@@ -116,27 +114,19 @@ export class Agent {
     // The file's text puts line numbers on plugin_data problems, as `validate` reports them.
     const configText = await readFile(config.source, 'utf8').catch(() => undefined);
     const pluginCtx: PluginContext = { file: config.source, text: configText, env: this.d.env ?? {} };
-    const attestors = await createWorkloadAttestors(config.plugins, pluginCtx, { proc, log, clock });
-    if (attestors.length === 0) {
-      throw new SpiffeAgentError('no_workload_attestor', `agent: ${config.source} configures no WorkloadAttestor; add plugins { WorkloadAttestor "unix" { } }`);
-    }
-    // The Workload API client (the SDK, and through it the certificate library) loads only for this key.
-    const wlAddress = config.mode === 'server' ? config.server.trustBundleSpiffeWorkloadApi : undefined;
-    const wlBundle = wlAddress !== undefined ? await import('./workload-api-bundle.js') : undefined;
-    if (wlBundle && wlAddress !== undefined) {
-      const problem = wlBundle.workloadApiAddressProblem(wlAddress);
-      if (problem) throw new ConfigError([{ file: config.source, key: 'agent.trust_bundle_spiffe_workload_api', message: problem }]);
-    }
-    if (config.mode === 'server' && !this.d.createServerSession) {
+    // The same checks and parsers `validate` runs (./run-plugins.ts), so both refuse the same configs.
+    const plugins = await openRunPlugins(config, pluginCtx, {
+      proc,
+      log,
+      clock,
+      openTpm: this.d.openTpm ?? defaultOpenTpm,
+      buildServerPlugins: !this.d.createServerSession,
+    });
+    const { attestors } = plugins;
+    if (plugins.server) {
       // The session attests with these and keeps its keys in them; the agent owns and closes them.
-      const hw = { log, clock, openTpm: this.d.openTpm ?? defaultOpenTpm };
-      const keyManager = await createKeyManager(config.plugins, pluginCtx, hw);
-      const { joinToken, joinTokenFile } = config.server;
-      const nodeAttestor = await createNodeAttestor(config.plugins, pluginCtx, { ...hw, joinToken, joinTokenFile }).catch(async (err: unknown) => {
-        await keyManager.close?.();
-        throw err;
-      });
-      this.serverPlugins = { keyManager: meteredKeyManager(keyManager, metrics), nodeAttestor, workloadApiBundle: wlBundle?.fetchBundleFromWorkloadApi };
+      const { keyManager, nodeAttestor } = plugins.server;
+      this.serverPlugins = { keyManager: meteredKeyManager(keyManager, metrics), nodeAttestor, workloadApiBundle: plugins.workloadApiBundle };
     }
     const authority = await createAuthority({
       config,

@@ -11,7 +11,9 @@ import type { ConfigProblem } from '../config/errors.js';
 import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
 import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../storage/bounded-file.js';
+import { problemsIn } from './run-plugins.js';
 import { workloadApiAddressProblem } from './workload-api-bundle.js';
+import { readFile } from 'node:fs/promises';
 
 export interface InputFilesReport {
   readonly problems: ConfigProblem[];
@@ -23,6 +25,8 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
   const problems: ConfigProblem[] = [];
   const notes: string[] = [];
   const source = config.source;
+  // Lines for the problems below, which name keys of the config file.
+  const at = problemsIn(source, await readFile(source, 'utf8').catch(() => undefined));
   if (config.mode === 'embedded') {
     const ea = config.embeddedAuthority;
     if (ea.entriesFile !== undefined) await checkEntries(ea.entriesFile, config.agent.trustDomain, problems, notes);
@@ -30,7 +34,7 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
       const key = `embedded_authority.federated_bundles.${td}`;
       // The name itself is checked with the rest of the config; being the agent's own is refused at start.
       if (td === config.agent.trustDomain) {
-        problems.push({ file: source, key, message: "is this agent's own trust domain; its bundle is the embedded CA's" });
+        problems.push(at(key, "is this agent's own trust domain; its bundle is the embedded CA's"));
         continue;
       }
       try {
@@ -39,7 +43,7 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
         (await import('../authority/embedded/federated-bundle-file.js')).parseBundleFile(td, file, text);
       } catch (err) {
         if (!(err instanceof SpiffeAgentError)) throw err;
-        problems.push({ file: source, key, message: err.message.replace(/^(input|federated-bundles): /, '') });
+        problems.push(at(key, err.message.replace(/^(input|federated-bundles): /, '')));
       }
     }
   }
@@ -49,12 +53,12 @@ export async function checkInputFiles(config: AgentConfig): Promise<InputFilesRe
       await resolveJoinToken({ joinTokenFile: config.server.joinTokenFile });
     } catch (err) {
       if (!(err instanceof SpiffeAgentError)) throw err;
-      problems.push({ file: source, key: 'agent.join_token_file', message: err.message.replace(/^nodeattestor\(join_token\): /, '') });
+      problems.push(at('agent.join_token_file', err.message.replace(/^nodeattestor\(join_token\): /, '')));
     }
   }
   const wl = config.mode === 'server' ? config.server.trustBundleSpiffeWorkloadApi : undefined;
   const wlProblem = wl === undefined ? undefined : workloadApiAddressProblem(wl);
-  if (wlProblem) problems.push({ file: source, key: 'agent.trust_bundle_spiffe_workload_api', message: wlProblem });
+  if (wlProblem) problems.push(at('agent.trust_bundle_spiffe_workload_api', wlProblem));
   return { problems, notes };
 }
 

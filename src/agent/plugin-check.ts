@@ -6,43 +6,48 @@
  * ConfigError, with file and line.
  */
 import type { Clock } from '../clock.js';
-import { checkNodeAttestorConfig } from '../attestation/node/catalog.js';
+import { NODE_ATTESTOR_EXAMPLE, NODE_ATTESTORS, checkNodeAttestorConfig } from '../attestation/node/catalog.js';
 import { checkWorkloadAttestorConfig } from '../attestation/workload/catalog.js';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
-import type { PluginConfig } from '../config/types.js';
+import type { AgentConfig } from '../config/types.js';
 import { SpiffeAgentError } from '../errors.js';
-import { checkKeyManagerConfig } from '../keymanager/catalog.js';
+import { KEY_MANAGER_EXAMPLE, KEY_MANAGERS, checkKeyManagerConfig } from '../keymanager/catalog.js';
+import { pluginTypeProblems, problemsIn, requireWorkloadAttestor } from './run-plugins.js';
 
-const PLUGIN_TYPES = ['NodeAttestor', 'WorkloadAttestor', 'KeyManager', 'SVIDStore'] as const;
-
+/**
+ * `file`/`text`: the config file and its text, for lines on plugin_data problems. Beyond each block,
+ * the checks `run` makes on plugins {} as a whole (./run-plugins.ts): a type with no built-in, no
+ * WorkloadAttestor, and, joining a server, not exactly one NodeAttestor and one KeyManager.
+ */
 export async function checkPluginConfigs(
-  plugins: readonly PluginConfig[],
+  config: AgentConfig,
   file: string,
   text: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
   clock: Clock,
 ): Promise<void> {
-  const problems: ConfigProblem[] = [];
-  const collect = async (p: PluginConfig, fn: () => Promise<void>) => {
+  const problems: ConfigProblem[] = pluginTypeProblems(config.plugins, file, text);
+  const at = problemsIn(file, text);
+  const collect = async (key: string, fn: () => void | Promise<void>) => {
     try {
       await fn();
     } catch (err) {
       if (err instanceof ConfigError) problems.push(...err.problems);
-      else if (err instanceof SpiffeAgentError) problems.push({ file, key: p.path, message: err.message });
+      else if (err instanceof SpiffeAgentError) problems.push(at(key, err.message));
       else throw err;
     }
   };
-  for (const p of plugins) {
-    if (!(PLUGIN_TYPES as readonly string[]).includes(p.type)) {
-      problems.push({ file, key: p.path, message: `unknown plugin type "${p.type}"; spire-agent's are ${PLUGIN_TYPES.join(', ')}` });
-      continue;
-    }
+  const ctx = { file, text, env };
+  await collect('plugins.WorkloadAttestor', () => requireWorkloadAttestor(config));
+  if (config.mode === 'server') {
+    await collect('plugins.NodeAttestor', () => void NODE_ATTESTORS.exactlyOne(config.plugins, ctx, 'node_attestor_count', NODE_ATTESTOR_EXAMPLE));
+    await collect('plugins.KeyManager', () => void KEY_MANAGERS.exactlyOne(config.plugins, ctx, 'keymanager_count', KEY_MANAGER_EXAMPLE));
+  }
+  for (const p of config.plugins) {
     if (!p.enabled) continue;
-    const ctx = { file, text, env };
-    if (p.type === 'NodeAttestor') await collect(p, () => checkNodeAttestorConfig(p, ctx, clock));
-    if (p.type === 'KeyManager') await collect(p, () => checkKeyManagerConfig(p, ctx, clock));
-    if (p.type === 'WorkloadAttestor') await collect(p, () => checkWorkloadAttestorConfig(p, ctx, clock));
-    if (p.type === 'SVIDStore') problems.push({ file, key: p.path, message: `no SVIDStore plugins are built in; remove SVIDStore "${p.name}"` });
+    if (p.type === 'NodeAttestor') await collect(p.path, () => checkNodeAttestorConfig(p, ctx, clock));
+    if (p.type === 'KeyManager') await collect(p.path, () => checkKeyManagerConfig(p, ctx, clock));
+    if (p.type === 'WorkloadAttestor') await collect(p.path, () => checkWorkloadAttestorConfig(p, ctx, clock));
   }
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -33,9 +33,12 @@ export const KEY_MANAGERS = new PluginCatalog<KeyManagerDeps, KeyManager>('KeyMa
   }),
 });
 
+/** What a config without exactly one of these is told to add (run and validate). */
+export const KEY_MANAGER_EXAMPLE = 'KeyManager "disk" { plugin_data { directory = "<data_dir>" } }';
+
 /** The one KeyManager spire-agent requires; none or several is a config error naming the file. */
 export async function createKeyManager(plugins: readonly PluginConfig[], ctx: PluginContext, deps: KeyManagerDeps): Promise<KeyManager> {
-  const p = KEY_MANAGERS.exactlyOne(plugins, ctx, 'keymanager_count', 'KeyManager "disk" { plugin_data { directory = "<data_dir>" } }');
+  const p = KEY_MANAGERS.exactlyOne(plugins, ctx, 'keymanager_count', KEY_MANAGER_EXAMPLE);
   return KEY_MANAGERS.create(p, ctx, { ...deps, log: deps.log.child({ [F.subsystem]: 'key_manager', plugin_name: p.name }) });
 }
 

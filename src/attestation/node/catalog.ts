@@ -116,13 +116,17 @@ export async function resolveJoinToken(input: JoinTokenInput): Promise<string | 
   return input.joinToken !== undefined && input.joinToken !== '' ? input.joinToken : undefined;
 }
 
+/** What a config without exactly one of these is told to add (run and validate). */
+export const NODE_ATTESTOR_EXAMPLE = 'NodeAttestor "join_token" { plugin_data {} }';
+
 /** The agent's one node attestor, built as `run` needs it. */
 export async function createNodeAttestor(plugins: readonly PluginConfig[], ctx: PluginContext, deps: NodeAttestorDeps & JoinTokenInput): Promise<NodeAttestor> {
-  const p = NODE_ATTESTORS.exactlyOne(plugins, ctx, 'node_attestor_count', 'NodeAttestor "join_token" { plugin_data {} }');
+  const p = NODE_ATTESTORS.exactlyOne(plugins, ctx, 'node_attestor_count', NODE_ATTESTOR_EXAMPLE);
   const token = await resolveJoinToken(deps);
   if (token !== undefined) {
-    // Still validate the configured block, so a typo is reported even when the token wins.
-    NODE_ATTESTORS.configure(p, ctx);
+    // Still check the configured block (its plugin_data and the files it loads), as `validate`
+    // does, so a typo or a missing file is reported even when the token wins.
+    await NODE_ATTESTORS.check(p, ctx, deps.clock);
     return new JoinTokenAttestor(token);
   }
   const { log, clock, openTpm } = deps;

@@ -55,7 +55,7 @@ export async function validate(args: string[], io: CliIO, deps: ValidateDeps): P
     const text = await readFile(config.source, 'utf8').catch(() => undefined);
     const problems: ConfigProblem[] = [];
     try {
-      await checkPluginConfigs(config.plugins, config.source, text, io.env, systemClock);
+      await checkPluginConfigs(config, config.source, text, io.env, systemClock);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems.push(...err.problems);

@@ -27,7 +27,8 @@ import {
   type SpireServer,
 } from '../../helpers/spire/index.js';
 import { TestCA } from '../../helpers/test-ca.js';
-import { diff, flatten, patternRe, readAllowList, readDifferences, TABLE_HEADER } from './differential-compare.js';
+import { diff, explain, flatten, patternRe, readAllowList, readDifferences, TABLE_HEADER } from './differential-compare.js';
+import { healthCanon } from './differential-health.js';
 import { Cleanup, KINDS, id, plan, uidEntry } from './fixture.js';
 
 /** Reference first. With one kind selected it compares that kind with itself (a check of the test). */
@@ -98,24 +99,48 @@ const SAMPLE = {
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 describe('the comparator and the allow-list, on known inputs', () => {
-  it('README.md\'s table "Differences from spire-agent" parses, has rows, and every row has a reason', () => {
+  it('README.md\'s table "Differences from spire-agent" parses, has rows with unique keys, and every row has a reason', () => {
     const rows = readDifferences();
-    expect(rows.length).toBeGreaterThan(0);
-    for (const r of rows) expect(r.reason.length, r.what).toBeGreaterThan(10);
+    expect(rows.length).toBeGreaterThan(40);
+    expect(new Set(rows.map((r) => r.key)).size).toBe(rows.length);
+    for (const r of rows) expect(r.reason.length, r.key).toBeGreaterThan(10);
+    // The differences this test observes are rows with a path: the allow-list is not empty.
+    expect(readAllowList().map((r) => r.key)).toEqual(expect.arrayContaining(['grpc-health-per-service', 'grpc-health-watch']));
   });
 
   it('a table the parser cannot read fails instead of allowing nothing', () => {
-    const table = (...rows: string[]) => `# x\n\n## Differences from spire-agent\n\nText.\n\n| ${TABLE_HEADER.join(' | ')} |\n|---|---|---|\n${rows.join('\n')}\n\n## Next\n`;
-    const row = '| Hints | `x509Svids[*].hint` | spire-agent sends none here, for a reason |';
-    expect(readDifferences(table(row, '| Logs | — | a difference the test does not observe |')).map((r) => r.pattern)).toEqual(['x509Svids[*].hint', undefined]);
+    const table = (...rows: string[]) => `# x\n\n## Differences from spire-agent\n\nText.\n\n| ${TABLE_HEADER.join(' | ')} |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n\n## Next\n`;
+    const row = '| `hints` | Hints | none | sends them | spire-agent sends none here, for a reason | `x509Svids[*].hint` |';
+    const unobserved = '| `logs` | Logs | a | b | a difference the test does not observe | — |';
+    expect(readDifferences(table(row, unobserved)).map((r) => [r.key, r.pattern])).toEqual([
+      ['hints', 'x509Svids[*].hint'],
+      ['logs', undefined],
+    ]);
     expect(readAllowList(table(row)).map((r) => r.pattern)).toEqual(['x509Svids[*].hint']);
     expect(() => readDifferences(table())).toThrow(/the table has no rows/);
     expect(() => readDifferences('# x\n\n## Other\n')).toThrow(/has no "## Differences from spire-agent" section/);
     expect(() => readDifferences(table(row).replace('Path in the differential test', 'Path'))).toThrow(/must start with the header/);
-    expect(() => readDifferences(table(row).replace('|---|---|---|', '| | | |'))).toThrow(/separator row/);
-    expect(() => readDifferences(table('| Hints | x509Svids.hint | a reason long enough |'))).toThrow(/the path column must be one `path` or —/);
-    expect(() => readDifferences(table('| Hints | `hint` | |'))).toThrow(/needs a reason/);
-    expect(() => readDifferences(table('| Hints | `hint` |'))).toThrow(/needs 3 cells/);
+    expect(() => readDifferences(table(row).replace('|---|---|---|---|---|---|', '| | | | | | |'))).toThrow(/separator row/);
+    expect(() => readDifferences(table(row.replace('`x509Svids[*].hint`', 'x509Svids.hint')))).toThrow(/the path column must be one `path` or —/);
+    expect(() => readDifferences(table(row.replace('spire-agent sends none here, for a reason', '')))).toThrow(/hints needs a reason/);
+    expect(() => readDifferences(table(row.replace(' | `x509Svids[*].hint` |', ' |')))).toThrow(/needs 6 cells/);
+    expect(() => readDifferences(table(row.replace('`hints`', 'hints')))).toThrow(/the key column must be one `kebab-case-key`/);
+    expect(() => readDifferences(table(row, row))).toThrow(/the key hints is used by two rows/);
+    expect(() => readDifferences(table(row.replace('| none |', '| |')))).toThrow(/hints: the spire-agent v1.13.3 column is empty/);
+  });
+
+  it('an unlisted difference fails and a listed one is allowed by its row, named by key', () => {
+    const allow = readAllowList(
+      `## Differences from spire-agent\n\n| ${TABLE_HEADER.join(' | ')} |\n|---|---|---|---|---|---|\n| \`hints\` | Hints | none | sends them | a reason long enough | \`x509Svids[*].hint\` |\n`,
+    );
+    const changed = clone(SAMPLE);
+    changed.x509Svids[0]!.hint = 'other';
+    changed.x509Svids[0]!.chain[0]!.keyType = 'EC P-384';
+    const { allowed, unlisted } = explain(diff(SAMPLE, changed), allow);
+    expect(allowed).toEqual([{ path: 'x509Svids[0].hint', ref: '"b"', ours: '"other"', key: 'hints' }]);
+    expect(unlisted.map((d) => d.path)).toEqual(['x509Svids[0].chain[0].keyType']);
+    // And against the real table, which lists neither: both fail, as the live comparison would.
+    expect(explain(diff(SAMPLE, changed), readAllowList()).unlisted.map((d) => d.path)).toEqual(['x509Svids[0].chain[0].keyType', 'x509Svids[0].hint']);
   });
 
   it('diff names a changed, a missing and an added leaf by path, and nothing for the same payload with its keys in another order', () => {
@@ -159,6 +184,16 @@ const MIN_FIELDS = new Map([
 /** Every path compared, over all workloads: each allow-listed path must be among them. */
 const compared = new Set<string>();
 
+/** Fails on any difference no README row lists; prints the ones allowed, with the row that allows each. */
+function expectListed(ref: unknown, ours: unknown): void {
+  const { allowed, unlisted } = explain(diff(ref, ours), readAllowList());
+  if (allowed.length) console.log(`allowed differences (README): ${allowed.map((d) => `${d.path} (${d.key}: ${PAIR[0]}=${d.ref} ${PAIR[1]}=${d.ours})`).join(', ')}`);
+  expect(
+    unlisted.map((d) => `${d.path}: ${PAIR[0]}=${d.ref} ${PAIR[1]}=${d.ours}`),
+    `differences not listed in README.md "Differences from spire-agent":\n${agents[1]!.logTail(20)}`,
+  ).toEqual([]);
+}
+
 describe.skipIf(plan.skip)(`differential: ${PAIR[0]} vs ${PAIR[1]} on one spire-server`, () => {
   beforeAll(startBoth);
   afterAll(() => cleanup.run());
@@ -196,20 +231,23 @@ describe.skipIf(plan.skip)(`differential: ${PAIR[0]} vs ${PAIR[1]} on one spire-
     const injected = diff(ours, tampered).map((d) => d.path);
     expect(injected).toEqual([tampered.ok ? `x509Svids[${tampered.x509Svids.length - 1}].chain[0].keyType` : 'code']);
 
-    const allow = readAllowList();
-    const found = diff(ref, ours);
-    const unexplained = found.filter((d) => !allow.some((r) => r.re.test(d.path)));
-    const explained = found.filter((d) => allow.some((r) => r.re.test(d.path)));
-    if (explained.length) console.log(`allowed differences (README): ${explained.map((d) => d.path).join(', ')}`);
-    expect(
-      unexplained.map((d) => `${d.path}: ${PAIR[0]}=${d.ref} ${PAIR[1]}=${d.ours}`),
-      `differences not listed in README.md "Differences from spire-agent":\n${agents[1]!.logTail(20)}`,
-    ).toEqual([]);
+    expectListed(ref, ours);
+  });
+
+  it('grpc.health.v1 (Check without and with a service name, Watch): the same, or the difference is in the README', async () => {
+    const [ref, ours] = (await Promise.all(agents.map(async (a) => ({ health: await healthCanon(a.socketPath) })))) as [{ health: Awaited<ReturnType<typeof healthCanon>> }, unknown];
+    if (process.env.DIFF_DUMP) writeFileSync(`${process.env.DIFF_DUMP}-health.json`, JSON.stringify({ [PAIR[0]]: ref, [PAIR[1]]: ours }, null, 2));
+    // Both agents are ready here (every workload got its SVIDs), so the plain Check is SERVING from both.
+    expect(ref.health.check).toEqual({ status: 'SERVING' });
+    const fields = new Set([...flatten(ref).keys(), ...flatten(ours).keys()]);
+    for (const p of fields) compared.add(p);
+    expect(fields.size, 'fields compared').toBeGreaterThanOrEqual(3);
+    expectListed(ref, ours);
   });
 
   it('every path the README allows to differ is one the comparison saw (a stale or misspelt row fails)', () => {
     expect(compared.size, 'the three comparisons ran').toBeGreaterThanOrEqual(MIN_FIELDS.get(UID_A)! + MIN_FIELDS.get(UID_NONE)!);
     const unseen = readAllowList().filter((r) => ![...compared].some((p) => r.re.test(p)));
-    expect(unseen.map((r) => `${r.what}: ${r.pattern}`)).toEqual([]);
+    expect(unseen.map((r) => `${r.key}: ${r.pattern}`)).toEqual([]);
   });
 });

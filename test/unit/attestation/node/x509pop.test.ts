@@ -149,8 +149,13 @@ describe('node attestor catalog', () => {
   });
 
   it('a join token wins over the configured attestor, as in spire-agent; join_token without token fails clearly', async () => {
-    const withToken = await createNodeAttestor([plugin('x509pop', { private_key_path: '/nonexistent', certificate_path: '/nonexistent' })], {}, { ...deps, joinToken: 'tok' });
+    const withToken = await createNodeAttestor([plugin('aws_iid', {})], {}, { ...deps, joinToken: 'tok' });
     expect(withToken.name).toBe('join_token');
+    // spire-agent still loads the configured plugin, whose Configure reads x509pop's key pair, and
+    // refuses to start without it; validate says the same (validate-run-agree.test.ts).
+    await expect(createNodeAttestor([plugin('x509pop', { private_key_path: '/nonexistent', certificate_path: '/nonexistent' })], {}, { ...deps, joinToken: 'tok' })).rejects.toThrow(
+      /unable to load keypair: certificate_path "\/nonexistent"/,
+    );
     const noToken = await createNodeAttestor([plugin('join_token')], {}, deps);
     await expect(noToken.attest({ sendAttestationData: async () => undefined, sendChallengeResponse: async () => undefined }, new AbortController().signal)).rejects.toThrow(/join token was not provided/);
     await expect(createNodeAttestor([], {}, { ...deps, joinToken: 'x' })).rejects.toThrow(/exactly one NodeAttestor/);

@@ -65,7 +65,8 @@ describe('spiffe-agent validate', () => {
   });
 
   it('expands the environment of the command with -expandEnv', async () => {
-    const path = await file('agent.conf', 'agent {\n  trust_domain = "$TD"\n}\n');
+    // The workload attestor `run` needs (validate refuses a config without one, as run does).
+    const path = await file('agent.conf', 'agent {\n  trust_domain = "$TD"\n}\nplugins {\n  WorkloadAttestor "unix" {}\n}\n');
     expect(await run(['-config', path], io({ TD: 'example.org' }).io)).toBe(1);
     expect(await run(['-config', path, '-expandEnv'], io({ TD: 'example.org' }).io)).toBe(0);
   });
