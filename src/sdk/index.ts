@@ -6,3 +6,5 @@ export { AddressError, SourceClosedError, TLSAuthorizationError, WorkloadAPIErro
 export { nullLogger, type SdkLogger } from './logger.js';
 export { JWTSource, type JWTSourceOptions } from './jwt-source.js';
 export { X509Source, type X509SourceOptions } from './x509-source.js';
+// What a workload handles most, so it needs no second import (everything else: the ./svid entry point).
+export { SpiffeId, TrustDomain, type BundleSet, type JWTBundle, type JWTSVID, type X509Bundle, type X509SVID } from '../svid/index.js';
