@@ -12,6 +12,7 @@
  * (MTLSAgent does that for https keep-alive pools). Connections already open are not disturbed.
  */
 import type { SecureContextOptions, TLSSocket, ConnectionOptions, DetailedPeerCertificate, Server, TlsOptions } from 'node:tls';
+import { constants } from 'node:crypto';
 import { Agent, type AgentOptions, type RequestOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { pemEncodeCertificates, pemEncodePrivateKey, type BundleSet, type X509Bundle, type X509SVID } from '../../svid/index.js';
@@ -38,6 +39,15 @@ function contextOptions(svid: X509SVID, bundles: BundleSet<X509Bundle>): SecureC
 
 function current(source: X509SourceLike): SecureContextOptions {
   return contextOptions(source.getX509SVID(), source.getX509Context().bundles);
+}
+
+/**
+ * No session tickets: a resumed session skips both certificates, so a peer could come back with
+ * the identity of a handshake made before a rotation (or before its SVID expired). Every
+ * connection is a full handshake with the certificates current on both sides.
+ */
+function serverContext(source: X509SourceLike, extra: SecureContextOptions | undefined): SecureContextOptions {
+  return { ...extra, ...current(source), secureOptions: (extra?.secureOptions ?? 0) | constants.SSL_OP_NO_TICKET };
 }
 
 /** The peer's chain as node:tls links it (leaf first, up to the authority OpenSSL verified it with). */
@@ -72,7 +82,7 @@ function refusal(source: X509SourceLike, authorizer: Authorizer, chain: Uint8Arr
  * checks that the client's chain leads to one of the source's authorities.
  */
 export function mtlsServerOptions(source: X509SourceLike, extra: TlsOptions = {}): TlsOptions {
-  return { ...extra, ...current(source), requestCert: true, rejectUnauthorized: true };
+  return { ...extra, ...serverContext(source, extra), requestCert: true, rejectUnauthorized: true };
 }
 
 export interface HookOptions {
@@ -90,7 +100,7 @@ export function hookMTLSServer(server: Server, source: X509SourceLike, authorize
   if ((server as unknown as { requestCert?: unknown }).requestCert !== true) {
     throw new TypeError('tlsconfig: the server does not ask for client certificates; build it with mtlsServerOptions(source)');
   }
-  const refresh = (): void => server.setSecureContext({ ...opts.extra, ...current(source) });
+  const refresh = (): void => server.setSecureContext(serverContext(source, opts.extra));
   refresh();
   const unsubscribe = source.onUpdate(refresh);
   const check = (socket: TLSSocket): void => {

@@ -141,6 +141,25 @@ describe('mTLS with X509-SVIDs over node:tls', () => {
     expect(before.serverSerial).not.toBe(after.serverSerial);
     expect(after.serverSerial).toBe(next.serial);
   });
+
+  it('the server issues no session tickets, so no connection resumes a handshake made before a rotation', async () => {
+    const { port } = await echoServer(new StaticSource(await svid(ca, SERVER), [ca.bundle()]));
+    const client = new StaticSource(await svid(ca, CLIENT), [ca.bundle()]);
+    const connect = (session?: Buffer): Promise<{ reused: boolean; session: Buffer | undefined }> =>
+      new Promise((resolve, reject) => {
+        let got: Buffer | undefined;
+        const socket = tls.connect({ ...mtlsClientOptions(client, authorizeID(SERVER)), host: '127.0.0.1', port, ...(session ? { session } : {}) });
+        socket.on('session', (s: Buffer) => (got = s));
+        socket.on('data', () => {});
+        socket.on('error', reject);
+        let reused = false;
+        socket.on('secureConnect', () => (reused = socket.isSessionReused()));
+        socket.on('close', () => resolve({ reused, session: got }));
+      });
+    const first = await connect();
+    const second = await connect(first.session);
+    expect(second.reused).toBe(false);
+  });
 });
 
 describe('MTLSAgent over node:https', () => {
