@@ -53,6 +53,7 @@ describe('mTLS between two workloads across SVID rotations', () => {
     const r = await collect(client, 120_000);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout.trim().split('\n').pop()!) as Summary;
+    console.log(`mtls: ${s.requests} requests on ${s.keepAliveConns.length} keep-alive connection(s), ${s.ownSerials.length - 1} client rotations, ${s.fresh.length} fresh connections, ${Math.round((s.ranUntil - s.firstNotAfter) / 1000)} s past the first SVID's expiry`);
 
     expect(s.errors).toEqual([]);
     expect(serverOut.text).not.toContain('refused');
