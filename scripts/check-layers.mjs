@@ -26,7 +26,11 @@ export const LAYERS = [
   ['cli'],
 ];
 
-/** The SDK ships to workloads: it stands outside the ladder and imports only what it shares with the daemon. */
+/**
+ * The SDK ships to workloads: it stands outside the ladder and imports only what it shares with the daemon.
+ * packages/sdk compiles src/sdk and whatever it imports into @spiffe-agent/sdk, so this rule is also what
+ * keeps the daemon out of that package (its build script checks the output against the same list).
+ */
 export const SDK = { unit: 'sdk', mayImport: ['sdk', 'svid', 'errors'], importedBy: ['sdk', 'agent', 'cli'] };
 
 const IMPORT = /(?:\bfrom|\bimport)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;

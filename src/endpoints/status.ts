@@ -190,6 +190,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   workloadapi_no_svid: INTERNAL,
   workloadapi_no_bundle: INTERNAL,
   workloadapi_proto: INTERNAL,
+  tlsconfig_unauthorized: INTERNAL,
 };
 
 export const STATUS: Readonly<Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status>> = Object.freeze(TABLE);

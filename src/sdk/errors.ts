@@ -11,7 +11,8 @@ declare module '../errors.js' {
       | 'workloadapi_timeout'
       | 'workloadapi_no_svid'
       | 'workloadapi_no_bundle'
-      | 'workloadapi_proto';
+      | 'workloadapi_proto'
+      | 'tlsconfig_unauthorized';
   }
 }
 
@@ -57,5 +58,12 @@ export class WorkloadResponseError extends SpiffeAgentError {
 export class SourceClosedError extends SpiffeAgentError {
   constructor(kind: string) {
     super('workloadapi_source_closed', `workloadapi: ${kind} source is closed`);
+  }
+}
+
+/** The tls helpers' authorizer refused a verified peer (its SPIFFE ID is not one this side accepts). */
+export class TLSAuthorizationError extends SpiffeAgentError {
+  constructor(message: string) {
+    super('tlsconfig_unauthorized', `tlsconfig: ${message}`);
   }
 }
