@@ -1,5 +1,5 @@
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
-import { createWriteStream, write as fsWrite, writeSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 
 /** The logger every component receives. Field names come from ./names.ts. */
 export interface Logger {
@@ -88,79 +88,35 @@ const BATCH_MAX_CHARS = 64 * 1024;
 /**
  * pino's lines of one event-loop turn, formatted and written in one write after the turn's work
  * (setImmediate): the formatting and the write(2) leave the request path, and a turn serving many
- * connections writes once. With `fd` (the daemon's stderr), the write runs on libuv's thread pool,
- * one at a time in order, so a slow reader of the pipe (journald, a supervisor) no longer blocks the
- * event loop; lines logged meanwhile wait in memory for the next write (as in pino's own asynchronous
- * destinations). A class, so the pending lines are fields, not closures per line.
+ * connections writes once. A class, so the pending lines are fields, not closures per line.
  */
 class BatchedLines implements DestinationStream {
   private pending: string[] = [];
   private chars = 0;
   private scheduled: NodeJS.Immediate | undefined;
-  private writing = false;
 
   constructor(
     private readonly out: NodeJS.WritableStream,
     private readonly format: ((line: string) => string) | undefined,
-    private readonly fd?: number,
   ) {}
 
   write(line: string): void {
     this.pending.push(line);
     this.chars += line.length;
-    // While a write is under way, lines wait for the next one: two writes at once could interleave in the pipe.
-    if (this.writing) return;
-    if (this.chars >= BATCH_MAX_CHARS) this.flushAsync();
-    else this.scheduled ??= setImmediate(this.flushAsync);
+    if (this.chars >= BATCH_MAX_CHARS) this.flush();
+    else this.scheduled ??= setImmediate(this.flush);
   }
 
-  private take(): string | undefined {
+  readonly flush = (): void => {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    if (this.pending.length === 0) return undefined;
+    if (this.pending.length === 0) return;
     const lines = this.pending;
     this.pending = [];
     this.chars = 0;
     const format = this.format;
-    return format ? lines.map(format).join('') : lines.join('');
-  }
-
-  /** Writes what is pending now, synchronously: at exit, after shutdown, and before a message printed directly. */
-  readonly flush = (): void => {
-    const text = this.take();
-    if (text === undefined) return;
-    if (this.fd === undefined) this.out.write(text);
-    else writeAllSync(this.fd, Buffer.from(text));
+    this.out.write(format ? lines.map(format).join('') : lines.join(''));
   };
-
-  private readonly flushAsync = (): void => {
-    if (this.fd === undefined || this.writing) return this.fd === undefined ? this.flush() : undefined;
-    const text = this.take();
-    if (text === undefined) return;
-    this.writing = true;
-    this.writeFrom(Buffer.from(text));
-  };
-
-  private writeFrom(buf: Buffer): void {
-    fsWrite(this.fd!, buf, 0, buf.length, null, (err, n) => {
-      if (!err && n < buf.length) return this.writeFrom(buf.subarray(n));
-      // The pipe refused (EAGAIN on a non-blocking fd, say): the rest goes out synchronously, as before batching.
-      if (err) writeAllSync(this.fd!, buf);
-      this.writing = false;
-      if (this.pending.length > 0) this.scheduled ??= setImmediate(this.flushAsync);
-    });
-  }
-}
-
-function writeAllSync(fd: number, buf: Buffer): void {
-  for (let at = 0; at < buf.length; ) {
-    try {
-      at += writeSync(fd, buf, at);
-    } catch (err) {
-      // A full non-blocking pipe: wait for room rather than drop lines.
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
-    }
-  }
 }
 
 /** Levels the Logger API can set at run time: the configurable ones plus fatal. */
@@ -188,9 +144,7 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
   const out: NodeJS.WritableStream = opts.file
     ? createWriteStream(opts.file, { flags: 'a', mode: 0o640 })
     : (opts.destination ?? process.stderr);
-  // The daemon's own stderr is written through its fd, off the event loop (see BatchedLines).
-  const fd = out === process.stderr ? 2 : undefined;
-  const batch = opts.batch ? new BatchedLines(out, opts.format === 'json' ? undefined : textLine, fd) : undefined;
+  const batch = opts.batch ? new BatchedLines(out, opts.format === 'json' ? undefined : textLine) : undefined;
   // A process that exits before the next turn (a second SIGTERM) still writes what is pending.
   if (batch) process.once('exit', batch.flush);
   const dest: DestinationStream = batch ?? (opts.format === 'json' ? (out as unknown as DestinationStream) : textStream(out));
