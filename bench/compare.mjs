@@ -57,7 +57,7 @@ export function entriesDoc(n, parent) {
 const load1 = () => loadavg()[0];
 
 /** Runs the client as `uid`; resolves with its JSON lines. */
-function client(bin, socketPath, uid, args, timeoutMs = 300_000) {
+export function client(bin, socketPath, uid, args, timeoutMs = 300_000) {
   return new Promise((resolve, reject) => {
     const p = spawn(bin, args, {
       uid,
@@ -130,7 +130,7 @@ async function holdStreams(bin, socketPath, uids, per, timeoutMs = 180_000) {
 }
 
 /** Our daemon on the embedded authority, with the same entries (parent = its own agent ID). */
-async function ourConf(doc) {
+export async function ourConf(doc) {
   const dir = await mkdtemp('/tmp/spiffe-agent-compare-');
   await chmod(dir, 0o755);
   await mkdir(join(dir, 'data'), { mode: 0o700 });

@@ -17,12 +17,12 @@ export const AGENT_MAIN = process.env.BENCH_AGENT_MAIN ?? join(REPO, 'dist/src/c
  * The command that starts our agent the way users do: main.js itself, so the node flags its first two
  * lines (sh) give apply. Extra node flags (profiling) mean running node explicitly, with those flags first.
  */
-export function agentCommand(args, nodeFlags = []) {
-  if (!nodeFlags.length) return [AGENT_MAIN, args];
+export function agentCommand(args, nodeFlags = [], main = AGENT_MAIN) {
+  if (!nodeFlags.length) return [main, args];
   // main.js starts `#!/bin/sh` then `//bin/true; exec node <flags> "$0" "$@"`.
-  const [first, second = ''] = readFileSync(AGENT_MAIN, 'utf8').split('\n', 2);
+  const [first, second = ''] = readFileSync(main, 'utf8').split('\n', 2);
   const shebang = first.startsWith('#!') && /\bexec node\b/.test(second) ? second.split(/\s+/).filter((w) => w.startsWith('--')) : [];
-  return [process.execPath, [...shebang, ...nodeFlags, AGENT_MAIN, ...args]];
+  return [process.execPath, [...shebang, ...nodeFlags, main, ...args]];
 }
 /**
  * Which Node.js a figure was measured on: this script's, and the one the agent runs on (main.js

@@ -32,6 +32,13 @@ import { FirstRequestScanner, GATE_SETTINGS, type GateDecision } from './h2-gate
 import { LogLimiter, guardSessions, ignore, type StreamShare } from './h2-sessions.js';
 import { F } from '../telemetry/names.js';
 
+/** A connection at the gate: what it has sent so far, where it goes once decided, and until when it may wait. */
+interface GateWaiting {
+  readonly scanner: FirstRequestScanner;
+  readonly serve: (open: () => Socket) => void;
+  deadline: number;
+}
+
 export interface AuthorityFilterDeps {
   readonly libc: Libc;
   readonly log: Logger;
@@ -150,6 +157,66 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
     return serverSide;
   };
 
+  /**
+   * Connections at the gate, in arrival order, which is also deadline order (all wait GATE_MS).
+   * Their listeners are shared functions that find the state here by socket, and one timer, armed
+   * for the oldest deadline, serves them all: no timer and no closures per connection.
+   */
+  const waiting = new Map<Socket, GateWaiting>();
+  let cancelGateTimer: (() => void) | undefined;
+  const armGateTimer = (): void => {
+    if (cancelGateTimer || waiting.size === 0) return;
+    const oldest = waiting.values().next().value!;
+    cancelGateTimer = clock.setTimer(Math.min(GATE_MS, Math.max(0, oldest.deadline - clock.now())), gateTimerFired);
+  };
+  const gateTimerFired = (): void => {
+    cancelGateTimer = undefined;
+    const now = clock.now();
+    for (const [client, w] of waiting) {
+      // The wall clock went back: each connection still waits at most GATE_MS more, never the jump.
+      if (w.deadline - now > GATE_MS) w.deadline = now + GATE_MS;
+      if (w.deadline > now) break;
+      decide(client, w, w.scanner.toFilter());
+    }
+    armGateTimer();
+  };
+  const leaveGate = (client: Socket): void => {
+    waiting.delete(client);
+    client.off('data', onGateData);
+    client.off('close', onGateClose);
+  };
+  const decide = (client: Socket, w: GateWaiting, d: GateDecision): void => {
+    if (d.path === 'wait') return;
+    leaveGate(client);
+    if (client.destroyed) return;
+    if (d.path === 'direct') {
+      // Paused, so the bytes put back stay buffered until the HTTP/2 session reads them on its first tick
+      // (a flowing socket would emit them to nobody); once they are read, reading goes on natively.
+      client.pause();
+      if (d.bytes.length > 0) client.unshift(d.bytes);
+      w.serve(() => client);
+      setImmediate(resumeIfOpen, client);
+    } else {
+      w.serve(() => filter(client, d.bytes, d.ackPending ? 1 : 0));
+    }
+  };
+  function onGateData(this: Socket, chunk: Buffer): void {
+    const w = waiting.get(this);
+    if (!w) return;
+    let d: GateDecision;
+    try {
+      d = w.scanner.push(chunk);
+    } catch (err) {
+      leaveGate(this);
+      goaway(this, err, 0);
+      return;
+    }
+    decide(this, w, d);
+  }
+  function onGateClose(this: Socket): void {
+    leaveGate(this);
+  }
+
   return {
     attach(server, share) {
       if (!server) {
@@ -164,54 +231,21 @@ export function authorityFilter(deps: AuthorityFilterDeps): ConnectionFront {
         serve(() => filter(client, Buffer.alloc(0), 0));
         return;
       }
-      const scanner = new FirstRequestScanner(limits);
-      let decided = false;
-      const decide = (d: GateDecision): void => {
-        if (decided || d.path === 'wait') return;
-        decided = true;
-        cancel();
-        client.off('data', onData);
-        client.off('close', onClose);
-        if (client.destroyed) return;
-        if (d.path === 'direct') {
-          // Paused, so the bytes put back stay buffered until the HTTP/2 session reads them on its first tick
-          // (a flowing socket would emit them to nobody); once they are read, reading goes on natively.
-          client.pause();
-          if (d.bytes.length > 0) client.unshift(d.bytes);
-          serve(() => client);
-          setImmediate(() => {
-            if (!client.destroyed) client.resume();
-          });
-        } else {
-          serve(() => filter(client, d.bytes, d.ackPending ? 1 : 0));
-        }
-      };
-      const onData = (chunk: Buffer): void => {
-        let d: GateDecision;
-        try {
-          d = scanner.push(chunk);
-        } catch (err) {
-          decided = true;
-          cancel();
-          client.off('data', onData);
-          goaway(client, err, 0);
-          return;
-        }
-        decide(d);
-      };
-      const onClose = (): void => {
-        decided = true;
-        cancel();
-      };
-      const cancel = clock.setTimer(GATE_MS, () => decide(scanner.toFilter()));
-      client.on('data', onData);
-      client.once('close', onClose);
+      waiting.set(client, { scanner: new FirstRequestScanner(limits), serve, deadline: clock.now() + GATE_MS });
+      armGateTimer();
+      client.on('data', onGateData);
+      client.on('close', onGateClose);
       // Not a closure of this function: a listener left on the socket for its lifetime would keep
       // the gate's state (scanner, the bytes it read, `serve`) alive after the hand-off.
       client.on('error', ignore);
       client.write(GATE_SETTINGS);
     },
   };
+}
+
+/** Resumes a socket handed to gRPC once its session has read the bytes put back (see decide). */
+function resumeIfOpen(client: Socket): void {
+  if (!client.destroyed) client.resume();
 }
 
 /** Both ends of a socketpair as Sockets; on any failure neither fd is left open. */

@@ -49,11 +49,13 @@ export class ProcReader {
     } catch (err) {
       throw procError(pid, 'stat', err);
     }
-    const state = parseStatState(text);
+    // One pass over the fields after the last ')': the state (3) and the start time (22).
+    const rest = statFields(text);
+    const state = rest[0];
     if (state === 'Z' || state === 'X' || state === 'x') {
       throw new ProcError('process_gone', `proc: process ${pid} has exited (state ${state})`);
     }
-    return parseStatStartTime(text, pid);
+    return startTimeOf(rest, pid);
   }
 
   /** Synchronous for the reason given in read(): it runs for every attestation. */
@@ -143,11 +145,20 @@ function procError(pid: number, file: string, err: unknown): ProcError | FdExhau
   return new ProcError('proc_read', `proc: cannot read /proc/${pid}/${file}: ${(err as Error).message}`, { cause: err });
 }
 
+/** The lines of /proc/<pid>/status the agent uses; the other ~50 are skipped without being split. */
+const STATUS_KEYS = new Set(['Name', 'Uid', 'Gid', 'Groups']);
+
 export function parseStatus(text: string, pid: number): ProcStatus {
   const fields = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1).trim());
+  for (let at = 0; at < text.length && fields.size < STATUS_KEYS.size; ) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const i = text.indexOf(':', at);
+    if (i > at && i < end) {
+      const key = text.slice(at, i);
+      if (STATUS_KEYS.has(key) && !fields.has(key)) fields.set(key, text.slice(i + 1, end).trim());
+    }
+    at = end + 1;
   }
   // Every id must be a decimal uid/gid: a NaN here would become a "unix:uid:NaN" selector and
   // compare unequal to everything, including itself.
@@ -179,15 +190,21 @@ export function parseStatus(text: string, pid: number): ProcStatus {
 
 /** Field 3 (state: R, S, D, Z, X, ...), read after the last ')' like the start time. */
 export function parseStatState(text: string): string | undefined {
-  const end = text.lastIndexOf(')');
-  return end >= 0 ? text.slice(end + 2).split(' ')[0] : undefined;
+  return statFields(text)[0];
 }
 
 /** Field 22, counted after the last ')' so a command name with spaces or parens cannot shift it. */
 export function parseStatStartTime(text: string, pid: number): bigint {
+  return startTimeOf(statFields(text), pid);
+}
+
+/** The fields after "pid (comm) ": field 3 (state) is [0], field 22 (start time) is [19]. */
+function statFields(text: string): string[] {
   const end = text.lastIndexOf(')');
-  const rest = end >= 0 ? text.slice(end + 2).split(' ') : [];
-  // After "pid (comm) ", field 3 (state) is rest[0]; field 22 is rest[19].
+  return end >= 0 ? text.slice(end + 2).split(' ', 20) : [];
+}
+
+function startTimeOf(rest: readonly string[], pid: number): bigint {
   const v = rest[19];
   if (v === undefined || !/^\d+$/.test(v)) throw new ProcError('proc_malformed', `proc: /proc/${pid}/stat has no start time`);
   return BigInt(v);

@@ -23,6 +23,12 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream | undefined;
   /** log_source_location: add logrus's ReportCaller fields `func` and `file` (path:line) to every line. */
   sourceLocation?: boolean | undefined;
+  /**
+   * Write the lines of one event-loop turn together, formatted after the turn's work (the daemon:
+   * an audit record per connection would otherwise cost a write(2) and its text formatting inside
+   * the request). Same lines, same order; they are flushed at the latest when the process exits.
+   */
+  batch?: boolean | undefined;
 }
 
 /** Frames of the logging machinery itself, skipped to find who logged. */
@@ -53,27 +59,63 @@ const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INF
  * grep habits carry over: time="..." level=info msg="..." key=value ...
  */
 function textStream(out: NodeJS.WritableStream): DestinationStream {
-  return {
-    write(line: string) {
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        out.write(line);
-        return;
-      }
-      const { time, level, msg, ...rest } = rec;
-      const parts = [
-        `time="${new Date(Number(time)).toISOString()}"`,
-        `level=${(LEVEL_NAMES[Number(level)] ?? String(level)).toLowerCase()}`,
-        `msg=${JSON.stringify(String(msg ?? ''))}`,
-      ];
-      for (const [k, v] of Object.entries(rest)) {
-        const s = typeof v === 'string' ? v : JSON.stringify(v);
-        parts.push(`${k}=${/[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s}`);
-      }
-      out.write(parts.join(' ') + '\n');
-    },
+  return { write: (line: string) => out.write(textLine(line)) };
+}
+
+function textLine(line: string): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const { time, level, msg, ...rest } = rec;
+  const parts = [
+    `time="${new Date(Number(time)).toISOString()}"`,
+    `level=${(LEVEL_NAMES[Number(level)] ?? String(level)).toLowerCase()}`,
+    `msg=${JSON.stringify(String(msg ?? ''))}`,
+  ];
+  for (const [k, v] of Object.entries(rest)) {
+    const s = typeof v === 'string' ? v : JSON.stringify(v);
+    parts.push(`${k}=${/[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s}`);
+  }
+  return parts.join(' ') + '\n';
+}
+
+/** Above this many pending characters a batch is written at once, so a burst of lines stays bounded in memory. */
+const BATCH_MAX_CHARS = 64 * 1024;
+
+/**
+ * pino's lines of one event-loop turn, formatted and written in one write after the turn's work
+ * (setImmediate): the formatting and the write(2) leave the request path, and a turn serving many
+ * connections writes once. A class, so the pending lines are fields, not closures per line.
+ */
+class BatchedLines implements DestinationStream {
+  private pending: string[] = [];
+  private chars = 0;
+  private scheduled: NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly format: ((line: string) => string) | undefined,
+  ) {}
+
+  write(line: string): void {
+    this.pending.push(line);
+    this.chars += line.length;
+    if (this.chars >= BATCH_MAX_CHARS) this.flush();
+    else this.scheduled ??= setImmediate(this.flush);
+  }
+
+  readonly flush = (): void => {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    if (this.pending.length === 0) return;
+    const lines = this.pending;
+    this.pending = [];
+    this.chars = 0;
+    const format = this.format;
+    this.out.write(format ? lines.map(format).join('') : lines.join(''));
   };
 }
 
@@ -98,11 +140,14 @@ export function createLogger(opts: LoggerOptions): Logger {
  * the same place but is not affected by it, and writes at info and above whatever the level:
  * whoever can reach the Logger API must not be able to switch the audit trail off.
  */
-export function createControlledLogger(opts: LoggerOptions): { log: Logger; level: LevelControl; audit: Logger } {
+export function createControlledLogger(opts: LoggerOptions): { log: Logger; level: LevelControl; audit: Logger; flush: () => void } {
   const out: NodeJS.WritableStream = opts.file
     ? createWriteStream(opts.file, { flags: 'a', mode: 0o640 })
     : (opts.destination ?? process.stderr);
-  const dest: DestinationStream = opts.format === 'json' ? (out as unknown as DestinationStream) : textStream(out);
+  const batch = opts.batch ? new BatchedLines(out, opts.format === 'json' ? undefined : textLine) : undefined;
+  // A process that exits before the next turn (a second SIGTERM) still writes what is pending.
+  if (batch) process.once('exit', batch.flush);
+  const dest: DestinationStream = batch ?? (opts.format === 'json' ? (out as unknown as DestinationStream) : textStream(out));
   const make = (level: LogLevel): PinoLogger =>
     pino(
       {
@@ -127,8 +172,10 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
       p.level = opts.level;
     },
   };
-  return { log: wrap(p), level, audit: wrap(auditRoot) };
+  return { log: wrap(p), level, audit: wrap(auditRoot), flush: batch?.flush ?? noFlush };
 }
+
+function noFlush(): void {}
 
 function wrap(p: PinoLogger): Logger {
   const call =

@@ -34,7 +34,14 @@ export const run: Command = async (args: string[], io: CliIO) => {
     return 1;
   }
   const a = config.agent;
-  const { log, level, audit } = createControlledLogger({ level: a.logLevel, format: a.logFormat, file: a.logFile, destination: io.stderr, sourceLocation: a.logSourceLocation });
+  const { log, level, audit, flush } = createControlledLogger({
+    level: a.logLevel,
+    format: a.logFormat,
+    file: a.logFile,
+    destination: io.stderr,
+    sourceLocation: a.logSourceLocation,
+    batch: true,
+  });
   let fatal: ((err: Error) => void) | undefined;
   const fatalError = new Promise<Error>((resolve) => (fatal = resolve));
   const agent = new Agent({
@@ -70,12 +77,15 @@ export const run: Command = async (args: string[], io: CliIO) => {
   } catch (err) {
     const msg = err instanceof SpiffeAgentError || err instanceof Error ? err.message : String(err);
     log.error({ [F.error]: msg }, 'Agent failed');
+    flush();
     io.stderr.write(`${msg}\n`);
     return 1;
   } finally {
     process.off('SIGHUP', onHup);
     notifier.stopping();
     await closeWithin(agent, a.shutdownGracePeriodMs + CLOSE_MARGIN_MS, log);
+    flush();
+    process.off('exit', flush);
   }
 };
 

@@ -1,0 +1,224 @@
+/**
+ * Per-connection cost against the Node gRPC floor (issue 19), one thread. The same outside client
+ * (bench/compare-client: go-spiffe v2 stubs on grpc-go) drives, in one run:
+ *   - floor: bench/lib/floor-server.mjs, a bare grpc-js server answering FetchX509SVID with a canned SVID
+ *     (no peer credentials, attestation or audit);
+ *   - spiffe-agent, embedded authority, 1,000 entries (one or more builds: BENCH_BUILDS=label=/path/main.js,...;
+ *     default: this tree's dist/);
+ *   - spire-agent v1.13.3 joined to a spire-server, when scripts/spire.sh has it (BENCH_SPIRE=0 leaves it out).
+ * Each round starts every target fresh, in an order that rotates from round to round (the machine is
+ * shared: only ratios taken in the same run mean anything), lets 20 uids fetch once (their SVIDs exist
+ * before timing, as spire-agent's do), then measures
+ *   - burst: 200 connections at once (20 processes × 10), no other warm-up: per s = 200 / last first response;
+ *   - 20 concurrent clients over 2,000 connections: p50, per s, agent CPU per connection;
+ *   - 1 client over BENCH_SEQ1 (500) connections: p50, per s.
+ * Prints each round, then per target the median over rounds and its ratio to the floor (median of the
+ * per-round ratios, with their range), the Node version and the load average.
+ * BENCH_ROUNDS (default 3); BENCH_AGENT_PROF=<dir> runs our agent and the floor with --cpu-prof into <dir>/<label>
+ * (read with `node bench/lib/profile-top.mjs <file>`). Runs as root (clients run under uids 30000+).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LIB, agentCommand, AGENT_MAIN, cpuMs, f, isMain, pct, sleep } from './lib/common.mjs';
+import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
+import { compareClient } from './lib/compare-client.mjs';
+import { client, entriesDoc, ourConf } from './compare.mjs';
+
+const UID0 = 30_000;
+const ENTRIES = 1000;
+const PROCS = 20;
+
+function settings() {
+  return {
+    rounds: Number(process.env.BENCH_ROUNDS ?? 3),
+    burst: Number(process.env.BENCH_BURST ?? 200),
+    seq20: Number(process.env.BENCH_SEQ20 ?? 2000),
+    seq1: Number(process.env.BENCH_SEQ1 ?? 500),
+  };
+}
+
+/** Our builds: BENCH_BUILDS="before=/a/dist/src/cli/main.js,after=/b/dist/src/cli/main.js", or this tree's. */
+function builds() {
+  const spec = process.env.BENCH_BUILDS;
+  if (!spec) return [{ label: 'spiffe-agent', main: AGENT_MAIN }];
+  return spec.split(',').map((x) => {
+    const [label, main] = x.split('=');
+    return { label, main };
+  });
+}
+
+function spawnLogged(cmd, args, opts) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  p.logs = [];
+  const on = (c) => {
+    for (const l of c.toString().split('\n')) if (l) p.logs.push(l);
+    if (p.logs.length > 500) p.logs.splice(0, p.logs.length - 500);
+  };
+  p.stdout.on('data', on);
+  p.stderr.on('data', on);
+  p.exited = new Promise((r) => p.once('close', r));
+  p.stop = async () => {
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await p.exited;
+    clearTimeout(t);
+  };
+  return p;
+}
+
+/** A canned SVID for the floor: a P-256 self-signed certificate with a SPIFFE URI SAN, DER. */
+function cannedSvid(dir) {
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
+  execFileSync('openssl', ['pkcs8', '-topk8', '-nocrypt', '-in', key, '-outform', 'DER', '-out', join(dir, 'key.der')]);
+  execFileSync('openssl', ['req', '-x509', '-key', key, '-subj', '/O=bench', '-days', '1', '-addext', `subjectAltName=URI:spiffe://${TD}/bench/floor`, '-outform', 'DER', '-out', join(dir, 'svid.der')]);
+  return { cert: join(dir, 'svid.der'), key: join(dir, 'key.der') };
+}
+
+async function targets(dir, bins, server) {
+  const list = [];
+  const canned = cannedSvid(dir);
+  const floorSock = join(dir, 'floor.sock');
+  const prof = process.env.BENCH_AGENT_PROF;
+  const floorFlags = prof ? ['--cpu-prof', '--cpu-prof-dir', join(prof, 'floor')] : [];
+  list.push({ label: 'floor', socketPath: floorSock, start: () => spawnLogged(process.execPath, [...floorFlags, join(LIB, 'floor-server.mjs'), floorSock, canned.cert, canned.key], {}) });
+  const conf = await ourConf(entriesDoc(ENTRIES, `spiffe://${TD}/spire/agent/local`));
+  for (const b of builds()) {
+    const flags = prof ? ['--cpu-prof', '--cpu-prof-dir', join(prof, b.label)] : [];
+    list.push({ label: b.label, socketPath: conf.socketPath, dir: conf.dir, start: () => spawnLogged(...agentCommand(['run', '-config', conf.confPath], flags, b.main), { cwd: conf.dir }) });
+  }
+  if (server) {
+    const alias = `spiffe://${TD}/node/perconn-spire-agent`;
+    const token = await server.token(alias);
+    await server.createEntries(entriesDoc(ENTRIES, alias).entries);
+    const sc = await agentConf(server, token, 'perconn');
+    list.push({ label: 'spire-agent', socketPath: sc.socketPath, dir: sc.dir, start: () => spawnLogged(bins.agent, ['run', '-config', sc.confPath], { cwd: sc.dir }) });
+  }
+  return list;
+}
+
+async function measureOnce(t, bin, s) {
+  const r = {};
+  const p = t.start();
+  try {
+    const uids = Array.from({ length: PROCS }, (_, i) => UID0 + i);
+    // Up, and each uid's SVID exists (spire-agent: synced from the server). One connection per uid.
+    for (const uid of uids) {
+      const x = await client(bin, t.socketPath, uid, ['first', '-until', '180s'], 200_000);
+      if (x.code !== 0) throw new Error(`${t.label}: no first SVID for uid ${uid}: ${JSON.stringify(x.lines)} ${x.stderr}\n${p.logs.slice(-10).join('\n')}`);
+    }
+    await sleep(300);
+    const per = Math.ceil(s.burst / PROCS);
+    const at = Date.now() + 800 + PROCS * 20;
+    const cpuB = cpuMs(p.pid);
+    const res = await Promise.all(uids.map((uid) => client(bin, t.socketPath, uid, ['burst', '-n', String(per), '-at', String(at), '-timeout', '60s'])));
+    r.burstCpu = (cpuMs(p.pid) - cpuB) / s.burst;
+    const ms = res.flatMap((x) => x.lines[0]?.ms ?? []);
+    r.burstErrors = s.burst - ms.length;
+    r.burstRate = ms.length ? (ms.length * 1000) / Math.max(...ms) : NaN;
+    r.burstP50 = pct(ms, 50);
+    await sleep(500);
+    for (const [c, n, key] of [[20, s.seq20, 'c20'], [1, s.seq1, 'c1']]) {
+      const cpu0 = cpuMs(p.pid);
+      const q = await client(bin, t.socketPath, UID0, ['seq', '-n', String(n), '-c', String(c)]);
+      const cpu = cpuMs(p.pid) - cpu0;
+      const m = q.lines[0]?.ms ?? [];
+      r[`${key}P50`] = pct(m, 50);
+      r[`${key}Rate`] = (m.length * 1000) / (q.lines[0]?.wallMs ?? NaN);
+      r[`${key}Cpu`] = cpu / n;
+      r[`${key}Errors`] = n - m.length;
+    }
+    if (p.exitCode !== null) throw new Error(`${t.label} exited during the bench:\n${p.logs.slice(-20).join('\n')}`);
+  } finally {
+    await p.stop();
+  }
+  r.load = loadavg()[0];
+  return r;
+}
+
+const COLS = [
+  ['c20Rate', '20c per s', 0],
+  ['c20P50', '20c p50 ms', 2],
+  ['c20Cpu', '20c CPU/conn ms', 3],
+  ['burstRate', 'burst200 per s', 0],
+  ['burstP50', 'burst p50 ms', 1],
+  ['c1Rate', '1c per s', 0],
+  ['c1P50', '1c p50 ms', 2],
+];
+const median = (xs) => pct(xs.filter(Number.isFinite), 50);
+
+function printRound(i, label, r) {
+  const errs = r.c20Errors + r.c1Errors + r.burstErrors;
+  console.log(`  round ${i + 1} ${label.padEnd(14)} ${COLS.map(([k, n, d]) => `${n} ${f(r[k], d)}`).join('  ')}  load ${f(r.load, 1)}${errs ? `  ERRORS ${errs}` : ''}`);
+}
+
+function printSummary(labels, rounds) {
+  console.log(`\n== per connection, median of ${rounds.length} rounds; ratio = target / floor, median of the per-round ratios [min–max])`);
+  console.log(`  ${'target'.padEnd(14)} ${COLS.map(([, n]) => n.padStart(26)).join('')}`);
+  for (const label of labels) {
+    const cells = COLS.map(([k, , d]) => {
+      const v = median(rounds.map((r) => r[label]?.[k]));
+      if (label === 'floor') return f(v, d).padStart(26);
+      const ratios = rounds.map((r) => r[label]?.[k] / r.floor?.[k]).filter(Number.isFinite);
+      const rs = ratios.length ? `${f(median(ratios))} [${f(Math.min(...ratios))}–${f(Math.max(...ratios))}]` : 'n/a';
+      return `${f(v, d)} ${rs}`.padStart(26);
+    });
+    console.log(`  ${label.padEnd(14)} ${cells.join('')}`);
+  }
+}
+
+export async function run() {
+  const s = settings();
+  if (process.getuid?.() !== 0) throw new Error('per-connection: must run as root (clients run under test uids)');
+  const [l1, l5, l15] = loadavg();
+  console.log(`\n### per-connection: spiffe-agent against a bare grpc-js server (the floor) and spire-agent`);
+  console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, load average ${f(l1)} / ${f(l5)} / ${f(l15)} at start`);
+  const dir = await mkdtemp('/tmp/spiffe-agent-perconn-');
+  await chmod(dir, 0o755);
+  const bin = await clientCopy(compareClient());
+  let bins;
+  let server;
+  if (process.env.BENCH_SPIRE !== '0') {
+    try {
+      bins = spireBins();
+      server = await startServer(bins);
+    } catch (e) {
+      console.log(`  spire-agent: not measured (${e instanceof Error ? e.message : e})`);
+    }
+  }
+  const rounds = [];
+  let list = [];
+  try {
+    list = await targets(dir, bins, server);
+    for (let i = 0; i < s.rounds; i++) {
+      const round = {};
+      const order = list.map((_, k) => list[(k + i) % list.length]);
+      for (const t of order) {
+        round[t.label] = await measureOnce(t, bin.path, s);
+        printRound(i, t.label, round[t.label]);
+      }
+      rounds.push(round);
+    }
+  } finally {
+    await server?.stop();
+    for (const t of list) if (t.dir) await rm(t.dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+    await rm(bin.dir, { recursive: true, force: true });
+  }
+  printSummary(list.map((t) => t.label), rounds);
+  const [e1, e5] = loadavg();
+  console.log(`  load average at the end ${f(e1)} / ${f(e5)}`);
+  return rounds;
+}
+
+if (isMain(import.meta.url)) {
+  try {
+    await run();
+  } catch (e) {
+    console.error(e instanceof Error ? e.stack : e);
+    process.exitCode = 1;
+  }
+}
