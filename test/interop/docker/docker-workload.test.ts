@@ -29,24 +29,26 @@ let server: SpireServer;
 let base: string;
 let imageDigest: string;
 const cleanup = new Cleanup();
-const agents = new Map<AgentKind, AgentHandle>();
+/** Keyed by agent directory: the kind for the default config, `matchers-<kind>` for the other one. */
+const agents = new Map<string, AgentHandle>();
+const MATCHERS = (kind: AgentKind) => `matchers-${kind}`;
 
-const socketIn = (kind: AgentKind) => `/w/${kind}/public/api.sock`;
-const sid = (kind: AgentKind, name: string) => `spiffe://${TD}/docker/${kind}/${name}`;
+const socketIn = (key: string) => `/w/${key}/public/api.sock`;
+const sid = (key: string, name: string) => `spiffe://${TD}/docker/${key}/${name}`;
 
 type FetchOut = { ok?: boolean; code?: string; error?: string; x509Svids?: { spiffeId: string }[] };
 
-async function execFetch(container: string, kind: AgentKind): Promise<FetchOut> {
-  const out = await engine.exec(container, ['/bin/env', `SPIFFE_ENDPOINT_SOCKET=unix://${socketIn(kind)}`, '/w/bin/go-client', 'fetch', '-timeout', '20s']);
+async function execFetch(container: string, key: string): Promise<FetchOut> {
+  const out = await engine.exec(container, ['/bin/env', `SPIFFE_ENDPOINT_SOCKET=unix://${socketIn(key)}`, '/w/bin/go-client', 'fetch', '-timeout', '20s']);
   return JSON.parse(out) as FetchOut;
 }
 
 /** The IDs served once the agent has synced the entries (a PermissionDenied before that is expected). */
-async function servedIds(container: string, kind: AgentKind, expected: number): Promise<string[]> {
-  const r = await waitFor(`${kind} serves ${expected} SVIDs to ${container}`, async () => {
-    const x = await execFetch(container, kind);
+async function servedIds(container: string, key: string, expected: number): Promise<string[]> {
+  const r = await waitFor(`${key} serves ${expected} SVIDs to ${container}`, async () => {
+    const x = await execFetch(container, key);
     return (x.x509Svids?.length ?? 0) >= expected ? x : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 1000, describe: () => agents.get(kind)!.logTail() });
+  }, { timeoutMs: 60_000, intervalMs: 1000, describe: () => agents.get(key)!.logTail() });
   return r.x509Svids!.map((s) => s.spiffeId).sort();
 }
 
@@ -63,10 +65,10 @@ function loggedSelectors(agent: AgentHandle, label: string): string[] | undefine
   return last;
 }
 
-async function compareSelectors(label: string): Promise<{ ref: string[]; ours: string[] }> {
+async function compareSelectors(label: string, key: (kind: AgentKind) => string = (k) => k): Promise<{ ref: string[]; ours: string[] }> {
   const seen: Partial<Record<AgentKind, string[]>> = {};
   for (const kind of KINDS) {
-    const a = agents.get(kind)!;
+    const a = agents.get(key(kind))!;
     seen[kind] = await waitFor(`${kind}: selectors with ${label}`, async () => loggedSelectors(a, label), { timeoutMs: 30_000, describe: () => a.logTail() });
   }
   const ref = seen['spire-agent'] ?? [];
@@ -104,23 +106,27 @@ beforeAll(async () => {
   imageDigest = (await engine.docker(['image', 'inspect', '-f', '{{.Id}}', engine.env.DOCKER_BUSYBOX_IMAGE])).trim();
   expect(imageDigest.startsWith(DIGEST)).toBe(true);
   server = cleanup.add(await startSpireServer({ bins }));
-  const attestor = `    WorkloadAttestor "docker" {\n        plugin_data {\n            docker_socket_path = "${engine.env.DOCKER_HOST}"\n        }\n    }`;
+  const attestor = (extra: string[]) =>
+    `    WorkloadAttestor "docker" {\n        plugin_data {\n${[`docker_socket_path = "${engine.env.DOCKER_HOST}"`, ...extra].map((l) => `            ${l}`).join('\n')}\n        }\n    }`;
+  // The second config: spire-agent's older cgroup matchers instead of the container locator, and a fixed API version.
+  const matcherConf = ['use_new_container_locator = false', 'container_id_cgroup_matchers = ["/docker/<id>"]', 'docker_version = "1.41"'];
+  const setups = KINDS.flatMap((kind) => [{ kind, key: kind as string, extra: [] as string[] }, { kind, key: MATCHERS(kind), extra: matcherConf }]);
   await Promise.all(
-    KINDS.map(async (kind) => {
-      const dir = join(base, kind);
+    setups.map(async ({ kind, key, extra }) => {
+      const dir = join(base, key);
       await mkdir(dir, { mode: 0o755 });
       const token = await server.generateToken();
       const agentExtra = kind === 'spiffe-agent' ? `${JSON_LOGS}\n    log_selectors = ["unix:uid", "docker"]` : JSON_LOGS;
-      const conf = await agentConfFor(server, { dir, joinToken: token, agentExtra, pluginsExtra: attestor });
-      agents.set(kind, cleanup.add(await startAgent(kind, bins, conf)));
+      const conf = await agentConfFor(server, { dir, joinToken: token, agentExtra, pluginsExtra: attestor(extra) });
+      agents.set(key, cleanup.add(await startAgent(kind, bins, conf)));
       const parent = server.agentIdForToken(token);
       const sel = (...v: string[]) => v.map((value) => ({ type: 'docker', value }));
       await server.createEntries([
-        { spiffe_id: sid(kind, 'web'), parent_id: parent, selectors: sel('label:app:web') },
-        { spiffe_id: sid(kind, 'web-prod'), parent_id: parent, selectors: sel('label:app:web', 'env:STAGE=prod') },
-        { spiffe_id: sid(kind, 'image'), parent_id: parent, selectors: sel('label:app:web', `image_id:${engine.env.DOCKER_BUSYBOX_IMAGE}`) },
+        { spiffe_id: sid(key, 'web'), parent_id: parent, selectors: sel('label:app:web') },
+        { spiffe_id: sid(key, 'web-prod'), parent_id: parent, selectors: sel('label:app:web', 'env:STAGE=prod') },
+        { spiffe_id: sid(key, 'image'), parent_id: parent, selectors: sel('label:app:web', `image_id:${engine.env.DOCKER_BUSYBOX_IMAGE}`) },
         // Matches only under spiffe-agent: v1.13.3 produces no image_config_digest selector.
-        { spiffe_id: sid(kind, 'digest'), parent_id: parent, selectors: sel('label:tier:digest', `image_config_digest:${imageDigest}`) },
+        { spiffe_id: sid(key, 'digest'), parent_id: parent, selectors: sel('label:tier:digest', `image_config_digest:${imageDigest}`) },
       ]);
     }),
   );
@@ -165,6 +171,18 @@ describe.skipIf(skip)('docker workload attestor against a real dockerd: spire-ag
       const out = JSON.parse(await readFile(join(base, `out-${kind}.json`), 'utf8')) as FetchOut;
       expect(out.x509Svids?.map((s) => s.spiffeId).sort(), kind).toEqual([sid(kind, 'image'), sid(kind, 'web'), sid(kind, 'web-prod')]);
     }
+  }, 180_000);
+
+  it('with container_id_cgroup_matchers and docker_version: the same identities and selectors as with the locator', async () => {
+    const c = await runContainer('matchers', { app: 'web', run: 'matchers' }, { STAGE: 'prod' });
+    for (const kind of KINDS) {
+      const key = MATCHERS(kind);
+      expect(await servedIds(c, key, 3), key).toEqual([sid(key, 'image'), sid(key, 'web'), sid(key, 'web-prod')]);
+    }
+    const viaMatchers = await compareSelectors('docker:label:run:matchers', MATCHERS);
+    for (const kind of KINDS) await execFetch(c, kind);
+    const viaLocator = await compareSelectors('docker:label:run:matchers');
+    expect(viaMatchers).toEqual(viaLocator);
   }, 180_000);
 
   it("negotiates the real engine's API version from /_ping (dockerd 20.10: 1.41), as spire-agent's client does", async () => {
