@@ -1,11 +1,15 @@
 /**
- * A FAKE Docker Engine. It is a fake because no Docker (or Podman) engine can run on this
- * machine (no daemon, no privileges for one). It serves the Engine API's documented JSON
- * shapes (https://docs.docker.com/reference/api/engine/): `GET [/v<api>]/containers/{id}/json`
+ * A FAKE Docker Engine, for what a real one cannot be made to do on demand: injected 5xx answers
+ * and dropped connections (retries), `null` Labels/Env and an empty Config.Image, an engine on a
+ * Podman socket path, an engine that names an API version other than its own, containers whose
+ * cgroup paths come from the systemd driver or cgroup v2 (the real engine here runs cgroupfs on
+ * cgroup v1). The normal path runs against a real dockerd in test/interop/docker/.
+ * It serves the Engine API's documented JSON shapes (https://docs.docker.com/reference/api/engine/):
+ * `GET /_ping` (body "OK", `API-Version` header), `GET [/v<api>]/containers/{id}/json`
  * (ContainerInspect: Id, Name, Image, State, Config.{Labels,Env,Image,...}) and
  * `GET [/v<api>]/images/{name}/json` (ImageInspect: Id, RepoTags, RepoDigests), with the
  * Engine's `{"message": "No such container: …"}` 404s, over a real Unix socket with node:http.
- * It records every request and can be told to fail the next N container inspects.
+ * It records every request and can be told to fail the next N container inspects or pings.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -45,6 +49,9 @@ export class FakeDockerEngine {
   private failures = 0;
   private failureStatus = 500;
   private imageFailures = 0;
+  private pingFailures = 0;
+  /** The `API-Version` header of every answer; undefined = no header (an engine older than API 1.25). */
+  apiVersion: string | undefined = '1.43';
 
   private constructor(dir: string, socketName: string) {
     this.dir = dir;
@@ -84,6 +91,12 @@ export class FakeDockerEngine {
     return this;
   }
 
+  /** The next `n` pings lose their connection before any answer. */
+  failPing(n: number): this {
+    this.pingFailures = n;
+    return this;
+  }
+
   failImageInspect(n: number): this {
     this.imageFailures = n;
     return this;
@@ -95,15 +108,29 @@ export class FakeDockerEngine {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  private versionHeader(): Record<string, string> {
+    return this.apiVersion === undefined ? {} : { 'Api-Version': this.apiVersion };
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '';
     this.requests.push({ method: req.method ?? '', path, host: req.headers.host });
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Api-Version': '1.43', 'Content-Length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'Content-Type': 'application/json', ...this.versionHeader(), 'Content-Length': Buffer.byteLength(text) });
       res.end(text);
     };
     if (req.method !== 'GET') return send(405, { message: 'method not allowed' });
+    if (path === '/_ping') {
+      if (this.pingFailures > 0) {
+        this.pingFailures--;
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', ...this.versionHeader(), 'Content-Length': 2 });
+      res.end('OK');
+      return;
+    }
     const m = /^(?:\/v\d+\.\d+)?\/(containers|images)\/(.+)\/json$/.exec(path.split('?')[0] ?? '');
     if (!m) return send(404, { message: 'page not found' });
     const name = decodeURIComponent(m[2] ?? '');

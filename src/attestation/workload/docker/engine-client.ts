@@ -18,10 +18,31 @@ export interface ContainerConfig {
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** A daemon that accepts but never answers must not hold an attestation forever. */
 const SOCKET_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * Without docker_version, the API version is negotiated as spire-agent v1.13.3's Docker client
+ * (moby v28.5) does: the engine's `API-Version` from `/_ping`, capped at that client's own 1.51,
+ * and 1.24 when the engine names none. Unversioned paths would also work today, but the Engine API
+ * documents them as deprecated and slated for removal, and Engine 29 answers only API >= 1.44.
+ */
+export const MAX_API_VERSION = '1.51';
+export const FALLBACK_API_VERSION = '1.24';
 
 export class EngineClient {
   /** Keep-alive connections per socket path: attestation is on the Workload API's hot path. */
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  /** Negotiated API version per socket; concurrent first callers share one ping, a failed one is not kept. */
+  private readonly versions = new Map<string, Promise<string>>();
+
+  /** The API version to use on this socket (one `/_ping` per socket for this client's lifetime). */
+  negotiatedVersion(socketPath: string, signal: AbortSignal): Promise<string> {
+    let v = this.versions.get(socketPath);
+    if (v === undefined) {
+      v = this.get(socketPath, '/_ping', signal).then((res) => pickVersion(res.apiVersion));
+      this.versions.set(socketPath, v);
+      v.catch(() => this.versions.delete(socketPath));
+    }
+    return v;
+  }
 
   async inspectContainer(socketPath: string, version: string | undefined, id: string, signal: AbortSignal): Promise<ContainerConfig> {
     const res = await this.get(socketPath, `${prefix(version)}/containers/${encodeURIComponent(id)}/json`, signal);
@@ -69,7 +90,7 @@ export class EngineClient {
     }
   }
 
-  private get(socketPath: string, path: string, signal: AbortSignal): Promise<{ status: number; body: string }> {
+  private get(socketPath: string, path: string, signal: AbortSignal): Promise<{ status: number; body: string; apiVersion: string | undefined }> {
     return new Promise((resolve, reject) => {
       if (signal.aborted) {
         reject(aborted(signal));
@@ -79,7 +100,10 @@ export class EngineClient {
         { socketPath, path, method: 'GET', agent: this.agent, headers: { Host: 'docker', Accept: 'application/json' }, signal, timeout: SOCKET_IDLE_TIMEOUT_MS },
         (res) => {
           readBody(res, MAX_BODY_BYTES).then(
-            (body) => resolve({ status: res.statusCode ?? 0, body: body.toString('utf8') }),
+            (body) => {
+              const apiVersion = res.headers['api-version'];
+              resolve({ status: res.statusCode ?? 0, body: body.toString('utf8'), apiVersion: typeof apiVersion === 'string' ? apiVersion : undefined });
+            },
             (err: Error) => {
               if (err instanceof BodyTooLargeError) {
                 req.destroy();
@@ -94,6 +118,19 @@ export class EngineClient {
       req.end();
     });
   }
+}
+
+/** The engine's version when it is older than ours (moby's rule); ours when it is newer or unreadable. */
+export function pickVersion(engine: string | undefined): string {
+  const e = parseVersion(engine?.trim() ?? '');
+  if (e === undefined) return FALLBACK_API_VERSION;
+  const max = parseVersion(MAX_API_VERSION)!;
+  return e[0] < max[0] || (e[0] === max[0] && e[1] < max[1]) ? `${e[0]}.${e[1]}` : MAX_API_VERSION;
+}
+
+function parseVersion(v: string): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)$/.exec(v);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
 
 function prefix(version: string | undefined): string {

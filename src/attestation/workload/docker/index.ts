@@ -35,6 +35,8 @@ export interface EngineTarget {
   readonly socketPath: string;
   /** Podman gets unversioned (Docker-compatible) paths, as spire-agent's Podman client does. */
   readonly version: string | undefined;
+  /** Docker without docker_version: the version comes from the engine's `/_ping` (engine-client.ts). */
+  readonly negotiate: boolean;
 }
 
 export function createDockerAttestor(plugin: PluginConfig, deps: DockerAttestorDeps): WorkloadAttestor {
@@ -60,11 +62,11 @@ export class DockerAttestor implements WorkloadAttestor {
     if (containerId === undefined) return [];
 
     const target = this.targetFor(cgroupText, log);
-    const cfg = await this.inspectWithRetry(target, containerId, signal, log);
+    const { cfg, version } = await this.inspectWithRetry(target, containerId, signal, log);
     const out = selectorsFromConfig(cfg);
     if (cfg.image !== '') {
       try {
-        out.push(`image_config_digest:${await this.engine.inspectImage(target.socketPath, target.version, cfg.image, signal)}`);
+        out.push(`image_config_digest:${await this.engine.inspectImage(target.socketPath, version, cfg.image, signal)}`);
       } catch (err) {
         if (signal.aborted) throw aborted(signal);
         // As in spire-agent, a failed image inspect only drops this one selector.
@@ -77,15 +79,18 @@ export class DockerAttestor implements WorkloadAttestor {
   /** Which engine serves this container: Podman (rootless per uid, or rootful) if the cgroups say libpod. */
   targetFor(cgroupText: string, log: Logger): EngineTarget {
     const choice = podmanSocketFor(cgroupText);
-    if (!choice.podman) return { runtime: 'docker', socketPath: this.config.dockerSocketPath, version: this.config.dockerVersion };
-    if (choice.rootlessUid === undefined) return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined };
+    if (!choice.podman) {
+      const version = this.config.dockerVersion;
+      return { runtime: 'docker', socketPath: this.config.dockerSocketPath, version, negotiate: version === undefined };
+    }
+    if (choice.rootlessUid === undefined) return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined, negotiate: false };
     const address = formatTemplate(this.config.podmanSocketPathTemplate, choice.rootlessUid);
     const socketPath = unixSocketPath(address);
     if (socketPath === undefined) {
       log.warn({ address }, 'docker: podman_socket_path_template gave no unix socket; using the rootful Podman socket');
-      return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined };
+      return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined, negotiate: false };
     }
-    return { runtime: 'podman', socketPath, version: undefined };
+    return { runtime: 'podman', socketPath, version: undefined, negotiate: false };
   }
 
   async close(): Promise<void> {
@@ -104,10 +109,12 @@ export class DockerAttestor implements WorkloadAttestor {
     return info.containerId;
   }
 
-  private async inspectWithRetry(target: EngineTarget, id: string, signal: AbortSignal, log: Logger): Promise<ContainerConfig> {
+  /** The ping that negotiates the version is retried with the inspect, as in spire-agent's client. */
+  private async inspectWithRetry(target: EngineTarget, id: string, signal: AbortSignal, log: Logger): Promise<{ cfg: ContainerConfig; version: string | undefined }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.engine.inspectContainer(target.socketPath, target.version, id, signal);
+        const version = target.negotiate ? await this.engine.negotiatedVersion(target.socketPath, signal) : target.version;
+        return { cfg: await this.engine.inspectContainer(target.socketPath, version, id, signal), version };
       } catch (err) {
         if (signal.aborted) throw aborted(signal);
         if (attempt === INSPECT_RETRIES) throw err;

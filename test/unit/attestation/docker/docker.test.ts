@@ -1,7 +1,9 @@
 /**
- * The docker attestor against a FAKE Docker Engine (test/helpers/fake-docker.ts: no Docker
- * engine can run on this machine), on REAL processes of this machine whose cgroup file is
- * replaced through a fixture /proc root.
+ * The docker attestor against a FAKE Docker Engine (test/helpers/fake-docker.ts), on REAL processes
+ * of this machine whose cgroup file is replaced through a fixture /proc root. The fake is kept for
+ * what a real engine cannot be made to produce: injected failures, null Labels/Env, systemd-driver
+ * and cgroup v2 paths, Podman sockets, other API versions. The same attestor against a real dockerd,
+ * compared with spire-agent v1.13.3, is test/interop/docker/docker-workload.test.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -84,13 +86,35 @@ describe('docker attestor: selectors', () => {
       `image_id:${ENVOY}`,
       `image_config_digest:${DIGEST}`,
     ]);
-    expect(docker.requests.map((r) => r.path)).toEqual([`/containers/${ID}/json`, `/images/${ENVOY}/json`]);
+    // Without docker_version the version comes from the engine's /_ping, as spire-agent's client negotiates it.
+    expect(docker.requests.map((r) => r.path)).toEqual(['/_ping', `/v1.43/containers/${ID}/json`, `/v1.43/images/${ENVOY}/json`]);
   });
 
   it('prefixes the Engine API version when docker_version is set', async () => {
     const a = attestor(`4:memory:/docker/${ID}\n`, { docker_version: '1.43' });
+    docker.apiVersion = '1.45';
     await attest(a);
+    // No ping: the configured version is used as is, as spire-agent's client.WithVersion does.
     expect(docker.requests.map((r) => r.path)).toEqual([`/v1.43/containers/${ID}/json`, `/v1.43/images/${ENVOY}/json`]);
+  });
+
+  it('negotiates once per socket: the engine version when older than 1.51, 1.51 when newer, 1.24 when it names none', async () => {
+    const cases: [string | undefined, string][] = [['1.41', '1.41'], ['1.60', '1.51'], ['2.0', '1.51'], [undefined, '1.24'], ['garbage', '1.24']];
+    for (const [engine, want] of cases) {
+      docker.requests.length = 0;
+      docker.apiVersion = engine;
+      const a = attestor(`0::/docker/${ID}\n`);
+      await attest(a);
+      await attest(a);
+      expect(docker.requests.map((r) => r.path), String(engine)).toEqual(['/_ping', ...Array(2).fill([`/v${want}/containers/${ID}/json`, `/v${want}/images/${ENVOY}/json`]).flat()]);
+    }
+  });
+
+  it('retries a failed ping with the inspect and does not keep the failure', async () => {
+    docker.failPing(2);
+    expect(await attest(attestor(`0::/docker/${ID}\n`))).toContain('label:com.example.name:foo');
+    expect(docker.requests.map((r) => r.path)).toEqual(['/_ping', '/_ping', '/_ping', `/v1.43/containers/${ID}/json`, `/v1.43/images/${ENVOY}/json`]);
+    expect(clock.delays).toEqual([100, 200]);
   });
 
   it('keeps going without image_config_digest when image inspect fails', async () => {
@@ -103,7 +127,7 @@ describe('docker attestor: selectors', () => {
   it('handles null Labels and Env and an empty Image (no image_id, no image inspect)', async () => {
     docker.addContainer({ id: OTHER, image: '', labels: null, env: null });
     expect(await attest(attestor(`0::/docker/${OTHER}\n`))).toEqual([]);
-    expect(docker.requests).toHaveLength(1);
+    expect(docker.requests.map((r) => r.path)).toEqual(['/_ping', `/v1.43/containers/${OTHER}/json`]);
   });
 
   it('is not applicable to a process outside containers: [] and no engine call (real /proc of this machine)', async () => {
@@ -138,7 +162,7 @@ describe('docker attestor: retries and failures', () => {
     const err = await failure(attest(attestor(`0::/docker/${ID}\n`)));
     expect(err).toMatchObject({ code: 'docker_api' });
     expect(err.message).toMatch(/^docker: container inspect at .* answered HTTP 500: fake engine: injected failure/);
-    expect(docker.requests).toHaveLength(4);
+    expect(docker.requests.filter((r) => r.path.includes('/containers/'))).toHaveLength(4);
     expect(clock.delays).toEqual([100, 200, 400]);
   });
 
@@ -165,7 +189,7 @@ describe('docker attestor: retries and failures', () => {
     ac.abort();
     const err = await failure(p);
     expect(err).toMatchObject({ code: 'aborted' });
-    expect(docker.requests).toHaveLength(1);
+    expect(docker.requests.map((r) => r.path)).toEqual(['/_ping', `/v1.43/containers/${ID}/json`]);
     expect(clock.pendingTimers).toBe(0);
   });
 });
@@ -176,7 +200,7 @@ describe('docker attestor: custom cgroup matchers', () => {
   it('replaces the locator: ids need not be 64 hex', async () => {
     docker.addContainer({ id: 'web-1', image: ENVOY, labels: { app: 'web' } });
     expect(await attest(attestor('3:cpu:/my.slice/web-1\n', cfg))).toEqual(['label:app:web', `image_id:${ENVOY}`, `image_config_digest:${DIGEST}`]);
-    expect(docker.requests[0]?.path).toBe('/containers/web-1/json');
+    expect(docker.requests[1]?.path).toBe('/v1.43/containers/web-1/json');
   });
 
   it('does not fall back to the locator when no pattern matches', async () => {
