@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { agentCommand, cpuMs, f, isMain, pct, rssAnonKiB, rssKiB, sleep, runtimeLine } from './lib/common.mjs';
+import { agentCommand, cpuMs, f, isMain, pct, rssAnonKiB, rssKiB, sleep, runtimeLine, spawnLogged } from './lib/common.mjs';
 import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
 import { compareClient } from './lib/compare-client.mjs';
 
@@ -163,23 +163,7 @@ function startAgent(kind, bins, conf) {
     kind === 'spire-agent'
       ? [bins.agent, ['run', '-config', conf.confPath]]
       : agentCommand(['run', '-config', conf.confPath], prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--heap-prof', '--heap-prof-dir', prof] : []);
-  const p = spawn(cmd, args, { cwd: conf.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  p.logs = [];
-  const on = (c) => {
-    for (const l of c.toString().split('\n')) if (l) p.logs.push(l);
-    if (p.logs.length > 2000) p.logs.splice(0, p.logs.length - 2000);
-  };
-  p.stdout.on('data', on);
-  p.stderr.on('data', on);
-  p.exited = new Promise((r) => p.once('close', r));
-  p.stop = async () => {
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    p.kill('SIGTERM');
-    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    await p.exited;
-    clearTimeout(t);
-  };
-  return p;
+  return spawnLogged(cmd, args, { cwd: conf.dir });
 }
 
 const sum = (o) => Object.values(o ?? {}).reduce((a, b) => a + b, 0);

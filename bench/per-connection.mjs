@@ -17,11 +17,11 @@
  * BENCH_ROUNDS (default 3); BENCH_AGENT_PROF=<dir> runs our agent and the floor with --cpu-prof into <dir>/<label>
  * (read with `node bench/lib/profile-top.mjs <file>`). Runs as root (clients run under uids 30000+).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LIB, agentCommand, AGENT_MAIN, cpuMs, f, isMain, pct, sleep } from './lib/common.mjs';
+import { LIB, agentCommand, AGENT_MAIN, cpuMs, f, isMain, pct, sleep, spawnLogged } from './lib/common.mjs';
 import { TD, agentConf, clientCopy, spireBins, startServer } from './lib/spire.mjs';
 import { compareClient } from './lib/compare-client.mjs';
 import { client, entriesDoc, ourConf } from './compare.mjs';
@@ -47,26 +47,6 @@ function builds() {
     const [label, main] = x.split('=');
     return { label, main };
   });
-}
-
-function spawnLogged(cmd, args, opts) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  p.logs = [];
-  const on = (c) => {
-    for (const l of c.toString().split('\n')) if (l) p.logs.push(l);
-    if (p.logs.length > 500) p.logs.splice(0, p.logs.length - 500);
-  };
-  p.stdout.on('data', on);
-  p.stderr.on('data', on);
-  p.exited = new Promise((r) => p.once('close', r));
-  p.stop = async () => {
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    p.kill('SIGTERM');
-    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    await p.exited;
-    clearTimeout(t);
-  };
-  return p;
 }
 
 /** A canned SVID for the floor: a P-256 self-signed certificate with a SPIFFE URI SAN, DER. */

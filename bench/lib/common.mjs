@@ -337,3 +337,27 @@ export async function closeStreams(children) {
   for (const c of children) c.kill('SIGTERM');
   await Promise.all(children.map((c) => c.exited));
 }
+
+/**
+ * A child whose last `keep` output lines are kept in `p.logs` (for the error a failed round prints),
+ * with `p.exited` and `p.stop()` (SIGTERM, then SIGKILL after 10 s).
+ */
+export function spawnLogged(cmd, args, opts = {}, keep = 2000) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  p.logs = [];
+  const on = (c) => {
+    for (const l of c.toString().split('\n')) if (l) p.logs.push(l);
+    if (p.logs.length > keep) p.logs.splice(0, p.logs.length - keep);
+  };
+  p.stdout.on('data', on);
+  p.stderr.on('data', on);
+  p.exited = new Promise((r) => p.once('close', r));
+  p.stop = async () => {
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await p.exited;
+    clearTimeout(t);
+  };
+  return p;
+}

@@ -54,9 +54,10 @@ export interface DockerEnv {
   readonly DOCKER_BUSYBOX_IMAGE: string;
 }
 
-function runScript(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
+/** Runs a command to its end, with its exit code and output (killed after timeoutMs). */
+function runCaptured(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((done, fail) => {
-    const p = spawn('bash', [DOCKER_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -68,6 +69,10 @@ function runScript(args: string[], timeoutMs: number): Promise<{ code: number | 
       done({ code, out, err });
     });
   });
+}
+
+function runScript(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
+  return runCaptured('bash', [DOCKER_SCRIPT, ...args], timeoutMs);
 }
 
 export function parseDockerEnv(text: string): DockerEnv {
@@ -86,21 +91,10 @@ export class DockerEngine {
   constructor(readonly env: DockerEnv) {}
 
   /** The docker CLI against this engine; rejects with stderr on a non-zero exit. */
-  docker(args: string[], timeoutMs = 60_000): Promise<string> {
-    return new Promise((done, fail) => {
-      const p = spawn(this.env.DOCKER_CLI, ['-H', this.env.DOCKER_HOST, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-      p.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.once('error', fail);
-      p.once('close', (code) => {
-        clearTimeout(t);
-        if (code === 0) done(out);
-        else fail(Object.assign(new Error(`docker ${args.slice(0, 2).join(' ')}: exit ${code}: ${err.trim()}`), { stdout: out }));
-      });
-    });
+  async docker(args: string[], timeoutMs = 60_000): Promise<string> {
+    const r = await runCaptured(this.env.DOCKER_CLI, ['-H', this.env.DOCKER_HOST, ...args], timeoutMs);
+    if (r.code === 0) return r.out;
+    throw Object.assign(new Error(`docker ${args.slice(0, 2).join(' ')}: exit ${r.code}: ${r.err.trim()}`), { stdout: r.out });
   }
 
   /** `docker exec` that returns stdout whatever the exit code (the go-client prints JSON on failure too). */
