@@ -32,8 +32,11 @@ describe('agent SVID rotation retries', () => {
   it('backs off as spire-agent (5 s ×1.5 up to 2 min), logs each change of state once, and starts over after success', async () => {
     const clock = new RecordingClock();
     const log = memoryLogger();
-    // Due for rotation for the whole test (valid for a long time, but past half its life).
-    let svid = { notBefore: clock.now() - 3_600_000, notAfter: clock.now() + 3_000_000, reattestable: true } as AgentSVIDState;
+    // Due for rotation for the whole test, whatever the rotation jitter draws (Math.random in
+    // shouldRotateAgentSVID: due from half its life ±10 %): 2,000 s left of 5,600 s is past 55 %, and
+    // the ~10 min the test advances never reach its expiry. (With 3,000 s left of 6,600 s, a check
+    // fell inside the jitter about one run in five and was "not due", which reset the backoff.)
+    let svid = { notBefore: clock.now() - 3_600_000, notAfter: clock.now() + 2_000_000, reattestable: true } as AgentSVIDState;
     const outcomes: (Error | undefined)[] = [
       ...Array.from({ length: 10 }, () => Object.assign(new Error('14 UNAVAILABLE: connection refused'), { code: grpc.status.UNAVAILABLE, details: 'connection refused' })),
       Object.assign(new Error('nodeattestor(http_challenge): could not listen on port 8080'), { code: 'node_attestor_listen' }),
