@@ -13,7 +13,6 @@ import { SpiffeAgentError } from '../errors.js';
 import { INPUT_LIMITS, InputFileError, readBoundedFile } from '../storage/bounded-file.js';
 import { problemsIn } from './run-plugins.js';
 import { workloadApiAddressProblem } from './workload-api-bundle.js';
-import { readFile } from 'node:fs/promises';
 
 export interface InputFilesReport {
   readonly problems: ConfigProblem[];
@@ -21,12 +20,13 @@ export interface InputFilesReport {
   readonly notes: string[];
 }
 
-export async function checkInputFiles(config: AgentConfig): Promise<InputFilesReport> {
+/** `text`: the config file's text, which the caller has read already, for the problems' lines. */
+export async function checkInputFiles(config: AgentConfig, text: string | undefined): Promise<InputFilesReport> {
   const problems: ConfigProblem[] = [];
   const notes: string[] = [];
   const source = config.source;
   // Lines for the problems below, which name keys of the config file.
-  const at = problemsIn(source, await readFile(source, 'utf8').catch(() => undefined));
+  const at = problemsIn(source, text);
   if (config.mode === 'embedded') {
     const ea = config.embeddedAuthority;
     if (ea.entriesFile !== undefined) await checkEntries(ea.entriesFile, config.agent.trustDomain, problems, notes);

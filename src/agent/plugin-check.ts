@@ -10,9 +10,8 @@ import { NODE_ATTESTOR_EXAMPLE, NODE_ATTESTORS, checkNodeAttestorConfig } from '
 import { checkWorkloadAttestorConfig } from '../attestation/workload/catalog.js';
 import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import type { AgentConfig } from '../config/types.js';
-import { SpiffeAgentError } from '../errors.js';
 import { KEY_MANAGER_EXAMPLE, KEY_MANAGERS, checkKeyManagerConfig } from '../keymanager/catalog.js';
-import { pluginTypeProblems, problemsIn, requireWorkloadAttestor } from './run-plugins.js';
+import { collectProblems, pluginTypeProblems, problemsIn, requireWorkloadAttestor } from './run-plugins.js';
 
 /**
  * `file`/`text`: the config file and its text, for lines on plugin_data problems. Beyond each block,
@@ -28,15 +27,7 @@ export async function checkPluginConfigs(
 ): Promise<void> {
   const problems: ConfigProblem[] = pluginTypeProblems(config.plugins, file, text);
   const at = problemsIn(file, text);
-  const collect = async (key: string, fn: () => void | Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof ConfigError) problems.push(...err.problems);
-      else if (err instanceof SpiffeAgentError) problems.push(at(key, err.message));
-      else throw err;
-    }
-  };
+  const collect = (key: string, fn: () => void | Promise<void>) => collectProblems(problems, at, key, fn);
   const ctx = { file, text, env };
   await collect('plugins.WorkloadAttestor', () => requireWorkloadAttestor(config));
   if (config.mode === 'server') {

@@ -64,15 +64,28 @@ export async function checkUnusedServerPlugins(config: AgentConfig, ctx: PluginC
   const problems: ConfigProblem[] = [];
   const at = problemsIn(ctx.file ?? config.source, ctx.text);
   for (const p of [...NODE_ATTESTORS.enabled(config.plugins), ...KEY_MANAGERS.enabled(config.plugins)]) {
-    try {
-      await (p.type === 'NodeAttestor' ? NODE_ATTESTORS : KEY_MANAGERS).check(p, ctx, clock);
-    } catch (err) {
-      if (err instanceof ConfigError) problems.push(...err.problems);
-      else if (err instanceof SpiffeAgentError) problems.push(at(p.path, err.message));
-      else throw err;
-    }
+    await collectProblems(problems, at, p.path, () => (p.type === 'NodeAttestor' ? NODE_ATTESTORS : KEY_MANAGERS).check(p, ctx, clock));
   }
   if (problems.length > 0) throw new ConfigError(problems);
+}
+
+/**
+ * Runs one check and adds its refusal to `problems`: a ConfigError's own problems, or any other
+ * SpiffeAgentError as a problem on `key`'s line. Anything else is a bug and propagates.
+ */
+export async function collectProblems(
+  problems: ConfigProblem[],
+  at: (key: string, message: string) => ConfigProblem,
+  key: string,
+  fn: () => void | Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof ConfigError) problems.push(...err.problems);
+    else if (err instanceof SpiffeAgentError) problems.push(at(key, err.message));
+    else throw err;
+  }
 }
 
 export interface RunPluginDeps {

@@ -61,7 +61,7 @@ export async function validate(args: string[], io: CliIO, deps: ValidateDeps): P
       problems.push(...err.problems);
     }
     // Then the files run reads at start and refuses to start without, read by the same parsers.
-    const files = await checkInputFiles(config);
+    const files = await checkInputFiles(config, text);
     for (const note of files.notes) io.stderr.write(`Note: ${note}\n`);
     problems.push(...files.problems);
     if (problems.length > 0) throw new ConfigError(problems);

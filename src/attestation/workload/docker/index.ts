@@ -35,8 +35,11 @@ export interface EngineTarget {
   readonly socketPath: string;
   /** Podman gets unversioned (Docker-compatible) paths, as spire-agent's Podman client does. */
   readonly version: string | undefined;
-  /** Docker without docker_version: the version comes from the engine's `/_ping` (engine-client.ts). */
-  readonly negotiate: boolean;
+}
+
+/** Docker without docker_version: the version comes from the engine's `/_ping` (engine-client.ts). */
+function negotiates(t: EngineTarget): boolean {
+  return t.runtime === 'docker' && t.version === undefined;
 }
 
 export function createDockerAttestor(plugin: PluginConfig, deps: DockerAttestorDeps): WorkloadAttestor {
@@ -80,17 +83,16 @@ export class DockerAttestor implements WorkloadAttestor {
   targetFor(cgroupText: string, log: Logger): EngineTarget {
     const choice = podmanSocketFor(cgroupText);
     if (!choice.podman) {
-      const version = this.config.dockerVersion;
-      return { runtime: 'docker', socketPath: this.config.dockerSocketPath, version, negotiate: version === undefined };
+      return { runtime: 'docker', socketPath: this.config.dockerSocketPath, version: this.config.dockerVersion };
     }
-    if (choice.rootlessUid === undefined) return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined, negotiate: false };
+    if (choice.rootlessUid === undefined) return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined };
     const address = formatTemplate(this.config.podmanSocketPathTemplate, choice.rootlessUid);
     const socketPath = unixSocketPath(address);
     if (socketPath === undefined) {
       log.warn({ address }, 'docker: podman_socket_path_template gave no unix socket; using the rootful Podman socket');
-      return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined, negotiate: false };
+      return { runtime: 'podman', socketPath: this.config.podmanSocketPath, version: undefined };
     }
-    return { runtime: 'podman', socketPath, version: undefined, negotiate: false };
+    return { runtime: 'podman', socketPath, version: undefined };
   }
 
   async close(): Promise<void> {
@@ -113,7 +115,7 @@ export class DockerAttestor implements WorkloadAttestor {
   private async inspectWithRetry(target: EngineTarget, id: string, signal: AbortSignal, log: Logger): Promise<{ cfg: ContainerConfig; version: string | undefined }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const version = target.negotiate ? await this.engine.negotiatedVersion(target.socketPath, signal) : target.version;
+        const version = negotiates(target) ? await this.engine.negotiatedVersion(target.socketPath, signal) : target.version;
         return { cfg: await this.engine.inspectContainer(target.socketPath, version, id, signal), version };
       } catch (err) {
         if (signal.aborted) throw aborted(signal);
