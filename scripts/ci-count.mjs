@@ -13,10 +13,16 @@
  * report that is missing, or that says it did not succeed while nothing counted as failed
  * (an unhandled error outside any test), adds one failure.
  *
+ * Before that line it names what failed (report, file, test, the first line of the error), at most
+ * MAX_LISTED of them: CI shows only the end of its output, and a count alone does not say where to look.
+ *
  * Usage: node scripts/ci-count.mjs <report.json>... ; exits 1 when anything failed.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { basename, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
+
+const MAX_LISTED = 25;
 
 /** One vitest JSON report → { passed, failed, skipped }. */
 export function countReport(report) {
@@ -44,14 +50,40 @@ export function countReport(report) {
   return { passed, failed, skipped };
 }
 
+/** The first non-empty line of a failure message, without colour codes, at most 200 characters. */
+function firstLine(messages) {
+  const text = (Array.isArray(messages) ? messages : []).join('\n').replace(/\u001b\[[0-9;]*m/g, '');
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.trim().slice(0, 200);
+}
+
+/** One vitest JSON report → a line per failure, in the same terms countReport counts them. */
+export function failures(report, label = '') {
+  if (!Array.isArray(report.testResults)) {
+    return countReport(report).failed > 0 ? [`${label}: failed`] : [];
+  }
+  const out = [];
+  for (const file of report.testResults) {
+    const name = relative(process.cwd(), file.name ?? '?');
+    const tests = file.assertionResults ?? [];
+    const bad = tests.filter((t) => t.status === 'failed' || (file.status === 'failed' && t.status !== 'passed'));
+    for (const t of bad) out.push(`${label}: ${name} > ${t.fullName ?? t.title}: ${firstLine(t.failureMessages) || t.status}`);
+    if (file.status === 'failed' && bad.length === 0) out.push(`${label}: ${name}: ${firstLine([file.message ?? '']) || 'failed outside any test'}`);
+  }
+  if (report.success === false && out.length === 0) out.push(`${label}: failed outside any test (an unhandled error)`);
+  return out;
+}
+
 /** Report files → totals, with one line per missing or unreadable report. */
 export function countFiles(paths, log = console.log) {
-  const total = { passed: 0, failed: 0, skipped: 0 };
+  const total = { passed: 0, failed: 0, skipped: 0, failures: [] };
   for (const p of paths) {
     let r;
     try {
       if (!existsSync(p)) throw new Error('missing');
-      r = countReport(JSON.parse(readFileSync(p, 'utf8')));
+      const report = JSON.parse(readFileSync(p, 'utf8'));
+      r = countReport(report);
+      total.failures.push(...failures(report, basename(p, '.json')));
     } catch (e) {
       log(`no results from ${p} (${e instanceof Error ? e.message : e}): counted as one failure`);
       total.failed += 1;
@@ -66,6 +98,8 @@ export function countFiles(paths, log = console.log) {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const t = countFiles(process.argv.slice(2));
+  for (const line of t.failures.slice(0, MAX_LISTED)) console.log(`FAILED ${line}`);
+  if (t.failures.length > MAX_LISTED) console.log(`FAILED ... and ${t.failures.length - MAX_LISTED} more`);
   if (t.skipped) console.log(`(${t.skipped} skipped in passing files)`);
   console.log(`${t.passed} passed, ${t.failed} failed`);
   process.exitCode = t.failed > 0 ? 1 : 0;

@@ -30,7 +30,7 @@ interface Report {
   testResults: FileResult[];
 }
 const countReport = countReportJs as (r: unknown) => Count;
-const countFiles = countFilesJs as (paths: string[], log?: (s: string) => void) => Count;
+const countFiles = countFilesJs as (paths: string[], log?: (s: string) => void) => Count & { failures: string[] };
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const FIXTURES = join(REPO, 'test/fixtures/ci-count');
@@ -94,7 +94,12 @@ describe('ci-count on vitest 4 JSON reports', () => {
     const unhandled = join(tmp, 'unhandled.json');
     writeFileSync(unhandled, JSON.stringify({ ...report, success: false, testResults: report.testResults.filter((f) => basename(f.name) === 'passes.fixture.ts') }));
     const lines: string[] = [];
-    expect(countFiles([join(tmp, 'absent.json'), smoke, unhandled], (s) => lines.push(s))).toEqual({ passed: 2, failed: 3, skipped: 1 });
+    expect(countFiles([join(tmp, 'absent.json'), smoke, unhandled], (s) => lines.push(s))).toEqual({
+      passed: 2,
+      failed: 3,
+      skipped: 1,
+      failures: ['smoke: failed', 'unhandled: failed outside any test (an unhandled error)'],
+    });
     expect(lines).toEqual([expect.stringContaining('absent.json (missing): counted as one failure')]);
   });
 
@@ -102,5 +107,14 @@ describe('ci-count on vitest 4 JSON reports', () => {
     const r = spawnSync(process.execPath, [join(REPO, 'scripts/ci-count.mjs'), out], { encoding: 'utf8' });
     expect(r.stdout.trim().split('\n').pop()).toBe('5 passed, 10 failed');
     expect(r.status).toBe(1);
+  });
+
+  it('names each failure before the count: report, file, test and the first line of its error', () => {
+    const r = spawnSync(process.execPath, [join(REPO, 'scripts/ci-count.mjs'), out], { encoding: 'utf8', cwd: REPO });
+    const listed = r.stdout.split('\n').filter((l) => l.startsWith('FAILED '));
+    expect(listed).toHaveLength(10); // one per failure counted
+    expect(listed).toContain('FAILED fixtures: test/fixtures/ci-count/failing-test.fixture.ts > fails: AssertionError: expected 1 to be 2 // Object.is equality');
+    expect(listed.filter((l) => l.includes('/before-all-fails.fixture.ts >'))).toHaveLength(5);
+    expect(listed.some((l) => l.startsWith('FAILED fixtures: test/fixtures/ci-count/load-fails.fixture.ts: '))).toBe(true);
   });
 });
