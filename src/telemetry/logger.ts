@@ -1,5 +1,6 @@
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
 import { createWriteStream } from 'node:fs';
+import { LEVEL_NAMES, PlainLine, type PlainFields, type PlainLevel } from './plain-line.js';
 
 /** The logger every component receives. Field names come from ./names.ts. */
 export interface Logger {
@@ -9,6 +10,12 @@ export interface Logger {
   info(obj: Record<string, unknown> | string, msg?: string): void;
   warn(obj: Record<string, unknown> | string, msg?: string): void;
   error(obj: Record<string, unknown> | string, msg?: string): void;
+  /**
+   * The same line as info()/warn()/... would write, for fields the agent builds itself (strings,
+   * numbers, booleans, arrays of strings), formatted without pino (see plain-line.ts). Absent where
+   * that shortcut is not offered (log_source_location, test loggers): callers fall back to the level methods.
+   */
+  plain?(level: PlainLevel, fields: PlainFields, msg: string): void;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -51,8 +58,8 @@ export function callerFields(stack: string | undefined): Record<string, string> 
 /** Keys that must never reach a log line whatever a caller passes. */
 const REDACT = ['privateKey', 'private_key', 'key', 'token', 'svid', 'jwt', 'joinToken', 'join_token', '*.privateKey', '*.token', '*.svid'];
 
-// logrus's names, which spire-agent prints: "warning", not "warn".
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARNING', 50: 'ERROR', 60: 'FATAL' };
+/** The REDACT paths that can apply to a plain line: its values are never objects, so only top-level keys. */
+const REDACT_TOP: ReadonlySet<string> = new Set(REDACT.filter((k) => !k.includes('.')));
 
 /**
  * Text output follows spire-agent's logrus text shape closely enough that operators'
@@ -91,7 +98,7 @@ const BATCH_MAX_CHARS = 64 * 1024;
  * connections writes once. A class, so the pending lines are fields, not closures per line.
  */
 class BatchedLines implements DestinationStream {
-  private pending: string[] = [];
+  private pending: (string | PlainLine)[] = [];
   private chars = 0;
   private scheduled: NodeJS.Immediate | undefined;
 
@@ -102,9 +109,25 @@ class BatchedLines implements DestinationStream {
 
   write(line: string): void {
     this.pending.push(line);
-    this.chars += line.length;
+    this.add(line.length);
+  }
+
+  /** A plain line, formatted at flush like the others. */
+  plain(line: PlainLine): void {
+    this.pending.push(line);
+    // Its length is not known before formatting; about what an audit record takes.
+    this.add(256);
+  }
+
+  private add(chars: number): void {
+    this.chars += chars;
     if (this.chars >= BATCH_MAX_CHARS) this.flush();
     else this.scheduled ??= setImmediate(this.flush);
+  }
+
+  private formatted(l: string | PlainLine): string {
+    if (typeof l !== 'string') return this.format ? l.text() : l.json();
+    return this.format ? this.format(l) : l;
   }
 
   readonly flush = (): void => {
@@ -114,8 +137,9 @@ class BatchedLines implements DestinationStream {
     const lines = this.pending;
     this.pending = [];
     this.chars = 0;
-    const format = this.format;
-    this.out.write(format ? lines.map(format).join('') : lines.join(''));
+    let text = '';
+    for (const l of lines) text += this.formatted(l);
+    this.out.write(text);
   };
 }
 
@@ -172,12 +196,34 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
       p.level = opts.level;
     },
   };
-  return { log: wrap(p), level, audit: wrap(auditRoot), flush: batch?.flush ?? noFlush };
+  // Plain lines go where pino's go, formatted as pino's would be; not with log_source_location, whose
+  // caller fields come from pino's mixin.
+  const json = opts.format === 'json';
+  const emit = opts.sourceLocation ? undefined : batch ? (l: PlainLine) => batch.plain(l) : (l: PlainLine) => out.write(json ? l.json() : l.text());
+  const plainRoot = emit ? { emit, bindings: {} } : undefined;
+  return { log: wrap(p, plainRoot), level, audit: wrap(auditRoot, plainRoot), flush: batch?.flush ?? noFlush };
 }
 
 function noFlush(): void {}
 
-function wrap(p: PinoLogger): Logger {
+interface PlainContext {
+  readonly emit: (line: PlainLine) => void;
+  readonly bindings: PlainFields;
+}
+
+/** Whether bindings can be written by PlainLine (no objects, errors, or arrays of other things). */
+function plainBindings(b: Record<string, unknown>): b is PlainFields {
+  for (const k in b) {
+    const v = b[k];
+    const t = typeof v;
+    if (t === 'string' || t === 'number' || t === 'boolean' || v === undefined) continue;
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) continue;
+    return false;
+  }
+  return true;
+}
+
+function wrap(p: PinoLogger, plain: PlainContext | undefined): Logger {
   const call =
     (fn: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
     (obj: Record<string, unknown> | string, msg?: string): void => {
@@ -185,12 +231,19 @@ function wrap(p: PinoLogger): Logger {
       else p[fn](obj, msg);
     };
   return {
-    child: (b) => wrap(p.child(b)),
+    child: (b) => wrap(p.child(b), plain && plainBindings(b) ? { emit: plain.emit, bindings: { ...plain.bindings, ...b } } : undefined),
     trace: call('trace'),
     debug: call('debug'),
     info: call('info'),
     warn: call('warn'),
     error: call('error'),
+    ...(plain
+      ? {
+          plain: (level: PlainLevel, fields: PlainFields, msg: string): void => {
+            if (p.isLevelEnabled(level)) plain.emit(new PlainLine(level, Date.now(), plain.bindings, fields, msg, REDACT_TOP));
+          },
+        }
+      : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chownSync, chmodSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -43,15 +43,24 @@ describe('peer tracking', () => {
     socket.destroy();
   });
 
-  it('refuses a caller whose start time changed (the pid now belongs to another process)', async () => {
+  it('without a pidfd (kernel < 5.3), refuses a caller whose start time changed (the pid now belongs to another process)', async () => {
     const { socket, child } = await acceptOne({});
     const real = new ProcReader();
     let calls = 0;
     const shifting = Object.assign(Object.create(real) as ProcReader, {
       startTime: async (pid: number) => (await real.startTime(pid)) + BigInt(calls++ === 0 ? 0 : 1),
     });
-    const caller = await new PeerTracker(libc, shifting).track(socket);
+    const noPidfd = { ...libc, pidfdOpen: () => -1 };
+    const caller = await new PeerTracker(noPidfd, shifting).track(socket);
     await expect(caller.checkAlive()).rejects.toThrow(/pid reused/);
+    expect(calls).toBe(2);
+    caller.close();
+    // With a pidfd that has not exited, the pid cannot have been reused: the start time is not read again.
+    calls = 0;
+    const pinned = await new PeerTracker(libc, shifting).track(socket);
+    await pinned.checkAlive();
+    expect(calls).toBe(1);
+    pinned.close();
     child.kill('SIGKILL');
     caller.close();
     socket.destroy();
@@ -84,7 +93,9 @@ describe('peer tracking', () => {
     const caller = await new PeerTracker(libc, new ProcReader()).track(socket);
     await caller.checkAlive();
     const deadline = Date.now() + 10_000;
-    while (!/\) Z /.test(readFileSync(`/proc/${caller.pid}/stat`, 'utf8'))) {
+    // A zombie once its other threads are gone too: until then the kernel still counts the thread
+    // group as exiting, and its pidfd (what checkAlive asks first) does not report it yet.
+    while (!/\) Z /.test(readFileSync(`/proc/${caller.pid}/stat`, 'utf8')) || readdirSync(`/proc/${caller.pid}/task`).length > 1) {
       if (Date.now() > deadline) throw new Error('the caller never became a zombie');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -231,13 +242,20 @@ describe('a tracker running as a non-root uid without CAP_KILL answers as root w
        const { ProcReader } = await load('proc/proc-reader.js');
        const path = fs.mkdtempSync('/tmp/peer-fds-') + '/s.sock';
        const accepted = new Promise((r) => net.createServer(r).listen(path, () => net.connect(path)));
-       const caller = await new PeerTracker(loadLibc(), new ProcReader()).track(await accepted);
+       const socket = await accepted;
+       // Without a pidfd (kernel < 5.3) the start time must be read again, which needs a descriptor;
+       // with one, the check opens nothing (a stat of /proc/<pid> only).
+       const caller = await new PeerTracker({ ...loadLibc(), pidfdOpen: () => -1 }, new ProcReader()).track(socket);
+       const pinned = await new PeerTracker(loadLibc(), new ProcReader()).track(socket);
        await caller.checkAlive();
        const held = [];
        try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch {}
-       try { await caller.checkAlive(); out({ ok: true }); } catch (e) { out({ code: e.code, message: e.message }); }
+       const res = {};
+       try { await caller.checkAlive(); res.ok = true; } catch (e) { res.code = e.code; res.message = e.message; }
+       try { await pinned.checkAlive(); res.pinned = 'ok'; } catch (e) { res.pinned = e.code; }
+       out(res);
        process.exit(0);`,
     );
-    expect(r).toMatchObject({ code: 'fd_exhausted', message: expect.stringMatching(/out of file descriptors/) });
+    expect(r).toMatchObject({ code: 'fd_exhausted', message: expect.stringMatching(/out of file descriptors/), pinned: 'ok' });
   });
 });
