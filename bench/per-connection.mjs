@@ -14,6 +14,7 @@
  *   - 1 client over BENCH_SEQ1 (500) connections: p50, per s.
  * Prints each round, then per target the median over rounds and its ratio to the floor (median of the
  * per-round ratios, with their range), the Node version and the load average.
+ * BENCH_FLOOR_WORKERS=N adds the floor served from N worker threads (bench/lib/floor-workers.mjs).
  * BENCH_ROUNDS (default 3); BENCH_AGENT_PROF=<dir> runs our agent and the floor with --cpu-prof into <dir>/<label>
  * (read with `node bench/lib/profile-top.mjs <file>`). Runs as root (clients run under uids 30000+).
  */
@@ -65,6 +66,13 @@ async function targets(dir, bins, server) {
   const prof = process.env.BENCH_AGENT_PROF;
   const floorFlags = prof ? ['--cpu-prof', '--cpu-prof-dir', join(prof, 'floor')] : [];
   list.push({ label: 'floor', socketPath: floorSock, start: () => spawnLogged(process.execPath, [...floorFlags, join(LIB, 'floor-server.mjs'), floorSock, canned.cert, canned.key], {}) });
+  // BENCH_FLOOR_WORKERS=N adds the floor served from N worker threads (floor-workers.mjs): what
+  // handing connections to workers buys on this machine before the agent is built that way.
+  const floorWorkers = Number(process.env.BENCH_FLOOR_WORKERS ?? 0);
+  if (floorWorkers > 0) {
+    const sock = join(dir, 'floor-workers.sock');
+    list.push({ label: `floor-w${floorWorkers}`, socketPath: sock, start: () => spawnLogged(process.execPath, [join(LIB, 'floor-workers.mjs'), sock, canned.cert, canned.key, String(floorWorkers)], {}) });
+  }
   const conf = await ourConf(entriesDoc(ENTRIES, `spiffe://${TD}/spire/agent/local`));
   for (const b of builds()) {
     const flags = prof ? ['--cpu-prof', '--cpu-prof-dir', join(prof, b.label)] : [];
