@@ -25,7 +25,9 @@ interface Compressor {
   read(): Buffer | null;
 }
 interface HpackModule {
-  decompressor: { create(o: { table: { size: number } }): Decompressor };
+  decompressor: { create(o: { table: { size: number } }): Decompressor; prototype: Decompressor };
+  decoder: { create(): Decompressor['_decoder'] };
+  table: { create(o: { size: number }): unknown };
   compressor: { create(o: { table: { size: number } }): Compressor };
 }
 
@@ -34,8 +36,21 @@ const hpack = createRequire(import.meta.url)('hpack.js') as HpackModule;
 /** SETTINGS_HEADER_TABLE_SIZE default, which Node's server keeps. */
 export const TABLE_SIZE = 4_096;
 
+/**
+ * A decompressor without its stream: hpack.js's Decompressor is a Duplex, but `_execute` (the
+ * per-field step driven here) uses only its byte decoder, its table, `push` and `updateTableSize`.
+ * The gate makes one per connection, and the Duplex's stream state was the largest allocation of
+ * its scan (issue 19's heap profile); the same prototype, with just those fields.
+ */
+function decompressor(): Decompressor {
+  const d = Object.create(hpack.decompressor.prototype) as Decompressor & { _table: unknown };
+  d._decoder = hpack.decoder.create();
+  d._table = hpack.table.create({ size: TABLE_SIZE });
+  return d;
+}
+
 export class BoundedHpackDecoder {
-  private readonly d = hpack.decompressor.create({ table: { size: TABLE_SIZE } });
+  private readonly d = decompressor();
   private out: HpackHeader[] = [];
 
   constructor(private readonly limits: Pick<H2Limits, 'maxHeaderListSize' | 'maxHeaderFields'>) {
