@@ -14,7 +14,8 @@
  *   - 1 client over BENCH_SEQ1 (500) connections: p50, per s.
  * Prints each round, then per target the median over rounds and its ratio to the floor (median of the
  * per-round ratios, with their range), the Node version and the load average.
- * BENCH_FLOOR_WORKERS=N adds the floor served from N worker threads (bench/lib/floor-workers.mjs).
+ * BENCH_FLOOR_WORKERS=N adds the floor served from N worker threads (bench/lib/floor-workers.mjs), with
+ * and without the caller's kernel identity taken on the accepting thread first ("-id").
  * BENCH_ROUNDS (default 3); BENCH_AGENT_PROF=<dir> runs our agent and the floor with --cpu-prof into <dir>/<label>
  * (read with `node bench/lib/profile-top.mjs <file>`). Runs as root (clients run under uids 30000+).
  */
@@ -71,7 +72,11 @@ async function targets(dir, bins, server) {
   const floorWorkers = Number(process.env.BENCH_FLOOR_WORKERS ?? 0);
   if (floorWorkers > 0) {
     const sock = join(dir, 'floor-workers.sock');
-    list.push({ label: `floor-w${floorWorkers}`, socketPath: sock, start: () => spawnLogged(process.execPath, [join(LIB, 'floor-workers.mjs'), sock, canned.cert, canned.key, String(floorWorkers)], {}) });
+    const args = [join(LIB, 'floor-workers.mjs'), sock, canned.cert, canned.key, String(floorWorkers)];
+    list.push({ label: `floor-w${floorWorkers}`, socketPath: sock, start: () => spawnLogged(process.execPath, args, {}) });
+    const idSock = join(dir, 'floor-workers-id.sock');
+    const idArgs = [join(LIB, 'floor-workers.mjs'), idSock, canned.cert, canned.key, String(floorWorkers)];
+    list.push({ label: `floor-w${floorWorkers}-id`, socketPath: idSock, start: () => spawnLogged(process.execPath, idArgs, { env: { ...process.env, FLOOR_IDENTIFY: '1' } }) });
   }
   const conf = await ourConf(entriesDoc(ENTRIES, `spiffe://${TD}/spire/agent/local`));
   for (const b of builds()) {

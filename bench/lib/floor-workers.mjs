@@ -10,6 +10,9 @@
  * them), the fd is dup(2)ed, the main thread's socket is destroyed (closing its own fd), and the copy
  * goes to the worker, which opens a net.Socket on it. Descriptors belong to the process, so this is
  * a number in a message, not a transfer.
+ * With FLOOR_IDENTIFY=1 the main thread first does what the agent's accepting thread would keep:
+ * the caller's identity from the kernel (this tree's dist/ PeerTracker: SO_PEERCRED, pidfd, start
+ * time), passed along with the fd, so the main thread's share of each connection can be read off.
  * Usage: node floor-workers.mjs <socket> <svid.der> <key.der> <workers>   (prints "ready")
  */
 import { chmodSync, readFileSync, rmSync } from 'node:fs';
@@ -31,14 +34,27 @@ if (isMainThread) {
     }),
   );
   let next = 0;
+  const { REPO } = await import('./common.mjs');
+  const tracker =
+    process.env.FLOOR_IDENTIFY === '1'
+      ? await (async () => {
+          const { PeerTracker } = await import(`${REPO}/dist/src/proc/peer-tracker.js`);
+          const { loadLibc } = await import(`${REPO}/dist/src/proc/libc.js`);
+          const { ProcReader } = await import(`${REPO}/dist/src/proc/proc-reader.js`);
+          return new PeerTracker(loadLibc(), new ProcReader());
+        })()
+      : undefined;
   rmSync(socketPath, { force: true });
-  const server = createServer({ pauseOnConnect: true }, (socket) => {
+  const server = createServer({ pauseOnConnect: true }, async (socket) => {
+    const caller = tracker ? await tracker.track(socket).catch(() => undefined) : undefined;
     const fd = socket._handle?.fd;
     const copy = typeof fd === 'number' && fd >= 0 ? dup(fd) : -1;
     socket.destroy();
     if (copy < 0) return;
-    workers[next].postMessage(copy);
+    workers[next].postMessage(caller ? { fd: copy, pid: caller.pid, uid: caller.uid, gid: caller.gid } : { fd: copy });
     next = (next + 1) % workers.length;
+    // The pidfd stays with the accepting thread in the agent; here nothing asks it again.
+    caller?.close();
   });
   server.listen(socketPath, () => {
     chmodSync(socketPath, 0o777);
@@ -55,6 +71,6 @@ if (isMainThread) {
   const server = new grpc.Server();
   server.addService(pkg.SpiffeWorkloadAPI.service, { FetchX509SVID: (call) => call.write(answer) });
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  parentPort.on('message', (fd) => injector.injectConnection(new Socket({ fd, readable: true, writable: true })));
+  parentPort.on('message', ({ fd }) => injector.injectConnection(new Socket({ fd, readable: true, writable: true })));
   parentPort.postMessage('ready');
 }
