@@ -1,12 +1,10 @@
-/** The version the agent prints and reports comes from package.json, in every layout it is installed in. */
+/** The version the agent prints and reports comes from package.json, in every layout it is installed in (the CLI's output: test/unit/cli/help.test.ts). */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { agentVersion } from '../../../src/agent/version.js';
-import { main } from '../../../src/cli/main.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const PACKAGE_VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -28,17 +26,6 @@ function tree(files: Record<string, string>, modulePath: string): string {
   return pathToFileURL(join(root, modulePath)).href;
 }
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.on('data', (d) => (stdout += String(d)));
-  err.on('data', (d) => (stderr += String(d)));
-  const code = await main(args, { stdout: out, stderr: err, env: {}, signal: new AbortController().signal });
-  return { code, stdout, stderr };
-}
-
 describe('agentVersion', () => {
   it("is package.json's version (from the sources, as the tests run them)", () => {
     expect(PACKAGE_VERSION).toMatch(/^\d+\.\d+\.\d+/);
@@ -55,15 +42,5 @@ describe('agentVersion', () => {
   it('says the installation is broken when no package.json of spiffe-agent is above it', () => {
     const from = tree({ 'package.json': JSON.stringify({ name: 'other', version: '1.0.0' }) }, 'dist/src/agent/version.js');
     expect(() => agentVersion(from)).toThrow(expect.objectContaining({ code: 'package_json_missing', message: expect.stringMatching(/^agent: no package.json of spiffe-agent with a version above .*; reinstall the package$/) }));
-  });
-});
-
-describe('spiffe-agent --version', () => {
-  it("prints package.json's version on stderr, exit 0, as spire-agent prints its own (mitchellh/cli)", async () => {
-    for (const flag of ['--version', '-version', '-v']) expect(await cli([flag])).toEqual({ code: 0, stdout: '', stderr: `${PACKAGE_VERSION}\n` });
-  });
-
-  it('`version` (ours; spire-agent has no such verb) prints it on stdout', async () => {
-    expect(await cli(['version'])).toEqual({ code: 0, stdout: `${PACKAGE_VERSION}\n`, stderr: '' });
   });
 });
