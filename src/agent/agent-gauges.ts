@@ -6,6 +6,7 @@
 import type { AuthorityStatus } from '../authority/types.js';
 import type { Clock } from '../clock.js';
 import type { Metrics } from '../telemetry/metrics/index.js';
+import { agentVersion } from './version.js';
 
 export interface AgentGaugeState {
   readonly authority: AuthorityStatus | undefined;
@@ -13,15 +14,12 @@ export interface AgentGaugeState {
   readonly openStreams: number;
 }
 
-/** What `spiffe-agent --version` prints (src/cli/main.ts). */
-const VERSION = '0.1.0';
-
 /** spire's SanitizeLabels: label values keep letters and digits only ("example.org" → "example_org"). */
 const sanitize = (v: string): string => v.replace(/[^a-zA-Z0-9]/g, '_');
 
 export function registerAgentGauges(metrics: Metrics, d: { startedAt: number; clock: Clock; trustDomain: string; serverMode: boolean; state: () => AgentGaugeState }): void {
   if (!metrics.enabled) return;
-  metrics.gauge(['started'], ['trust_domain_id', 'version']).set(1, sanitize(d.trustDomain), sanitize(VERSION));
+  metrics.gauge(['started'], ['trust_domain_id', 'version']).set(1, sanitize(d.trustDomain), sanitize(agentVersion()));
   const uptime = metrics.gauge(['uptime_in_ms']);
   const records = metrics.gauge(['lru_cache_record_map_size']);
   const svids = metrics.gauge(['lru_cache_svid_map_size']);

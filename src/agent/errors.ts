@@ -6,6 +6,6 @@ export {};
 
 declare module '../errors.js' {
   interface ErrorCodes {
-    agent: 'no_workload_attestor';
+    agent: 'no_workload_attestor' | 'package_json_missing';
   }
 }

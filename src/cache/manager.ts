@@ -1,26 +1,25 @@
 /**
  * The agent's cache of registration entries, workload X.509-SVIDs and JWT-SVIDs.
- * SVIDs are signed on demand for entries a connected workload matches, kept in an
- * LRU bounded by x509_svid_cache_max_size (entries a live subscriber uses are never
- * evicted), and rotated by one timer set to the earliest rotation time among the
- * SVIDs subscribers use. Every change (entries, bundles, rotation) is broadcast to
- * subscribers, which recompute their view and decide whether anything changed.
+ * SVIDs are signed on demand for entries a connected workload matches and kept in an LRU
+ * bounded by x509_svid_cache_max_size (src/cache/x509-svids.ts: signing and the LRU), and
+ * rotated by one timer set to the earliest rotation time among the SVIDs subscribers use. Every
+ * change (entries, bundles, rotation) is broadcast to subscribers, which recompute their view and
+ * decide whether anything changed.
  */
 import type { Authority, AuthoritySnapshot, RegistrationEntry, Selector, SignedJWTSVID, TrustBundle } from '../authority/types.js';
 import { setWallTimer, type Clock } from '../clock.js';
 import type { KeyType } from '../config/types.js';
-import { SpiffeAgentError, type ErrorCodes } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { F } from '../telemetry/names.js';
-import { WaveKeys, generateKeyAndCsrNow } from './keys.js';
 import { JWTSVIDs } from './jwt-svids.js';
 import { cacheLimit } from './limits.js';
-import { rotationTime, x509StillFresh } from './rotation.js';
 import { EntryIndex, dedupeHints } from './selectors.js';
 import { signedByAny, taintedAuthorities } from './taint.js';
-import { CacheSubscription, NO_ENTRIES, type BundleView, type SubState, type SubscriptionHost, type Subscription, type WorkloadView, type X509Identity } from './subscription.js';
+import { CacheSubscription, NO_ENTRIES, type BundleView, type SubState, type SubscriptionHost, type Subscription, type WorkloadView } from './subscription.js';
+import { X509SVIDs } from './x509-svids.js';
 
 export type { BundleView, Subscription, WorkloadView, X509Identity } from './subscription.js';
+export { CacheError } from './x509-svids.js';
 
 export interface CacheManagerOptions {
   readonly authority: Authority;
@@ -51,32 +50,16 @@ export interface CacheManagerOptions {
   readonly log: Logger;
 }
 
-declare module '../errors.js' {
-  interface ErrorCodes {
-    cache: 'sign_failed';
-  }
-}
-
-export class CacheError extends SpiffeAgentError<ErrorCodes['cache']> {}
-
 const ROTATION_BATCH_MAX_MS = 1_000;
 const ROTATION_BATCH_FRACTION = 0.02;
-/** After a failed renewal, when to try again (spire-agent's SVID sync also runs every few seconds). */
-const SIGN_RETRY_MS = 5_000;
 const TAINT_BATCH_SIZE = 100;
 const TAINT_BATCH_INTERVAL_MS = 5_000;
 
 export class CacheManager {
   private snap: AuthoritySnapshot;
   private index: EntryIndex;
-  private readonly svids = new Map<string, X509Identity>();
-  private readonly inflight = new Map<string, Promise<X509Identity>>();
-  /**
-   * A waiting workload's own signing of an entry whose wave signing (start-up prefetch, rotation)
-   * was already past the authority's queue: a fresh key and CSR in an urgent call. At most one per
-   * entry at a time; whichever of the two finishes first is kept (see signX509).
-   */
-  private readonly urgentSignings = new Map<string, Promise<X509Identity>>();
+  /** The X.509-SVIDs; signing and the LRU are its, rotation and notifying are this class's. */
+  private readonly x509: X509SVIDs;
   private readonly jwts: JWTSVIDs;
   private readonly subs = new Set<SubState>();
   /** How many subscribers use each entry id: the union of every `SubState.inUse`, kept as counts so a view costs O(its entries), not O(subscribers). */
@@ -85,15 +68,12 @@ export class CacheManager {
   private timerAt = Infinity;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
-  /** Signing has been failing (authority unreachable): logged once when it starts and once when it ends. */
-  private signingFailing = false;
   private rotationFailing = false;
   private processedTainted = new Set<string>();
   private prefetchDeferred = false;
-  private readonly waveKeys: WaveKeys;
 
   constructor(private readonly o: CacheManagerOptions) {
-    this.waveKeys = new WaveKeys(o.keyType);
+    this.x509 = new X509SVIDs({ ...o, inUse: () => this.inUse(), notify: (ids) => this.notify(ids), armTimer: () => this.armTimer() });
     this.snap = o.authority.snapshot();
     this.index = new EntryIndex(this.snap.entries);
     this.jwts = new JWTSVIDs({
@@ -125,6 +105,7 @@ export class CacheManager {
 
   close(): void {
     this.closed = true;
+    this.x509.close();
     this.unsubscribe?.();
     this.cancelTimer?.();
     this.subs.clear();
@@ -140,7 +121,7 @@ export class CacheManager {
   }
 
   get cachedX509Count(): number {
-    return this.svids.size;
+    return this.x509.svids.size;
   }
 
   get cachedJWTCount(): number {
@@ -180,7 +161,7 @@ export class CacheManager {
   private readonly subHost: SubscriptionHost = {
     view: async (state) => {
       const entries = this.match(state.selectors);
-      const identities = await Promise.all(entries.map((e) => this.x509ForWorkload(e)));
+      const identities = await Promise.all(entries.map((e) => this.x509.x509ForWorkload(e)));
       this.setInUse(state, new Set(entries.map((e) => e.id)));
       this.armTimer();
       return { identities, ...this.bundlesFor(entries) };
@@ -190,147 +171,19 @@ export class CacheManager {
     close: (state) => {
       if (!this.subs.delete(state)) return;
       this.setInUse(state, NO_ENTRIES);
-      this.evict();
+      this.x509.evict();
     },
   };
 
   /** One-shot identities for a unary call (FetchJWTSVID needs no X.509 signing). */
   async x509For(selectors: readonly Selector[]): Promise<WorkloadView> {
     const entries = this.match(selectors);
-    const identities = await Promise.all(entries.map((e) => this.x509ForWorkload(e)));
+    const identities = await Promise.all(entries.map((e) => this.x509.x509ForWorkload(e)));
     return { identities, ...this.bundlesFor(entries) };
-  }
-
-  /**
-   * ensureX509 for a workload that is waiting: a signing already under way for a prefetch or a
-   * rotation wave (hundreds of CSRs at start-up with a server) is moved ahead of that wave.
-   */
-  private x509ForWorkload(entry: RegistrationEntry): Promise<X509Identity> {
-    const due = this.o.serveDueX509 ? this.dueButValid(entry) : undefined;
-    if (due) return Promise.resolve(due);
-    const pending = this.inflight.get(entry.id);
-    if (!pending) return this.ensureX509(entry);
-    // The embedded authority signs at once; a CSR still in the server authority's queue moves ahead.
-    if (!this.o.authority.expediteX509SVID || this.o.authority.expediteX509SVID(entry.id)) return pending;
-    // Its key is still being generated behind the wave, or its CSR is inside a batch of up to 500
-    // with the server: sign once more, urgently, and take whichever comes first.
-    let own = this.urgentSignings.get(entry.id);
-    if (!own) {
-      own = this.signX509(entry, true).finally(() => this.urgentSignings.delete(entry.id));
-      this.urgentSignings.set(entry.id, own);
-    }
-    return firstOf(pending, own);
-  }
-
-  /**
-   * The cached SVID of `entry` when it is past its rotation time but still valid, with its renewal
-   * started behind if none is under way (rotateDue's, or an earlier caller's). A renewal started
-   * here tells the entry's subscribers when it brings a new SVID.
-   */
-  private dueButValid(entry: RegistrationEntry): X509Identity | undefined {
-    const cached = this.svids.get(entry.id);
-    const now = this.o.clock.now();
-    if (!cached || cached.entry.revisionNumber !== entry.revisionNumber || cached.entry.spiffeId !== entry.spiffeId) return undefined;
-    if (now < cached.notBefore || now >= cached.notAfter || x509StillFresh(now, cached.notBefore, cached.rotateAt)) return undefined;
-    if (!this.inflight.has(entry.id)) {
-      this.ensureX509(entry, true).then(
-        (next) => next.serial !== cached.serial && this.notify(new Set([entry.id])),
-        () => undefined, // ensureX509 logs; rotateDue retries
-      );
-    }
-    return cached;
   }
 
   jwtFor(entry: RegistrationEntry, audience: readonly string[]): Promise<SignedJWTSVID> {
     return this.jwts.fetch(entry, audience);
-  }
-
-  private ensureX509(entry: RegistrationEntry, force = false): Promise<X509Identity> {
-    const now = this.o.clock.now();
-    const cached = this.svids.get(entry.id);
-    if (!force && cached && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId && x509StillFresh(now, cached.notBefore, cached.rotateAt)) {
-      // Refresh LRU position.
-      this.svids.delete(entry.id);
-      this.svids.set(entry.id, cached.entry === entry ? cached : { ...cached, entry });
-      return Promise.resolve(this.svids.get(entry.id)!);
-    }
-    const pending = this.inflight.get(entry.id);
-    if (pending) return pending;
-    // Stale by the clock alone (the entry is unchanged): the wall clock jumped, or the loop is late, and
-    // this caller got here before the rotation timer's next look. Its new SVID replaces the one every open
-    // stream of the entry holds, and nothing else would tell them until their next re-attestation tick.
-    const staleByClock = !force && cached !== undefined && cached.entry.revisionNumber === entry.revisionNumber && cached.entry.spiffeId === entry.spiffeId;
-    const p = this.signX509(entry)
-      .then((identity) => {
-        if (this.signingFailing) this.o.log.info({ [F.spiffeId]: entry.spiffeId }, 'X.509-SVID signing works again');
-        this.signingFailing = false;
-        if (staleByClock && identity.serial !== cached.serial) this.notify(new Set([entry.id]));
-        return identity;
-      })
-      .catch((err: unknown) => {
-        if (!cached || cached.entry.spiffeId !== entry.spiffeId || this.closed) throw err;
-        // Retry in a while rather than at once: the SVID stays due, and an immediate timer would spin.
-        const now = this.o.clock.now();
-        const retry = { ...cached, rotateAt: now + SIGN_RETRY_MS };
-        if (this.svids.get(entry.id) === cached) this.svids.set(entry.id, retry);
-        // The authority is unreachable: an SVID that is due for rotation but still valid keeps serving.
-        if (now >= cached.notAfter) throw err;
-        if (!this.signingFailing) {
-          this.o.log.warn({ [F.spiffeId]: entry.spiffeId, [F.error]: (err as Error).message }, 'Could not renew X.509-SVIDs; serving the cached ones until they can be renewed');
-        }
-        this.signingFailing = true;
-        return retry;
-      })
-      .finally(() => this.inflight.delete(entry.id));
-    this.inflight.set(entry.id, p);
-    return p;
-  }
-
-  /**
-   * `urgent`: a workload waits (its key is made on the spot, its CSR skips the queue). When another
-   * signing of the same entry (the wave's, or a workload's urgent one) stored a new SVID meanwhile,
-   * that one is kept and returned: the cache holds one SVID per entry and a workload's view does
-   * not change twice.
-   */
-  private async signX509(entry: RegistrationEntry, urgent = false): Promise<X509Identity> {
-    const before = this.svids.get(entry.id)?.serial;
-    const newer = (): X509Identity | undefined => {
-      const cur = this.svids.get(entry.id);
-      return cur && cur.serial !== before && cur.entry.revisionNumber === entry.revisionNumber && cur.entry.spiffeId === entry.spiffeId ? cur : undefined;
-    };
-    const { pkcs8, csrDer } = await (urgent ? generateKeyAndCsrNow(this.o.keyType) : this.waveKeys.next());
-    const done = newer();
-    if (done) return done;
-    const issuedAt = this.o.clock.now();
-    let signed;
-    try {
-      signed = await this.o.authority.signX509SVID(entry, csrDer, { urgent });
-    } catch (err) {
-      throw new CacheError('sign_failed', `cache: could not obtain an X.509-SVID for ${entry.spiffeId}: ${(err as Error).message}`, { cause: err });
-    }
-    const raced = newer();
-    if (raced) return raced;
-    const identity: X509Identity = {
-      entry,
-      chain: signed.chain,
-      keyPkcs8: pkcs8,
-      serial: signed.serial,
-      notBefore: signed.notBefore,
-      notAfter: signed.notAfter,
-      // notBefore is backdated for clock skew; half-life counts from when we got the SVID,
-      // otherwise a short TTL would look "past half-life" at once and rotate in a loop.
-      rotateAt: rotationTime(Math.max(signed.notBefore, issuedAt), signed.notAfter, this.o.availabilityTargetMs),
-    };
-    if (this.closed) return identity;
-    this.svids.delete(entry.id);
-    this.svids.set(entry.id, identity);
-    this.o.log.debug(
-      { [F.entryId]: entry.id, [F.spiffeId]: entry.spiffeId, [F.serial]: signed.serial, [F.expiresAt]: new Date(signed.notAfter).toISOString() },
-      'X.509-SVID issued',
-    );
-    this.evict();
-    this.armTimer();
-    return identity;
   }
 
   private inUse(): { has(id: string): boolean } {
@@ -347,22 +200,11 @@ export class CacheManager {
     state.inUse = next;
   }
 
-  /** Drops least-recently-used SVIDs nobody subscribes to, down to the configured size. */
-  private evict(): void {
-    const max = cacheLimit(this.o.x509CacheMaxSize);
-    if (this.svids.size <= max) return;
-    const used = this.inUse();
-    for (const id of this.svids.keys()) {
-      if (this.svids.size <= max) break;
-      if (!used.has(id)) this.svids.delete(id);
-    }
-  }
-
   private armTimer(): void {
     if (this.closed) return;
     const used = this.inUse();
     let next = Infinity;
-    for (const [id, s] of this.svids) if ((this.o.prefetchX509 || used.has(id)) && s.rotateAt < next) next = s.rotateAt;
+    for (const [id, s] of this.x509.svids) if ((this.o.prefetchX509 || used.has(id)) && s.rotateAt < next) next = s.rotateAt;
     if (next === this.timerAt) return;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
@@ -381,16 +223,16 @@ export class CacheManager {
     const now = this.o.clock.now();
     const used = this.inUse();
     const due: RegistrationEntry[] = [];
-    for (const [id, s] of this.svids) {
+    for (const [id, s] of this.x509.svids) {
       // SVIDs signed moments apart fall due moments apart; rotating those within a small
       // window together turns many wake-ups of every stream into one wave.
       const window = Math.min(ROTATION_BATCH_MAX_MS, (s.notAfter - s.notBefore) * ROTATION_BATCH_FRACTION);
       if (s.rotateAt > now + window && now >= s.notBefore) continue;
       if (this.o.prefetchX509 || used.has(id)) due.push(s.entry);
-      else this.svids.delete(id);
+      else this.x509.svids.delete(id);
     }
     if (due.length > 0) {
-      const results = await Promise.allSettled(due.map((e) => this.ensureX509(e, true)));
+      const results = await Promise.allSettled(due.map((e) => this.x509.ensureX509(e, true)));
       // One warning per wave of failures, not one per SVID every retry through a long outage.
       const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: due[i]!.id, err: r.reason as Error }] : []));
       if (failed.length > 0) {
@@ -416,12 +258,12 @@ export class CacheManager {
   /** Signs SVIDs for entries without one while there is room; a failure is retried on the next change or rotation. */
   private prefetch(): void {
     if (!this.o.prefetchX509 || this.closed || this.prefetchDeferred) return;
-    let room = cacheLimit(this.o.x509CacheMaxSize) - this.svids.size - this.inflight.size;
+    let room = cacheLimit(this.o.x509CacheMaxSize) - this.x509.svids.size - this.x509.signingCount;
     for (const e of this.index.entries) {
       if (room <= 0) break;
-      if (this.svids.has(e.id) || this.inflight.has(e.id)) continue;
+      if (this.x509.svids.has(e.id) || this.x509.signing(e.id)) continue;
       room--;
-      this.ensureX509(e).catch((err: Error) => this.o.log.debug({ [F.entryId]: e.id, [F.error]: err.message }, 'Could not prefetch an X.509-SVID; will retry'));
+      this.x509.ensureX509(e).catch((err: Error) => this.o.log.debug({ [F.entryId]: e.id, [F.error]: err.message }, 'Could not prefetch an X.509-SVID; will retry'));
     }
   }
 
@@ -429,7 +271,7 @@ export class CacheManager {
     this.snap = snap;
     this.index = new EntryIndex(snap.entries);
     const live = new Set(snap.entries.map((e) => e.id));
-    for (const id of [...this.svids.keys()]) if (!live.has(id)) this.svids.delete(id);
+    for (const id of [...this.x509.svids.keys()]) if (!live.has(id)) this.x509.svids.delete(id);
     this.jwts.forget(snap);
     if (this.markTainted(snap)) this.armTimer();
     this.prefetch();
@@ -444,12 +286,12 @@ export class CacheManager {
     const authorities = taintedAuthorities({ ...snap.bundle, taintedX509Authorities: fresh });
     const now = this.o.clock.now();
     let n = 0;
-    for (const [id, s] of this.svids) {
+    for (const [id, s] of this.x509.svids) {
       if (!signedByAny(s.chain, authorities)) continue;
       // As spire-agent: batches of 100 every 5 s, the first after 5 s, so the agent's own SVID
       // (checked every 5 s) moves off the tainted authority first and the server is not flooded.
       const at = now + TAINT_BATCH_INTERVAL_MS * (1 + Math.floor(n / TAINT_BATCH_SIZE));
-      if (s.rotateAt > at) this.svids.set(id, { ...s, rotateAt: at });
+      if (s.rotateAt > at) this.x509.svids.set(id, { ...s, rotateAt: at });
       n++;
     }
     if (n > 0) this.o.log.info({ [F.count]: n }, 'X.509 authority tainted; re-signing the SVIDs it signed');
@@ -467,18 +309,4 @@ export class CacheManager {
       }
     }
   }
-}
-
-/** The first of two signings of one entry to succeed; rejects with the first's error when both fail. */
-function firstOf(a: Promise<X509Identity>, b: Promise<X509Identity>): Promise<X509Identity> {
-  return new Promise((resolve, reject) => {
-    let failed = 0;
-    let firstErr: unknown;
-    const fail = (which: number) => (err: unknown) => {
-      if (which === 0) firstErr = err;
-      if (++failed === 2) reject(firstErr);
-    };
-    a.then(resolve, fail(0));
-    b.then(resolve, fail(1));
-  });
 }

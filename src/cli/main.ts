@@ -14,11 +14,10 @@
  * answers it with the top-level list and exit 127).
  */
 import { constants } from 'node:os';
+import { agentVersion } from '../agent/version.js';
 import { HELP_FLAGS, type CliIO, type Command } from './flags.js';
 
 type Loader = () => Promise<{ run: Command }>;
-
-const VERSION = '0.1.0';
 
 /** Verb → module and synopsis (spire-agent's words where it has the verb). */
 const COMMANDS: ReadonlyMap<string, readonly [Loader, string]> = new Map([
@@ -98,7 +97,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const topFlags = (start < 0 ? head : argv.slice(0, start)).filter((a) => a.startsWith('-') && !HELP_FLAGS.includes(a));
   const version = topFlags.some((a) => ['-v', '-version', '--version'].includes(a));
   if (version) {
-    io.stderr.write(`${VERSION}\n`);
+    io.stderr.write(`${agentVersion()}\n`);
     return 0;
   }
   if (start < 0) {
@@ -120,7 +119,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (argv[start] === 'version' && start === 0 && argv.length === 1) {
-    io.stdout.write(`${VERSION}\n`);
+    io.stdout.write(`${agentVersion()}\n`);
     return 0;
   }
   const key = longestKey(argv, start);

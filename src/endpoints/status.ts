@@ -171,6 +171,7 @@ const TABLE: Record<Exclude<ErrorCode, StatusErrorCode>, grpc.status> = {
   config_unreadable: INTERNAL,
   usage: INTERNAL,
   no_workload_attestor: INTERNAL,
+  package_json_missing: INTERNAL,
   metrics_listen_failed: INTERNAL,
   socket_path_taken: INTERNAL,
   admin_socket_path_invalid: INTERNAL,

@@ -8,19 +8,61 @@
  * authority of the bundle of the trust domain named in the leaf, not of just any trust domain.
  */
 import { X509Certificate } from 'node:crypto';
-import { X509SVIDError, type BundleSource, type SpiffeId, type X509Bundle } from '../../svid/index.js';
+import { EncodingError, X509SVIDError, type BundleSource, type SpiffeId, type X509Bundle } from '../../svid/index.js';
 import { certFacts, type CertFacts } from '../../svid/x509-cert.js';
 import { checkLeaf, checkSigning } from '../../svid/x509-checks.js';
 
 /** Longer chains than this are refused rather than walked (Go's verifier bounds its search too). */
 const MAX_CHAIN = 10;
 
-function checkTime(f: CertFacts, now: Date, role: string): void {
-  if (now < f.cert.notBefore) {
-    throw new X509SVIDError('not_yet_valid', `x509svid: ${role} certificate is not valid until ${f.cert.notBefore.toISOString()} (now ${now.toISOString()})`);
+interface Parsed {
+  der: Uint8Array;
+  facts: CertFacts;
+  cert: X509Certificate;
+}
+
+/**
+ * Both parsers, under one typed error. The peer's bytes are outside input: a DER framing error
+ * (EncodingError), an ASN.1 error from @peculiar/x509 or one from OpenSSL (X509Certificate) was
+ * thrown as is, so a caller that only expects X509SVIDError saw a bare Error (found by
+ * test/unit/fuzz/sdk-tls.fuzz.test.ts). A bundle authority passed @peculiar/x509 when the bundle
+ * was built, but OpenSSL can still refuse it, so the bundle's certificates go through here too.
+ */
+function parse(der: Uint8Array, what: string): Parsed {
+  try {
+    return { der, facts: certFacts(der), cert: new X509Certificate(der) };
+  } catch (cause) {
+    const pem = cause instanceof EncodingError && cause.reason === 'pem_not_der';
+    throw new X509SVIDError(pem ? 'pem_not_der' : 'bad_der', `x509svid: ${what} is not a DER certificate: ${(cause as Error).message}`, { cause });
   }
-  if (now > f.cert.notAfter) {
-    throw new X509SVIDError('expired', `x509svid: ${role} certificate expired at ${f.cert.notAfter.toISOString()} (now ${now.toISOString()})`);
+}
+
+/**
+ * @peculiar/x509 reads a UTCTime with a non-digit in it (a NUL, a letter) as 1899-11-30 instead of
+ * failing, so a certificate whose notBefore is garbled looked valid since 1899 (a bundle authority
+ * is not checked against its own signature, so a garbled one got through; found by
+ * test/unit/fuzz/sdk-tls.fuzz.test.ts). OpenSSL refuses such a time ("Bad time value"), as it does
+ * in the handshake. A time is only trusted when both parsers read it and agree on it (to the second
+ * OpenSSL prints).
+ */
+function validity(p: Parsed, role: string): { notBefore: Date; notAfter: Date } {
+  const read = (ours: Date, openssl: string, field: string): Date => {
+    const theirs = new Date(openssl).getTime();
+    if (!Number.isFinite(ours.getTime()) || !Number.isFinite(theirs) || Math.abs(ours.getTime() - theirs) >= 1000) {
+      throw new X509SVIDError('bad_validity', `x509svid: ${role} certificate has a malformed ${field} time (OpenSSL reads ${JSON.stringify(openssl)}); the certificate is corrupt`);
+    }
+    return ours;
+  };
+  return { notBefore: read(p.facts.cert.notBefore, p.cert.validFrom, 'notBefore'), notAfter: read(p.facts.cert.notAfter, p.cert.validTo, 'notAfter') };
+}
+
+function checkTime(p: Parsed, now: Date, role: string): void {
+  const { notBefore, notAfter } = validity(p, role);
+  if (now < notBefore) {
+    throw new X509SVIDError('not_yet_valid', `x509svid: ${role} certificate is not valid until ${notBefore.toISOString()} (now ${now.toISOString()})`);
+  }
+  if (now > notAfter) {
+    throw new X509SVIDError('expired', `x509svid: ${role} certificate expired at ${notAfter.toISOString()} (now ${now.toISOString()})`);
   }
 }
 
@@ -47,29 +89,28 @@ export function verifyPeerChain(
 ): { id: SpiffeId; chain: Uint8Array[] } {
   if (chain.length === 0) throw new X509SVIDError('empty_chain', 'x509svid: the peer presented no certificate');
   if (chain.length > MAX_CHAIN) throw new X509SVIDError('chain_too_long', `x509svid: the peer presented more than ${MAX_CHAIN} certificates`);
-  const facts = chain.map((der) => certFacts(der));
+  const parsed = chain.map((der, i) => parse(der, `certificate ${i} of the peer's chain`));
+  const facts = parsed.map((p) => p.facts);
+  const certs = parsed.map((p) => p.cert);
   const leaf = facts[0] as CertFacts;
   const id = checkLeaf(leaf);
   const bundle = bundles.bundleFor(id.trustDomain);
   if (!bundle) throw new X509SVIDError('no_bundle', `x509svid: could not get X509 bundle for trust domain "${id.trustDomain.name}"`);
-  const authorities = bundle.authorities();
-  const roots = authorities.map((der) => ({ der, cert: new X509Certificate(der), facts: certFacts(der) }));
-  const certs = chain.map((der) => new X509Certificate(der));
+  const roots = bundle.authorities().map((der, i) => parse(der, `authority ${i} of the bundle of trust domain "${id.trustDomain.name}"`));
 
-  checkTime(leaf, now, 'leaf');
+  checkTime(parsed[0] as Parsed, now, 'leaf');
   for (let i = 0; i < certs.length; i++) {
     const cur = certs[i] as X509Certificate;
     const root = roots.find((r) => signedBy(cur, r.cert));
     if (root) {
-      checkTime(root.facts, now, 'bundle authority');
+      checkTime(root, now, 'bundle authority');
       const path = chain.slice(0, i + 1).map((d) => Buffer.from(d));
       return { id, chain: sameDer(path[path.length - 1] as Uint8Array, root.der) ? path : [...path, Buffer.from(root.der)] };
     }
     const next = certs[i + 1];
     if (!next || !signedBy(cur, next)) break;
-    const f = facts[i + 1] as CertFacts;
-    checkSigning(f, i + 1);
-    checkTime(f, now, 'intermediate');
+    checkSigning(facts[i + 1] as CertFacts, i + 1);
+    checkTime(parsed[i + 1] as Parsed, now, 'intermediate');
   }
   throw new X509SVIDError(
     'unverifiable',

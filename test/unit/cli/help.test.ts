@@ -6,7 +6,7 @@
  * spiffe-agent differs on purpose the row says so (`ours`) and README "Differences" has the line.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -132,6 +132,13 @@ describe('help and usage, as spire-agent v1.13.3', () => {
     if (!spire) return;
     const r = spawnSync(spire.agent, row.args, { encoding: 'utf8', cwd: mkdtempSync(join(tmpdir(), 'cli-help-spire-')), timeout: 10_000 });
     check({ code: r.status ?? -1, stdout: r.stdout.replaceAll('spire-agent', 'AGENT'), stderr: r.stderr.replaceAll('spire-agent', 'AGENT') }, row.spire);
+  });
+
+  it("--version prints package.json's version as spire-agent prints its own (stderr, exit 0); `version` (ours) prints it on stdout", async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-version', '-v']) expect(await runOurs([flag])).toEqual({ code: 0, stdout: '', stderr: `${version}\n` });
+    expect(await runOurs(['version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    if (spire) expect(spawnSync(spire.agent, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stderr).toMatch(/^\d+\.\d+\.\d+\S*\n$/);
   });
 
   it.runIf(spire)('every verb takes the flags spire-agent v1.13.3 takes, with the same type words', async () => {

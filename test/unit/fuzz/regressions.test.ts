@@ -34,3 +34,35 @@ describe('regressions: PEM decoding is linear', () => {
     expect(pemDecode(text, 'CERTIFICATE')).toEqual([]);
   });
 });
+
+describe('fuzz regressions: SDK TLS peer verification', () => {
+  it('verifyPeerChain refuses bytes that are no DER certificate with X509SVIDError, not the parser\'s own error', async () => {
+    const { verifyPeerChain } = await import('../../../src/sdk/tls/index.js');
+    const { BundleSet } = await import('../../../src/svid/index.js');
+    const ca = await TestCA.create('example.org');
+    const svid = await ca.createX509SVID('spiffe://example.org/w');
+    const bundles = new BundleSet([ca.bundle()]);
+    const pem = new Uint8Array(Buffer.from('-----BEGIN CERTIFICATE-----\n'));
+    expect(() => verifyPeerChain([pem], bundles)).toThrow(expect.objectContaining({ name: 'X509SVIDError', reason: 'pem_not_der' }));
+    expect(() => verifyPeerChain([svid.chain[0]!, new Uint8Array([1, 2, 3])], bundles)).toThrow(
+      expect.objectContaining({ name: 'X509SVIDError', reason: 'bad_der', message: expect.stringMatching(/^x509svid: certificate 1 of the peer's chain is not a DER certificate: /) }),
+    );
+  });
+
+  it('verifyPeerChain refuses a bundle authority whose notBefore is garbled (@peculiar/x509 read it as 1899, so it looked valid)', async () => {
+    const { verifyPeerChain } = await import('../../../src/sdk/tls/index.js');
+    const { BundleSet, X509Bundle, TrustDomain } = await import('../../../src/svid/index.js');
+    const ca = await TestCA.create('example.org');
+    const svid = await ca.createX509SVID('spiffe://example.org/w');
+    const root = ca.der().slice();
+    // Validity: SEQUENCE (30 1e) of two 13-byte UTCTimes (17 0d "YYMMDDhhmmssZ"); a NUL in the first one's digits.
+    const at = Buffer.from(root).indexOf(Buffer.from([0x30, 0x1e, 0x17, 0x0d]));
+    expect(at).toBeGreaterThan(0);
+    root[at + 6] = 0x00;
+    const garbled = new X509Bundle(TrustDomain.parse('example.org'), [root]);
+    expect(() => verifyPeerChain([svid.chain[0]!], new BundleSet([garbled]))).toThrow(
+      expect.objectContaining({ name: 'X509SVIDError', reason: 'bad_validity', message: expect.stringMatching(/^x509svid: bundle authority certificate has a malformed notBefore time/) }),
+    );
+    expect(verifyPeerChain([svid.chain[0]!], new BundleSet([ca.bundle()])).id.toString()).toBe('spiffe://example.org/w');
+  });
+});
