@@ -22,6 +22,7 @@ const NEEDS_ROOT = [
   'test/integration/admin-hardening.test.ts',
   'test/integration/attack-accept.test.ts',
   'test/integration/attack-h2.test.ts',
+  'test/integration/attack-http-listeners.test.ts',
   'test/integration/fuzz-h2.test.ts',
   'test/integration/soak-smoke.test.ts',
   'test/integration/unit-privileges.test.ts',

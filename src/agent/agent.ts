@@ -108,7 +108,7 @@ export class Agent {
     await metricsServer?.listen();
     registerAgentGauges(metrics, { startedAt, clock, trustDomain: a.trustDomain, serverMode: config.mode === 'server', state: () => this.gaugeState() });
     await mkdir(a.dataDir, { recursive: true, mode: 0o700 });
-    this.health = new HealthHttpListener(config.healthChecks, () => this.isReady);
+    this.health = new HealthHttpListener(config.healthChecks, () => this.isReady, (err) => log.warn({ [F.error]: err.message }, 'Health check listener cannot accept connections'));
     await this.health.listen();
     const proc = new ProcReader(this.d.procRoot ?? '/proc');
     // The file's text puts line numbers on plugin_data problems, as `validate` reports them.

@@ -3,14 +3,16 @@
  * promhttp handler answers, from before node attestation on (spire issue 7164: a failing attestation
  * must not hide the metrics that would show it).
  */
-import { createServer, type Server } from 'node:http';
+import { createBoundedHttpServer, type BoundedHttpServer, type HttpAnswer } from '../../net/bounded-http-server.js';
 import type { Logger } from '../logger.js';
 import { F } from '../names.js';
 import { MetricsError } from './errors.js';
 import type { PrometheusMetrics } from './prometheus.js';
 
 export class MetricsServer {
-  private server: Server | undefined;
+  private server: BoundedHttpServer | undefined;
+  /** The scrape in progress, shared by every request that arrives meanwhile. */
+  private scraping: ReturnType<PrometheusMetrics['scrape']> | undefined;
 
   constructor(
     private readonly metrics: PrometheusMetrics,
@@ -23,42 +25,48 @@ export class MetricsServer {
     const { host, port } = this.where;
     if (host !== 'localhost') this.log.warn({ host, port }, 'Agent is now configured to accept remote network connections for Prometheus stats collection. Please ensure access to this port is tightly controlled');
     this.log.info({ host, port }, 'Starting prometheus exporter');
-    const server = createServer((req, res) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD' }).end();
-        return;
-      }
-      this.metrics.scrape().then(
-        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(req.method === 'HEAD' ? undefined : body),
-        (err: unknown) => {
+    const server = createBoundedHttpServer(
+      async (req): Promise<HttpAnswer> => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, headers: { allow: 'GET, HEAD' } };
+        try {
+          const { contentType, body } = await this.sharedScrape();
+          return { status: 200, headers: { 'content-type': contentType }, body };
+        } catch (err) {
           this.log.warn({ [F.error]: err instanceof Error ? err.message : String(err) }, 'Prometheus scrape failed');
-          res.writeHead(500).end();
-        },
-      );
-    });
-    // A scraper that holds a connection open must not keep the agent from exiting.
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 10_000;
+          return { status: 500 };
+        }
+      },
+      (err) => this.log.warn({ [F.error]: err.message }, 'Prometheus listener cannot accept connections'),
+    );
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
+      const failed = (err: NodeJS.ErrnoException): void =>
         reject(
           new MetricsError(
             'metrics_listen_failed',
             `metrics: cannot listen on ${host}:${port} for Prometheus (${err.code ?? err.message}); free the port or set another telemetry.Prometheus.port`,
             { cause: err },
           ),
-        ),
-      );
+        );
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => this.log.warn({ [F.error]: err.message }, 'Prometheus listener stopped unexpectedly'));
+        server.off('error', failed);
         resolve();
       });
     });
     server.unref();
     const addr = server.address();
     return { port: typeof addr === 'object' && addr ? addr.port : port };
+  }
+
+  /**
+   * One scrape serves every request that arrives while it runs: each costs milliseconds of the
+   * agent's only thread, so a local user's concurrent requests would otherwise queue the Workload
+   * API and real scrapes behind as many scrapes.
+   */
+  private sharedScrape(): ReturnType<PrometheusMetrics['scrape']> {
+    this.scraping ??= this.metrics.scrape().finally(() => (this.scraping = undefined));
+    return this.scraping;
   }
 
   async close(): Promise<void> {

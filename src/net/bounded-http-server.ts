@@ -1,0 +1,106 @@
+/**
+ * The HTTP/1.1 responder behind the agent's TCP listeners (Prometheus exposition, health probes):
+ * one GET per connection, answered with `Connection: close`. Any local user can reach 127.0.0.1,
+ * so what one connection can cost the agent is bounded: its request head (16 KiB, 10 s), one
+ * answer, and a descriptor among at most MAX_HTTP_CONNECTIONS per listener
+ * (test/integration/attack-http-listeners.test.ts attacks it).
+ *
+ * Not node:http, because node:http parses every request in a 64 KiB read before anything can stop
+ * it: a client pipelining thousands of requests made the agent build and then abort about 2,000
+ * request objects per read (150 ms of its one thread each, 300 MiB of RSS for 40 such clients), and
+ * real scrapes waited 5–7 s. Prometheus and the kubelet send one request per scrape or probe and
+ * reconnect when told to close; spire-agent (Go's net/http, 10 s ReadHeaderTimeout) keeps the
+ * connection alive between them.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+
+/**
+ * Connections one listener holds at once. Prometheus and the kubelet need one or two each; the bound
+ * keeps the listeners far from a 1,024 open-file limit, where the Workload API would be refused.
+ */
+export const MAX_HTTP_CONNECTIONS = 16;
+/** Request line and headers; node:http's default (Go allows 1 MiB). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** Go's ReadHeaderTimeout in spire-agent's listeners; also bounds how long an unread answer holds its connection. */
+export const HEAD_TIMEOUT_MS = 10_000;
+
+export interface HttpRequestHead {
+  readonly method: string;
+  /** The request target as sent (path and query). */
+  readonly target: string;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+}
+
+const REASONS: Readonly<Record<number, string>> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error' };
+const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/;
+
+/** A listener that `close()` alone would keep open until its clients hang up. */
+export type BoundedHttpServer = Server & { closeAllConnections(): void };
+
+export function createBoundedHttpServer(handle: (req: HttpRequestHead) => HttpAnswer | Promise<HttpAnswer>, onError: (err: Error) => void, maxConnections = MAX_HTTP_CONNECTIONS): BoundedHttpServer {
+  // Open connections in the order they came in, and whether each has sent its request.
+  const open = new Map<Socket, { answered: boolean }>();
+  let failing = false;
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    failing = false;
+    const state = { answered: false };
+    open.set(socket, state);
+    socket.once('close', () => open.delete(socket));
+    if (open.size > maxConnections) {
+      // Full: the oldest connection still silent gives way, so connections an attacker holds open
+      // cannot keep a real scrape out; only when every one is being answered is the newcomer refused.
+      const victim = [...open].find(([s, st]) => !st.answered && s !== socket)?.[0] ?? socket;
+      open.delete(victim);
+      victim.destroy();
+      if (victim === socket) return;
+    }
+    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0 && head.length <= MAX_HEAD_BYTES) return;
+      // One request per connection: whatever follows its head (a body, pipelined requests) is never read.
+      socket.off('data', onData);
+      socket.pause();
+      state.answered = true;
+      if (end < 0 || end > MAX_HEAD_BYTES) return reply(socket, { status: 431 });
+      const m = REQUEST_LINE.exec(head.subarray(0, head.indexOf('\r\n')).toString('latin1'));
+      if (!m) return reply(socket, { status: 400 });
+      Promise.resolve()
+        .then(() => handle({ method: m[1]!, target: m[2]! }))
+        .then(
+          (answer) => reply(socket, answer, m[1] === 'HEAD'),
+          () => reply(socket, { status: 500 }),
+        );
+    };
+    socket.on('data', onData);
+    // A client that closes its side before its request is complete gets nothing; after it, its answer.
+    socket.on('end', () => state.answered || socket.destroy());
+  });
+  // Accept errors (EMFILE when the agent is out of descriptors) arrive as 'error' on a listening
+  // server; with no listener Node throws them and the agent exits. Reported once until a
+  // connection gets through again. Errors of listen() itself are the caller's to handle.
+  server.on('error', (err) => {
+    if (!server.listening || failing) return;
+    failing = true;
+    onError(err);
+  });
+  return Object.assign(server, { closeAllConnections: () => open.forEach((_, s) => s.destroy()) });
+}
+
+function reply(socket: Socket, a: HttpAnswer, headOnly = false): void {
+  if (socket.destroyed) return;
+  const body = Buffer.from(a.body ?? '');
+  const headers = { ...a.headers, 'content-length': String(body.length), connection: 'close' };
+  const lines = [`HTTP/1.1 ${a.status} ${REASONS[a.status] ?? ''}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  socket.end(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), headOnly ? Buffer.alloc(0) : body]));
+  // A client that never reads its answer holds the connection until the timeout above ends it.
+  socket.once('finish', () => socket.destroySoon());
+}
