@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { X509SVIDError } from './errors.js';
 import { SpiffeId } from './spiffe-id.js';
 import { KeyUsage, hasUsage, type CertFacts } from './x509-cert.js';
@@ -45,5 +46,37 @@ export function checkSigning(f: CertFacts, index: number): void {
   }
   if (!hasUsage(f, KeyUsage.keyCertSign)) {
     throw new X509SVIDError('signing_no_key_cert_sign', `x509svid: signing certificate ${index} must have 'keyCertSign' set as key usage`);
+  }
+}
+
+/**
+ * @peculiar/x509 reads a UTCTime with a non-digit in it (a NUL, a letter) as 1899-11-30 instead of
+ * failing, so a certificate whose notBefore is garbled looked valid since 1899 (a bundle authority
+ * is not checked against its own signature, so a garbled one got through; found by
+ * test/unit/fuzz/sdk-tls.fuzz.test.ts). OpenSSL refuses such a time ("Bad time value"), as it does
+ * in a TLS handshake. A time is only trusted when both parsers read it and agree on it (to the
+ * second OpenSSL prints). `openssl` is the certificate as node:crypto parsed it, when the caller has it.
+ */
+export function checkValidity(f: CertFacts, now: Date, role: string, openssl?: X509Certificate): void {
+  let theirs: X509Certificate;
+  try {
+    theirs = openssl ?? new X509Certificate(f.der);
+  } catch (cause) {
+    throw new X509SVIDError('bad_der', `x509svid: ${role} certificate is not a DER certificate: ${(cause as Error).message}`, { cause });
+  }
+  const read = (ours: Date, text: string, field: string): Date => {
+    const t = new Date(text).getTime();
+    if (!Number.isFinite(ours.getTime()) || !Number.isFinite(t) || Math.abs(ours.getTime() - t) >= 1000) {
+      throw new X509SVIDError('bad_validity', `x509svid: ${role} certificate has a malformed ${field} time (OpenSSL reads ${JSON.stringify(text)}); the certificate is corrupt`);
+    }
+    return ours;
+  };
+  const notBefore = read(f.cert.notBefore, theirs.validFrom, 'notBefore');
+  const notAfter = read(f.cert.notAfter, theirs.validTo, 'notAfter');
+  if (now.getTime() < notBefore.getTime()) {
+    throw new X509SVIDError('not_yet_valid', `x509svid: ${role} certificate is not valid until ${notBefore.toISOString()} (now ${now.toISOString()})`);
+  }
+  if (now.getTime() > notAfter.getTime()) {
+    throw new X509SVIDError('expired', `x509svid: ${role} certificate expired at ${notAfter.toISOString()} (now ${now.toISOString()})`);
   }
 }

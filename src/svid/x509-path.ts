@@ -1,16 +1,13 @@
 import { X509SVIDError } from './errors.js';
 import { KeyUsage, hasUsage, subtleCrypto, type CertFacts } from './x509-cert.js';
+import { checkValidity } from './x509-checks.js';
 
 /** Go's x509 verifier caps intermediates similarly; it bounds the search. */
 const MAX_DEPTH = 10;
 
+/** Validity of every certificate on the path, its time fields read by both parsers (see checkValidity). */
 function checkTime(f: CertFacts, now: Date, role: string): void {
-  if (now.getTime() < f.cert.notBefore.getTime()) {
-    throw new X509SVIDError('not_yet_valid', `x509svid: ${role} certificate is not valid until ${f.cert.notBefore.toISOString()} (now ${now.toISOString()})`);
-  }
-  if (now.getTime() > f.cert.notAfter.getTime()) {
-    throw new X509SVIDError('expired', `x509svid: ${role} certificate expired at ${f.cert.notAfter.toISOString()} (now ${now.toISOString()})`);
-  }
+  checkValidity(f, now, role);
 }
 
 /** A trust anchor may sign only if it does not say it cannot (v1 roots without extensions are allowed). */

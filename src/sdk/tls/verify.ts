@@ -10,7 +10,7 @@
 import { X509Certificate } from 'node:crypto';
 import { EncodingError, X509SVIDError, type BundleSource, type SpiffeId, type X509Bundle } from '../../svid/index.js';
 import { certFacts, type CertFacts } from '../../svid/x509-cert.js';
-import { checkLeaf, checkSigning } from '../../svid/x509-checks.js';
+import { checkLeaf, checkSigning, checkValidity } from '../../svid/x509-checks.js';
 
 /** Longer chains than this are refused rather than walked (Go's verifier bounds its search too). */
 const MAX_CHAIN = 10;
@@ -37,33 +37,8 @@ function parse(der: Uint8Array, what: string): Parsed {
   }
 }
 
-/**
- * @peculiar/x509 reads a UTCTime with a non-digit in it (a NUL, a letter) as 1899-11-30 instead of
- * failing, so a certificate whose notBefore is garbled looked valid since 1899 (a bundle authority
- * is not checked against its own signature, so a garbled one got through; found by
- * test/unit/fuzz/sdk-tls.fuzz.test.ts). OpenSSL refuses such a time ("Bad time value"), as it does
- * in the handshake. A time is only trusted when both parsers read it and agree on it (to the second
- * OpenSSL prints).
- */
-function validity(p: Parsed, role: string): { notBefore: Date; notAfter: Date } {
-  const read = (ours: Date, openssl: string, field: string): Date => {
-    const theirs = new Date(openssl).getTime();
-    if (!Number.isFinite(ours.getTime()) || !Number.isFinite(theirs) || Math.abs(ours.getTime() - theirs) >= 1000) {
-      throw new X509SVIDError('bad_validity', `x509svid: ${role} certificate has a malformed ${field} time (OpenSSL reads ${JSON.stringify(openssl)}); the certificate is corrupt`);
-    }
-    return ours;
-  };
-  return { notBefore: read(p.facts.cert.notBefore, p.cert.validFrom, 'notBefore'), notAfter: read(p.facts.cert.notAfter, p.cert.validTo, 'notAfter') };
-}
-
 function checkTime(p: Parsed, now: Date, role: string): void {
-  const { notBefore, notAfter } = validity(p, role);
-  if (now < notBefore) {
-    throw new X509SVIDError('not_yet_valid', `x509svid: ${role} certificate is not valid until ${notBefore.toISOString()} (now ${now.toISOString()})`);
-  }
-  if (now > notAfter) {
-    throw new X509SVIDError('expired', `x509svid: ${role} certificate expired at ${notAfter.toISOString()} (now ${now.toISOString()})`);
-  }
+  checkValidity(p.facts, now, role, p.cert);
 }
 
 /** Names, then the signature. (X509Certificate.checkIssued is stricter than Go and src/svid about name encodings.) */

@@ -66,3 +66,22 @@ describe('fuzz regressions: SDK TLS peer verification', () => {
     expect(verifyPeerChain([svid.chain[0]!], new BundleSet([ca.bundle()])).id.toString()).toBe('spiffe://example.org/w');
   });
 });
+
+describe('regressions: verifyX509SVID reads certificate times as strictly as verifyPeerChain', () => {
+  it('refuses a bundle authority whose notBefore is garbled (the same 1899 reading, in the shared path builder)', async () => {
+    const { verifyX509SVID, BundleSet, X509Bundle, TrustDomain } = await import('../../../src/svid/index.js');
+    const ca = await TestCA.create('example.org');
+    const svid = await ca.createX509SVID('spiffe://example.org/w');
+    const root = ca.der().slice();
+    const at = Buffer.from(root).indexOf(Buffer.from([0x30, 0x1e, 0x17, 0x0d]));
+    expect(at).toBeGreaterThan(0);
+    root[at + 6] = 0x00;
+    const garbled = new X509Bundle(TrustDomain.parse('example.org'), [root]);
+    await expect(verifyX509SVID([svid.chain[0]!], new BundleSet([garbled]))).rejects.toMatchObject({
+      name: 'X509SVIDError',
+      reason: 'bad_validity',
+      message: expect.stringMatching(/^x509svid: bundle authority certificate has a malformed notBefore time/),
+    });
+    expect((await verifyX509SVID([svid.chain[0]!], new BundleSet([ca.bundle()]))).id.toString()).toBe('spiffe://example.org/w');
+  });
+});
