@@ -11,3 +11,4 @@ export * from './workload.js';
 export * from './x509pop.js';
 export * from './datastore.js';
 export * from './json-logs.js';
+export * from './debug-api.js';

@@ -5,17 +5,14 @@
  * fallback), X.509 keeps serving, and the agent logs one warning, not one per attempt; once the
  * server is back, a fresh JWT-SVID is issued and the sync time moves again.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UID_A, agentConfFor, agentDir, goClientRun, startAgent, startSpireServer, waitForSvid, type SpireBinaries, type SpireServer } from '../../helpers/spire/index.js';
+import { UID_A, agentConfFor, agentDir, debugInfo, goClientRun, startAgent, startSpireServer, waitForSvid, type SpireBinaries, type SpireServer } from '../../helpers/spire/index.js';
 import { Cleanup, id, plan, uidEntry } from './fixture.js';
 
 let bins: SpireBinaries;
 let server: SpireServer;
 const cleanup = new Cleanup();
-const ADMIN_CLIENT = join(import.meta.dirname, '../../helpers/admin-client.mjs');
 
 beforeAll(async () => {
   bins = plan.require();
@@ -23,12 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => cleanup.run());
 
-async function getInfo(adminSocket: string): Promise<{ svid_chain: { id?: { trust_domain: string; path: string }; expires_at: string; subject: string }[]; last_sync_success: string }> {
-  const { stdout } = await promisify(execFile)(process.execPath, [ADMIN_CLIENT, adminSocket, 'Debug', 'GetInfo', '{}'], { timeout: 30_000 });
-  const line = JSON.parse(stdout.trim().split('\n')[0]!) as { response?: never; status?: unknown };
-  if (!line.response) throw new Error(`GetInfo failed: ${stdout}`);
-  return line.response;
-}
 
 async function jwtIat(agent: Parameters<typeof goClientRun>[0]): Promise<{ ok: boolean; iat?: number; raw: unknown }> {
   const r = await goClientRun(agent, UID_A, ['fetch', '-audience', 'spiffe://example.org/outage-aud', '-timeout', '10s']);
@@ -49,7 +40,7 @@ describe.skipIf(plan.skip)('server authority status and JWT fallback around an o
     const agent = cleanup.add(await startAgent('spiffe-agent', bins, conf));
     await waitForSvid(agent, UID_A, spiffeId);
 
-    const info = await getInfo(adminSocket);
+    const info = await debugInfo(adminSocket);
     expect(info.svid_chain[0]?.id?.path).toMatch(/^\/spire\/agent\/join_token\//);
     expect(info.svid_chain[0]?.id?.trust_domain).toBe('example.org');
     const firstSync = Number(info.last_sync_success);
@@ -82,7 +73,7 @@ describe.skipIf(plan.skip)('server authority status and JWT fallback around an o
     let lastSync = firstSync;
     while (lastSync <= firstSync && Date.now() < syncDeadline) {
       await sleep(1000);
-      lastSync = Number((await getInfo(adminSocket)).last_sync_success);
+      lastSync = Number((await debugInfo(adminSocket)).last_sync_success);
     }
     expect(lastSync, agent.logTail()).toBeGreaterThan(firstSync);
     expect(agent.daemon.lines.some((l) => l.includes('SPIRE server reachable again'))).toBe(true);

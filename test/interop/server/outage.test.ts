@@ -3,12 +3,15 @@
  * keep their SVIDs and bundles, a workload that never asked before still gets the SVID of an entry
  * the agent has cached, and no agent dies. After the restart, entry changes and rotation resume.
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   UID_A,
   UID_B,
   Watcher,
   agentConfFor,
+  agentDir,
+  debugInfo,
   fetchX509,
   startAgent,
   startSpireServer,
@@ -38,9 +41,15 @@ describe.skipIf(plan.skip).each(KINDS)('server outage: %s', (kind) => {
     const token = await server.generateToken(alias);
     // A 40 s SVID reaches half-life during the outage; after it, rotation must catch up before expiry.
     await server.createEntries([uidEntry(id(`/${t}/a`), alias, UID_A, { x509_svid_ttl: SVID_TTL_S }), uidEntry(id(`/${t}/b`), alias, UID_B)]);
-    const agent = cleanup.add(await startAgent(kind, bins, await agentConfFor(server, { joinToken: token }, t)));
+    const dir = await agentDir(t);
+    const adminSocket = join(dir, 'admin', 'admin.sock');
+    const agent = cleanup.add(await startAgent(kind, bins, await agentConfFor(server, { dir, joinToken: token, agentExtra: `    admin_socket_path = "${adminSocket}"` })));
     await waitForSvid(agent, UID_A, id(`/${t}/a`));
-    // uid B's entry is synced (agents prefetch), but B itself asks only during the outage.
+    // uid B's entry is synced and its SVID signed ahead, but B itself asks only during the outage.
+    // spire-agent signs every entry's SVID in its first sync, before it serves; ours signs them just
+    // after it opens its socket (a start-up wave must not hold the listener back), so B's may still be
+    // on its way when A's arrives. The outage starts once the agent says it holds both.
+    await waitFor('both SVIDs cached before the outage', async () => ((await debugInfo(adminSocket)).cached_x509_svids_count ?? 0) >= 2 || undefined, { timeoutMs: 30_000 });
     const watch = cleanup.add(await Watcher.open(agent, UID_A));
     const first = await watch.until('first update', (l) => !!l.update && !!l.svids?.some((s) => s.id === id(`/${t}/a`)));
     const firstSvid = first.svids!.find((s) => s.id === id(`/${t}/a`))!;
