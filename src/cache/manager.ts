@@ -54,6 +54,8 @@ const ROTATION_BATCH_MAX_MS = 1_000;
 const ROTATION_BATCH_FRACTION = 0.02;
 const TAINT_BATCH_SIZE = 100;
 const TAINT_BATCH_INTERVAL_MS = 5_000;
+/** When failed prefetch signings are tried again: spire-agent's sync interval. */
+const PREFETCH_RETRY_MS = 5_000;
 
 export class CacheManager {
   private snap: AuthoritySnapshot;
@@ -65,6 +67,8 @@ export class CacheManager {
   /** How many subscribers use each entry id: the union of every `SubState.inUse`, kept as counts so a view costs O(its entries), not O(subscribers). */
   private readonly inUseCount = new Map<string, number>();
   private cancelTimer: (() => void) | undefined;
+  /** The one pending retry of failed prefetch signings (see prefetch). */
+  private cancelPrefetchRetry: (() => void) | undefined;
   private timerAt = Infinity;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
@@ -108,6 +112,7 @@ export class CacheManager {
     this.x509.close();
     this.unsubscribe?.();
     this.cancelTimer?.();
+    this.cancelPrefetchRetry?.();
     this.subs.clear();
     this.inUseCount.clear();
   }
@@ -255,7 +260,12 @@ export class CacheManager {
     this.armTimer();
   }
 
-  /** Signs SVIDs for entries without one while there is room; a failure is retried on the next change or rotation. */
+  /**
+   * Signs SVIDs for entries without one while there is room. A failure is retried PREFETCH_RETRY_MS
+   * later (one timer however many failed), as spire-agent's sync signs what is missing every 5 s:
+   * otherwise an entry whose start-up signing failed once stayed unsigned until the next change or
+   * rotation, and a workload asking for it during a later outage was refused.
+   */
   private prefetch(): void {
     if (!this.o.prefetchX509 || this.closed || this.prefetchDeferred) return;
     let room = cacheLimit(this.o.x509CacheMaxSize) - this.x509.svids.size - this.x509.signingCount;
@@ -263,7 +273,14 @@ export class CacheManager {
       if (room <= 0) break;
       if (this.x509.svids.has(e.id) || this.x509.signing(e.id)) continue;
       room--;
-      this.x509.ensureX509(e).catch((err: Error) => this.o.log.debug({ [F.entryId]: e.id, [F.error]: err.message }, 'Could not prefetch an X.509-SVID; will retry'));
+      this.x509.ensureX509(e).catch((err: Error) => {
+        this.o.log.debug({ [F.entryId]: e.id, [F.error]: err.message }, 'Could not prefetch an X.509-SVID; will retry');
+        if (this.closed || this.cancelPrefetchRetry) return;
+        this.cancelPrefetchRetry = this.o.clock.setTimer(PREFETCH_RETRY_MS, () => {
+          this.cancelPrefetchRetry = undefined;
+          this.prefetch();
+        });
+      });
     }
   }
 

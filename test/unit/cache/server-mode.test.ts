@@ -89,6 +89,24 @@ describe('cache manager with a server', () => {
     expect(authority.x509Signed).toBe(3);
   });
 
+  it("retries a prefetch that failed 5 s later, with no entry change or rotation to prompt it (as spire-agent's sync would)", async () => {
+    const entries = [makeEntry('a', ['unix:uid:1']), makeEntry('b', ['unix:uid:2'])];
+    const { cache, authority, clock } = setup(entries, { deferPrefetch: true });
+    authority.down = true;
+    cache.startPrefetch();
+    await settle();
+    expect(cache.cachedX509Count).toBe(0);
+    authority.down = false;
+    clock.advance(4_000);
+    await settle();
+    expect(cache.cachedX509Count, 'not before the retry is due').toBe(0);
+    clock.advance(1_000);
+    await settle();
+    expect(cache.cachedX509Count).toBe(2);
+    expect(authority.x509Signed).toBe(2);
+    cache.close();
+  });
+
   it('reads a cache size of 0 as spire-agent does: its default of 1000', async () => {
     const entries = Array.from({ length: 5 }, (_, i) => makeEntry(`e${i}`, [`unix:uid:${i}`]));
     const { cache } = setup(entries, { x509Max: 0 });
