@@ -35,6 +35,19 @@ describe('regressions: PEM decoding is linear', () => {
   });
 });
 
+/** A CA, an SVID it signed, and a bundle of that CA whose notBefore has a NUL among its digits. */
+async function garbledAuthority() {
+  const { X509Bundle, TrustDomain } = await import('../../../src/svid/index.js');
+  const ca = await TestCA.create('example.org');
+  const svid = await ca.createX509SVID('spiffe://example.org/w');
+  const root = ca.der().slice();
+  // Validity: SEQUENCE (30 1e) of two 13-byte UTCTimes (17 0d "YYMMDDhhmmssZ"); a NUL in the first one's digits.
+  const at = Buffer.from(root).indexOf(Buffer.from([0x30, 0x1e, 0x17, 0x0d]));
+  expect(at).toBeGreaterThan(0);
+  root[at + 6] = 0x00;
+  return { ca, svid, garbled: new X509Bundle(TrustDomain.parse('example.org'), [root]) };
+}
+
 describe('fuzz regressions: SDK TLS peer verification', () => {
   it('verifyPeerChain refuses bytes that are no DER certificate with X509SVIDError, not the parser\'s own error', async () => {
     const { verifyPeerChain } = await import('../../../src/sdk/tls/index.js');
@@ -51,15 +64,8 @@ describe('fuzz regressions: SDK TLS peer verification', () => {
 
   it('verifyPeerChain refuses a bundle authority whose notBefore is garbled (@peculiar/x509 read it as 1899, so it looked valid)', async () => {
     const { verifyPeerChain } = await import('../../../src/sdk/tls/index.js');
-    const { BundleSet, X509Bundle, TrustDomain } = await import('../../../src/svid/index.js');
-    const ca = await TestCA.create('example.org');
-    const svid = await ca.createX509SVID('spiffe://example.org/w');
-    const root = ca.der().slice();
-    // Validity: SEQUENCE (30 1e) of two 13-byte UTCTimes (17 0d "YYMMDDhhmmssZ"); a NUL in the first one's digits.
-    const at = Buffer.from(root).indexOf(Buffer.from([0x30, 0x1e, 0x17, 0x0d]));
-    expect(at).toBeGreaterThan(0);
-    root[at + 6] = 0x00;
-    const garbled = new X509Bundle(TrustDomain.parse('example.org'), [root]);
+    const { BundleSet } = await import('../../../src/svid/index.js');
+    const { ca, svid, garbled } = await garbledAuthority();
     expect(() => verifyPeerChain([svid.chain[0]!], new BundleSet([garbled]))).toThrow(
       expect.objectContaining({ name: 'X509SVIDError', reason: 'bad_validity', message: expect.stringMatching(/^x509svid: bundle authority certificate has a malformed notBefore time/) }),
     );
@@ -69,14 +75,8 @@ describe('fuzz regressions: SDK TLS peer verification', () => {
 
 describe('regressions: verifyX509SVID reads certificate times as strictly as verifyPeerChain', () => {
   it('refuses a bundle authority whose notBefore is garbled (the same 1899 reading, in the shared path builder)', async () => {
-    const { verifyX509SVID, BundleSet, X509Bundle, TrustDomain } = await import('../../../src/svid/index.js');
-    const ca = await TestCA.create('example.org');
-    const svid = await ca.createX509SVID('spiffe://example.org/w');
-    const root = ca.der().slice();
-    const at = Buffer.from(root).indexOf(Buffer.from([0x30, 0x1e, 0x17, 0x0d]));
-    expect(at).toBeGreaterThan(0);
-    root[at + 6] = 0x00;
-    const garbled = new X509Bundle(TrustDomain.parse('example.org'), [root]);
+    const { verifyX509SVID, BundleSet } = await import('../../../src/svid/index.js');
+    const { ca, svid, garbled } = await garbledAuthority();
     await expect(verifyX509SVID([svid.chain[0]!], new BundleSet([garbled]))).rejects.toMatchObject({
       name: 'X509SVIDError',
       reason: 'bad_validity',
