@@ -43,18 +43,35 @@ const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/;
 export type BoundedHttpServer = Server & { closeAllConnections(): void };
 
 export function createBoundedHttpServer(handle: (req: HttpRequestHead) => HttpAnswer | Promise<HttpAnswer>, onError: (err: Error) => void, maxConnections = MAX_HTTP_CONNECTIONS): BoundedHttpServer {
-  // Open connections in the order they came in, and whether each has sent its request.
-  const open = new Map<Socket, { answered: boolean }>();
+  // Open connections in the order they came in, whether each has sent its request, and the turn
+  // (see below) it was accepted in.
+  const open = new Map<Socket, { answered: boolean; turn: number }>();
   let failing = false;
+  // Counts event-loop turns while connections arrive. A flood's burst is accepted in one turn, before
+  // the reads of that turn's connections run: a scrape whose request is already in its socket would
+  // otherwise be taken for silent and closed by the burst behind it (a CI run saw a probe closed
+  // 8 ms after it connected).
+  let turn = 0;
+  let turnScheduled = false;
+  const nextTurn = (): void => {
+    turn++;
+    turnScheduled = false;
+  };
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     failing = false;
-    const state = { answered: false };
+    const state = { answered: false, turn };
+    if (!turnScheduled) {
+      turnScheduled = true;
+      setImmediate(nextTurn);
+    }
     open.set(socket, state);
     socket.once('close', () => open.delete(socket));
     if (open.size > maxConnections) {
       // Full: the oldest connection still silent gives way, so connections an attacker holds open
       // cannot keep a real scrape out; only when every one is being answered is the newcomer refused.
-      const victim = [...open].find(([s, st]) => !st.answered && s !== socket)?.[0] ?? socket;
+      // Silent means silent for two turns at least, when one is (a read had its chance to run).
+      const silent = [...open].filter(([s, st]) => !st.answered && s !== socket);
+      const victim = (silent.find(([, st]) => st.turn < turn - 1) ?? silent[0])?.[0] ?? socket;
       open.delete(victim);
       victim.destroy();
       if (victim === socket) return;

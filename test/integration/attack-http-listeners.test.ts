@@ -82,14 +82,24 @@ const rssKiB = (): number => Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/
 const alive = (): boolean => agent.proc.exitCode === null && agent.proc.signalCode === null;
 const lastLines = (): string => (alive() ? '' : `\nthe agent is gone; its last lines:\n${agent.logs.slice(-40).join('\n')}`);
 
-/** A GET as Prometheus or a kubelet would send it, which must answer 200 within ANSWER_MS. */
+/**
+ * A GET as Prometheus or a kubelet would send it, which must answer 200 within ANSWER_MS. A connection
+ * the flood's eviction closed before its request was read is tried again, at most twice, as
+ * Prometheus and the kubelet try again at their next interval; all three closed fails the test.
+ */
 async function get(port: number, path: string): Promise<{ body: string; ms: number }> {
   const t = Date.now();
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(ANSWER_MS) }).catch((err: Error) => {
-    throw new Error(`GET :${port}${path} failed after ${Date.now() - t} ms: ${err.message} ${String((err.cause as Error | undefined)?.message ?? '')}${lastLines()}`);
-  });
-  expect(res.status).toBe(200);
-  return { body: await res.text(), ms: Date.now() - t };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(ANSWER_MS) });
+      expect(res.status).toBe(200);
+      return { body: await res.text(), ms: Date.now() - t };
+    } catch (err) {
+      const why = `${(err as Error).message} ${String(((err as Error).cause as Error | undefined)?.message ?? '')}`;
+      if (attempt < 3 && /other side closed|ECONNRESET/.test(why) && Date.now() - t < ANSWER_MS) continue;
+      throw new Error(`GET :${port}${path} failed after ${Date.now() - t} ms (attempt ${attempt}): ${why}${lastLines()}`);
+    }
+  }
 }
 
 /** Everything a legitimate client does: a Workload API fetch, a scrape, a liveness probe. */
