@@ -167,8 +167,9 @@ export class CacheManager {
     view: async (state) => {
       const entries = this.match(state.selectors);
       const identities = await Promise.all(entries.map((e) => this.x509.x509ForWorkload(e)));
-      this.setInUse(state, new Set(entries.map((e) => e.id)));
-      this.armTimer();
+      const inUse = new Set(entries.map((e) => e.id));
+      this.setInUse(state, inUse);
+      this.armIfEarlier(inUse);
       return { identities, ...this.bundlesFor(entries) };
     },
     entries: (state) => this.match(state.selectors),
@@ -203,6 +204,20 @@ export class CacheManager {
     }
     for (const id of next) this.inUseCount.set(id, (this.inUseCount.get(id) ?? 0) + 1);
     state.inUse = next;
+  }
+
+  /**
+   * After a view changed which SVIDs are in use: only an SVID newly in use can make the timer due
+   * earlier (signing one re-arms it already, and with prefetch every SVID counts anyway). A timer
+   * left earlier than needed only wakes rotateDue, which finds nothing due. armTimer() looks at
+   * every cached SVID, which a view per new connection must not do with thousands of entries.
+   */
+  private armIfEarlier(ids: ReadonlySet<string>): void {
+    if (this.o.prefetchX509) return;
+    for (const id of ids) {
+      const s = this.x509.svids.get(id);
+      if (s && s.rotateAt < this.timerAt) return this.armTimer();
+    }
   }
 
   private armTimer(): void {

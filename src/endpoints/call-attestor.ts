@@ -18,8 +18,8 @@ export interface Attested {
 }
 
 export interface CallAttestorDeps {
-  /** Only `attest` is used; tests pass a fake with just that. */
-  readonly attestation: Pick<WorkloadAttestation, 'attest'>;
+  /** Only `attest` (and `needsSignal` when there) is used; tests pass a fake with just that. */
+  readonly attestation: Pick<WorkloadAttestation, 'attest'> & Partial<Pick<WorkloadAttestation, 'needsSignal'>>;
   readonly callerOf: (call: { getPeer(): string }) => Caller | undefined;
   readonly proc: Pick<ProcReader, 'exePath'>;
   readonly audit: AuditLog;
@@ -37,12 +37,27 @@ export type AttestableCall = { getPeer(): string };
 const CALL_CANCELLED = new Error('call cancelled by the client');
 
 export class CallAttestor {
-  constructor(private readonly d: CallAttestorDeps) {}
+  /** Read once: the attestors are fixed for the agent's life. */
+  private readonly cancellable: boolean;
+  /** Given to attestors that never read it, instead of a controller's signal per call. */
+  private readonly neverAborted = new AbortController().signal;
 
-  /** Attests the caller of `call`; aborted when the client cancels. Denials are audited. */
+  constructor(private readonly d: CallAttestorDeps) {
+    this.cancellable = d.attestation.needsSignal !== false;
+  }
+
+  /** Attests the caller of `call`; aborted when the client cancels (if an attestor can be). Denials are audited. */
   async attest(call: AttestableCall, method: string): Promise<Attested> {
     const caller = this.d.callerOf(call);
     if (!caller) throw new StatusError(grpc.status.UNAUTHENTICATED, 'caller connection is not tracked');
+    if (!this.cancellable) {
+      try {
+        return await this.attestCaller(caller, this.neverAborted);
+      } catch (err) {
+        this.denied(method, caller, err);
+        throw err;
+      }
+    }
     const controller = new AbortController();
     const onCancel = (): void => controller.abort(CALL_CANCELLED);
     const events = call as unknown as NodeJS.EventEmitter;
@@ -50,11 +65,15 @@ export class CallAttestor {
     try {
       return await this.attestCaller(caller, controller.signal);
     } catch (err) {
-      this.d.audit.record({ method, caller: { pid: caller.pid, uid: caller.uid, gid: caller.gid }, decision: 'denied', reason: (err as Error).message });
+      this.denied(method, caller, err);
       throw err;
     } finally {
       events.off('cancelled', onCancel);
     }
+  }
+
+  private denied(method: string, caller: Caller, err: unknown): void {
+    this.d.audit.record({ method, caller: { pid: caller.pid, uid: caller.uid, gid: caller.gid }, decision: 'denied', reason: (err as Error).message });
   }
 
   /** Attests an already-known caller again (open streams re-attest through this). */

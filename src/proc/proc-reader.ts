@@ -20,13 +20,21 @@ export interface ProcStatus {
 
 export class ProcReader {
   readonly root: string;
+  /** `root` normalised once, with one trailing slash: paths are built by concatenation (see path()). */
+  private readonly prefix: string;
 
   constructor(root = '/proc') {
     this.root = root;
+    this.prefix = join(root, '/');
   }
 
-  path(pid: number, ...rest: string[]): string {
-    return join(this.root, String(pid), ...rest);
+  /**
+   * /proc/<pid>[/<file>]. Concatenated rather than joined: several paths are built for every
+   * connection, and path.join's normalisation (~1 % of the agent's CPU per connection) is
+   * needed for the root only. `file` is always one of this class's own names.
+   */
+  path(pid: number, file?: string): string {
+    return file === undefined ? `${this.prefix}${pid}` : `${this.prefix}${pid}/${file}`;
   }
 
   async status(pid: number): Promise<ProcStatus> {

@@ -70,6 +70,11 @@ export class WorkloadAttestation {
       : undefined;
   }
 
+  /** Whether any attestor reads the signal attest() takes (see WorkloadAttestor.ignoresSignal). */
+  get needsSignal(): boolean {
+    return this.attestors.some((a) => !a.ignoresSignal);
+  }
+
   get names(): string[] {
     return this.attestors.map((a) => a.name);
   }

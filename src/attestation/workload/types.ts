@@ -7,6 +7,11 @@ import { SpiffeAgentError, type ErrorCodes } from '../../errors.js';
  */
 export interface WorkloadAttestor {
   readonly name: string;
+  /**
+   * True when attest() never reads its signal (it reads only /proc): a caller then need not make
+   * an AbortController per call for it, which costs ~2 % of the agent's CPU per connection.
+   */
+  readonly ignoresSignal?: boolean;
   attest(pid: number, signal: AbortSignal): Promise<string[]>;
   close?(): Promise<void>;
 }

@@ -293,3 +293,14 @@ describe('WorkloadAttestation: sharing', () => {
     expect((await wa.attest(42, signal)).selectors[0]!.value).toBe('uid:3');
   });
 });
+
+describe('WorkloadAttestation: needsSignal', () => {
+  it('is false only when every attestor says it ignores the signal (unix does; k8s, docker and systemd read it)', async () => {
+    const { UnixAttestor } = await import('../../../src/attestation/workload/unix/index.js');
+    const { ProcReader } = await import('../../../src/proc/proc-reader.js');
+    const unix = new UnixAttestor({ discoverWorkloadPath: false, workloadSizeLimit: 0 } as never, new ProcReader());
+    expect(new WorkloadAttestation([unix], nullLogger).needsSignal).toBe(false);
+    expect(new WorkloadAttestation([unix, fixed('docker', [])], nullLogger).needsSignal).toBe(true);
+    expect(new WorkloadAttestation([], nullLogger).needsSignal).toBe(false);
+  });
+});

@@ -106,4 +106,25 @@ describe('CallAttestor', () => {
     expect(await statusOfAttest(p)).toBe(grpc.status.UNAVAILABLE);
     expect(seen?.aborted).toBe(true);
   });
+
+  it('makes no controller per call when no attestor reads the signal (unix only), and still audits denials', async () => {
+    const log = memoryLogger();
+    const attestation = Object.assign(new FakeAttestation(), { needsSignal: false });
+    const caller = new FakeCaller(77);
+    const attestor = new CallAttestor({ attestation, callerOf: () => caller, proc: { exePath: async () => '/bin/x' }, audit: new AuditLog(log, ['unix']) });
+    const signals: AbortSignal[] = [];
+    const attest = attestation.attest.bind(attestation);
+    attestation.attest = (pid: number, signal?: AbortSignal) => (signals.push(signal!), attest(pid));
+    attestation.byPid.set(77, [{ type: 'unix', value: 'uid:1000' }]);
+    const call = new FakeCall('peer-77');
+    await attestor.attest(call, 'FetchX509SVID');
+    await attestor.attest(new FakeCall('peer-77'), 'FetchX509SVID');
+    // One never-aborted signal for every call, and no 'cancelled' listener left on the call.
+    expect(signals[0]).toBe(signals[1]);
+    expect(signals[0]!.aborted).toBe(false);
+    expect((call as unknown as NodeJS.EventEmitter).listenerCount('cancelled')).toBe(0);
+    attestation.byPid.set(77, new AttestationError('attestation_failed', 'every attestor failed'));
+    expect(await statusOfAttest(attestor.attest(new FakeCall('peer-77'), 'FetchJWTSVID'))).toBe(grpc.status.UNAVAILABLE);
+    expect(log.lines.filter((l) => l.fields.audit && l.fields.decision === 'denied')).toHaveLength(1);
+  });
 });

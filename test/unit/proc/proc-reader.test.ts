@@ -44,3 +44,16 @@ describe('/proc parsing', () => {
     expect(await r.exePath(process.pid)).toBe(process.execPath);
   });
 });
+
+describe('ProcReader.path', () => {
+  it.each([
+    ['/proc', '/proc/42/stat'],
+    ['/host/proc/', '/host/proc/42/stat'],
+    ['/host//proc', '/host/proc/42/stat'],
+    ['fixtures/../proc', 'proc/42/stat'],
+  ])('builds /proc/<pid>/<file> under the root %s as path.join would', (root, want) => {
+    const r = new ProcReader(root);
+    expect(r.path(42, 'stat')).toBe(want);
+    expect(r.path(42)).toBe(want.slice(0, -'/stat'.length));
+  });
+});

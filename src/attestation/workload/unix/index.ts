@@ -33,6 +33,7 @@ interface HashCacheEntry {
 
 export class UnixAttestor implements WorkloadAttestor {
   readonly name = 'unix';
+  readonly ignoresSignal = true;
   /** Keyed by device/inode/size/mtime: a replaced binary gets a new inode or mtime and is hashed again. */
   private readonly hashes = new Map<string, HashCacheEntry>();
   private static readonly HASH_CACHE_MAX = 512;
