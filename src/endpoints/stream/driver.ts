@@ -140,12 +140,13 @@ class StreamDriver implements StreamLoopOptions {
     return this.current.selectors;
   }
 
-  async step({ sub, signal }: StreamLoop): Promise<void> {
+  async step(loop: StreamLoop): Promise<void> {
     if (this.reattestDue) {
       this.reattestDue = false;
-      await this.reattest(sub, signal);
+      // The signal only here: reading it makes one (see StreamLoop.signal).
+      await this.reattest(loop.sub, loop.signal);
     }
-    if (!signal.aborted) await this.update(sub, this.current);
+    if (!loop.ended) await this.update(loop.sub, this.current);
   }
 
   /** The re-attestation interval: ticks fall on multiples of it, so all streams of one process re-attest together and share one attestation. */

@@ -49,6 +49,29 @@ describe('stream loop', () => {
     expect(loop.ended).toBe(false);
   });
 
+  it('makes no AbortController for a run that does not read the signal, nor at the end; a signal read after the end is aborted', async () => {
+    const call = new EventEmitter();
+    const made: AbortController[] = [];
+    const Real = globalThis.AbortController;
+    globalThis.AbortController = class extends Real {
+      constructor() {
+        super();
+        made.push(this);
+      }
+    };
+    try {
+      const loop = runStreamLoop(call as unknown as StreamCall, { cache: fakeCache(), selectors: [], step: async () => undefined });
+      loop.run();
+      await turn();
+      call.emit('cancelled');
+      expect(loop.ended).toBe(true);
+      expect(made).toHaveLength(0);
+      expect(loop.signal.aborted).toBe(true);
+    } finally {
+      globalThis.AbortController = Real;
+    }
+  });
+
   it('aborts the signal of the run under way when the client goes away, and ends once', async () => {
     const call = new EventEmitter();
     const cache = fakeCache();
