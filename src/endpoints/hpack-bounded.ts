@@ -25,10 +25,12 @@ interface Compressor {
   read(): Buffer | null;
 }
 interface HpackModule {
-  decompressor: { create(o: { table: { size: number } }): Decompressor; prototype: Decompressor };
+  decompressor: { create(o: { table: { maxSize: number } }): Decompressor; prototype: Decompressor };
   decoder: { create(): Decompressor['_decoder'] };
-  table: { create(o: { size: number }): unknown };
-  compressor: { create(o: { table: { size: number } }): Compressor };
+  // `maxSize`, not `size`: hpack.js ignores any other key and then never evicts, so its table grows
+  // without bound and its indexes part from those of a peer that keeps the 4,096-octet table.
+  table: { create(o: { maxSize: number }): unknown };
+  compressor: { create(o: { table: { maxSize: number } }): Compressor };
 }
 
 const hpack = createRequire(import.meta.url)('hpack.js') as HpackModule;
@@ -45,7 +47,7 @@ export const TABLE_SIZE = 4_096;
 function decompressor(): Decompressor {
   const d = Object.create(hpack.decompressor.prototype) as Decompressor & { _table: unknown };
   d._decoder = hpack.decoder.create();
-  d._table = hpack.table.create({ size: TABLE_SIZE });
+  d._table = hpack.table.create({ maxSize: TABLE_SIZE });
   return d;
 }
 
@@ -93,7 +95,7 @@ export class BoundedHpackDecoder {
 }
 
 export class HpackEncoder {
-  private readonly e = hpack.compressor.create({ table: { size: TABLE_SIZE } });
+  private readonly e = hpack.compressor.create({ table: { maxSize: TABLE_SIZE } });
 
   encode(headers: HpackHeader[]): Buffer {
     this.e.write(headers);

@@ -18,7 +18,8 @@ export function frame(type: number, flags: number, stream: number, payload: Buff
 
 /** A client-side HPACK encoder, as grpc-java's would be: state carries across requests. */
 export function clientEncoder(): (headers: { name: string; value: string }[]) => Buffer {
-  const enc = hpack.compressor.create({ table: { size: 4096 } });
+  // maxSize: the 4,096-octet table a real client keeps, evicting as RFC 7541 §4.4 says (hpack.js ignores `size`).
+  const enc = hpack.compressor.create({ table: { maxSize: 4096 } });
   return (headers) => {
     enc.write(headers);
     const parts: Buffer[] = [];

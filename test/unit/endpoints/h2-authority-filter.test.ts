@@ -11,7 +11,8 @@ const hpack = createRequire(import.meta.url)('hpack.js');
 
 /** Splits rewriter output into frames and decodes header blocks with a server-side decoder. */
 function serverView(out: Buffer) {
-  const dec = hpack.decompressor.create({ table: { size: 4096 } });
+  // maxSize: the server's 4,096-octet table, evicting as nghttp2's does (hpack.js ignores `size`).
+  const dec = hpack.decompressor.create({ table: { maxSize: 4096 } });
   let buf = out.subarray(PREFACE.length);
   expect(out.subarray(0, PREFACE.length).equals(PREFACE)).toBe(true);
   const frames: { type: number; flags: number; stream: number; payload: Buffer }[] = [];
@@ -66,6 +67,32 @@ describe('HTTP/2 :authority filter', () => {
     const data = frames.find((f) => f.type === 0)!;
     expect(data.payload.toString()).toBe('grpc-message-bytes');
     expect(frames.filter((f) => f.type === 1).map((f) => f.flags & 0x1)).toEqual([0, 1]);
+  });
+
+  it('stays in step with both HPACK tables once they evict: 300 requests with a fresh grpc-timeout each on one connection', () => {
+    // Each request adds entries to the client's table (4,096 octets), which soon evicts; the filter's
+    // decoder and encoder must evict exactly as the client and the server do, or later indexes name
+    // other fields (and their tables grow without bound). Before hpack.js got `maxSize`, they never evicted.
+    const enc = clientEncoder();
+    const r = new AuthorityRewriter();
+    const sent: { name: string; value: string }[][] = [];
+    const frames = [PREFACE, frame(4, 0, 0, Buffer.alloc(0))];
+    for (let i = 0; i < 300; i++) {
+      const headers = [...request('/tmp/spire-agent/public/api.sock'), { name: 'grpc-timeout', value: `${4_999_000 + i}u` }, { name: `x-trace-${i}`, value: `span-${i}` }];
+      sent.push(headers);
+      frames.push(frame(1, 0x4 | 0x1, 1 + 2 * i, enc(headers)));
+    }
+    const parts = r.push(Buffer.concat(frames));
+    // The rewriter decodes one whole block per call and leaves the rest for later turns.
+    while (r.hasMore) parts.push(...r.drain());
+    const { blocks } = serverView(Buffer.concat(parts));
+    expect(blocks).toHaveLength(300);
+    blocks.forEach((b, i) => {
+      const want = Object.fromEntries(sent[i]!.map((h) => [h.name, h.name === ':authority' ? 'localhost' : h.value]));
+      expect(b).toEqual(want);
+    });
+    const tables = r as unknown as { decoder: { d: { _table: { size: number } } } };
+    expect(tables.decoder.d._table.size).toBeLessThanOrEqual(4096);
   });
 
   it('keeps a valid authority as it is', () => {
