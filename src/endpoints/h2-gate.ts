@@ -4,6 +4,7 @@
  */
 import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError, type H2Limits } from './h2-limits.js';
 import { BoundedHpackDecoder } from './hpack-bounded.js';
+import { scanAuthority } from './hpack-authority.js';
 import { ACK, CONTINUATION, END_HEADERS, HEADERS, PADDED, PREFACE, PRIORITY, SETTINGS, VALID_AUTHORITY, frameOf } from './h2-frames.js';
 
 /** The gate's SETTINGS: empty, so the client keeps the defaults until the gRPC session's own SETTINGS arrive. */
@@ -110,9 +111,12 @@ export class FirstRequestScanner {
       return;
     }
     if (!(flags & END_HEADERS)) return;
-    const headers = new BoundedHpackDecoder(this.limits).decode(Buffer.concat(this.block!.fragments));
+    const fragments = this.block!.fragments;
+    const block = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
     this.block = undefined;
-    this.authority = headers.find((h) => h.name === ':authority')?.value ?? null;
+    // The fast look first; the full decoder when it cannot be sure (see hpack-authority.ts).
+    const seen = scanAuthority(block, this.limits);
+    this.authority = seen !== undefined ? seen : (new BoundedHpackDecoder(this.limits).decode(block).find((h) => h.name === ':authority')?.value ?? null);
   }
 
   private addFragment(fragment: Buffer, frameOctets: number): void {
