@@ -47,31 +47,37 @@ export function createBoundedHttpServer(handle: (req: HttpRequestHead) => HttpAn
   // (see below) it was accepted in.
   const open = new Map<Socket, { answered: boolean; turn: number }>();
   let failing = false;
-  // Counts event-loop turns while connections arrive. A flood's burst is accepted in one turn, before
-  // the reads of that turn's connections run: a scrape whose request is already in its socket would
-  // otherwise be taken for silent and closed by the burst behind it (a CI run saw a probe closed
-  // 8 ms after it connected).
+  // Counts event-loop turns (check phases) while a connection is too young to be judged silent. A
+  // flood's burst is accepted in one turn, before the reads of that turn's connections run (libuv
+  // starts watching an accepted socket at the next poll): a scrape whose request is already in its
+  // socket would otherwise be taken for silent and closed by the burst behind it (a CI run saw a
+  // probe closed 8 ms after it connected). The count keeps going until the newest connection has
+  // seen a poll phase after its accept, so a quiet spell cannot leave old connections looking young.
   let turn = 0;
-  let turnScheduled = false;
-  const nextTurn = (): void => {
+  let lastAccept = -1;
+  let ticking = false;
+  const tick = (): void => {
     turn++;
-    turnScheduled = false;
+    ticking = turn - 1 <= lastAccept;
+    if (ticking) setImmediate(tick).unref();
   };
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     failing = false;
     const state = { answered: false, turn };
-    if (!turnScheduled) {
-      turnScheduled = true;
-      setImmediate(nextTurn);
+    lastAccept = turn;
+    if (!ticking) {
+      ticking = true;
+      setImmediate(tick).unref();
     }
     open.set(socket, state);
     socket.once('close', () => open.delete(socket));
     if (open.size > maxConnections) {
-      // Full: the oldest connection still silent gives way, so connections an attacker holds open
-      // cannot keep a real scrape out; only when every one is being answered is the newcomer refused.
-      // Silent means silent for two turns at least, when one is (a read had its chance to run).
-      const silent = [...open].filter(([s, st]) => !st.answered && s !== socket);
-      const victim = (silent.find(([, st]) => st.turn < turn - 1) ?? silent[0])?.[0] ?? socket;
+      // Full: the oldest connection silent for two turns at least (its read had its chance to run)
+      // gives way, so connections an attacker holds open cannot keep a real scrape out. When none
+      // has been silent that long (every other one is being answered, or is too young to judge),
+      // the newcomer is refused: closing the oldest young one instead would close, in a burst, the
+      // scrape accepted first in it, whose request is in its socket but not read yet.
+      const victim = [...open].find(([s, st]) => !st.answered && s !== socket && st.turn < turn - 1)?.[0] ?? socket;
       open.delete(victim);
       victim.destroy();
       if (victim === socket) return;

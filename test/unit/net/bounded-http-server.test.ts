@@ -87,6 +87,10 @@ describe('bounded HTTP responder', () => {
   it('at its bound, closes the oldest silent connection for a newcomer, which is answered', async () => {
     const { port } = await start(4);
     const silent = await Promise.all(Array.from({ length: 4 }, () => opened(port)));
+    // Connected is not yet accepted; and a connection is judged silent two event-loop turns after
+    // its accept (bounded-http-server-eviction.test.ts), before which a newcomer would be refused.
+    while ((await new Promise<number>((r) => server!.getConnections((_, n) => r(n)))) < 4) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
     const closed = new Promise<void>((r) => silent[0]!.once('close', () => r()));
     expect(await exchange(port, 'GET /real HTTP/1.1\r\n\r\n')).toContain('hello /real');
     await closed;
