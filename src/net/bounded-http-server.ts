@@ -26,7 +26,10 @@ export const HEAD_TIMEOUT_MS = 10_000;
 
 export interface HttpRequestHead {
   readonly method: string;
-  /** The request target as sent (path and query). */
+  /**
+   * The request target in origin form (path and query) or `*`: an absolute-form target
+   * (`http://host:port/metrics`), which Go's net/http takes, arrives here as its path and query.
+   */
   readonly target: string;
 }
 
@@ -38,6 +41,22 @@ export interface HttpAnswer {
 
 const REASONS: Readonly<Record<number, string>> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error' };
 const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/;
+/** An absolute-form target's scheme and authority (RFC 9112 3.2.2); what follows is its path and query. */
+const ABSOLUTE_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:(?:\/\/[^/?]*)?(?=[/?]|$)/;
+
+/**
+ * The target as a handler sees it, or undefined for one Go's net/http refuses with 400 (neither
+ * origin form, nor absolute form, nor `*`). A proxy-style client (or a probe configured with a full
+ * URL) sends the absolute form; Go serves it by its path, ignoring the authority, and so do we.
+ * `scheme:opaque` (no slash after the colon), which Go parses into an empty path, is refused.
+ */
+export function originForm(target: string): string | undefined {
+  if (target.startsWith('/') || target === '*') return target;
+  const m = ABSOLUTE_PREFIX.exec(target);
+  if (!m) return undefined;
+  const rest = target.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
 
 /** A listener that `close()` alone would keep open until its clients hang up. */
 export type BoundedHttpServer = Server & { closeAllConnections(): void };
@@ -95,9 +114,10 @@ export function createBoundedHttpServer(handle: (req: HttpRequestHead) => HttpAn
       state.answered = true;
       if (end < 0 || end > MAX_HEAD_BYTES) return reply(socket, { status: 431 });
       const m = REQUEST_LINE.exec(head.subarray(0, head.indexOf('\r\n')).toString('latin1'));
-      if (!m) return reply(socket, { status: 400 });
+      const target = m ? originForm(m[2]!) : undefined;
+      if (!m || target === undefined) return reply(socket, { status: 400 });
       Promise.resolve()
-        .then(() => handle({ method: m[1]!, target: m[2]! }))
+        .then(() => handle({ method: m[1]!, target }))
         .then(
           (answer) => reply(socket, answer, m[1] === 'HEAD'),
           () => reply(socket, { status: 500 }),

@@ -98,6 +98,17 @@ describe('bounded HTTP responder', () => {
     silent.forEach((s) => s.destroy());
   });
 
+  it("serves an absolute-form target by its path and query, as Go's net/http does, and refuses a target of no form with 400", async () => {
+    const { port, seen } = await start();
+    expect(await exchange(port, 'GET http://127.0.0.1:9988/metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9988\r\n\r\n')).toMatch(/hello \/metrics\?x=1$/);
+    expect(await exchange(port, 'GET HTTP://h HTTP/1.1\r\n\r\n')).toMatch(/hello \/$/);
+    expect(await exchange(port, 'GET metrics HTTP/1.1\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+    expect(seen).toEqual([
+      { method: 'GET', target: '/metrics?x=1' },
+      { method: 'GET', target: '/' },
+    ]);
+  });
+
   it('reports an accept error once instead of crashing', async () => {
     const { errors } = await start();
     server!.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' }));
