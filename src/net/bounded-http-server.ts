@@ -26,7 +26,10 @@ export const HEAD_TIMEOUT_MS = 10_000;
 
 export interface HttpRequestHead {
   readonly method: string;
-  /** The request target as sent (path and query). */
+  /**
+   * The request target in origin form (path and query) or `*`: an absolute-form target
+   * (`http://host:port/metrics`), which Go's net/http takes, arrives here as its path and query.
+   */
   readonly target: string;
 }
 
@@ -38,6 +41,22 @@ export interface HttpAnswer {
 
 const REASONS: Readonly<Record<number, string>> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error' };
 const REQUEST_LINE = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/;
+/** An absolute-form target's scheme and authority (RFC 9112 3.2.2); what follows is its path and query. */
+const ABSOLUTE_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:(?:\/\/[^/?]*)?(?=[/?]|$)/;
+
+/**
+ * The target as a handler sees it, or undefined for one Go's net/http refuses with 400 (neither
+ * origin form, nor absolute form, nor `*`). A proxy-style client (or a probe configured with a full
+ * URL) sends the absolute form; Go serves it by its path, ignoring the authority, and so do we.
+ * `scheme:opaque` (no slash after the colon), which Go parses into an empty path, is refused.
+ */
+export function originForm(target: string): string | undefined {
+  if (target.startsWith('/') || target === '*') return target;
+  const m = ABSOLUTE_PREFIX.exec(target);
+  if (!m) return undefined;
+  const rest = target.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
 
 /** A listener that `close()` alone would keep open until its clients hang up. */
 export type BoundedHttpServer = Server & { closeAllConnections(): void };
@@ -47,31 +66,37 @@ export function createBoundedHttpServer(handle: (req: HttpRequestHead) => HttpAn
   // (see below) it was accepted in.
   const open = new Map<Socket, { answered: boolean; turn: number }>();
   let failing = false;
-  // Counts event-loop turns while connections arrive. A flood's burst is accepted in one turn, before
-  // the reads of that turn's connections run: a scrape whose request is already in its socket would
-  // otherwise be taken for silent and closed by the burst behind it (a CI run saw a probe closed
-  // 8 ms after it connected).
+  // Counts event-loop turns (check phases) while a connection is too young to be judged silent. A
+  // flood's burst is accepted in one turn, before the reads of that turn's connections run (libuv
+  // starts watching an accepted socket at the next poll): a scrape whose request is already in its
+  // socket would otherwise be taken for silent and closed by the burst behind it (a CI run saw a
+  // probe closed 8 ms after it connected). The count keeps going until the newest connection has
+  // seen a poll phase after its accept, so a quiet spell cannot leave old connections looking young.
   let turn = 0;
-  let turnScheduled = false;
-  const nextTurn = (): void => {
+  let lastAccept = -1;
+  let ticking = false;
+  const tick = (): void => {
     turn++;
-    turnScheduled = false;
+    ticking = turn - 1 <= lastAccept;
+    if (ticking) setImmediate(tick).unref();
   };
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     failing = false;
     const state = { answered: false, turn };
-    if (!turnScheduled) {
-      turnScheduled = true;
-      setImmediate(nextTurn);
+    lastAccept = turn;
+    if (!ticking) {
+      ticking = true;
+      setImmediate(tick).unref();
     }
     open.set(socket, state);
     socket.once('close', () => open.delete(socket));
     if (open.size > maxConnections) {
-      // Full: the oldest connection still silent gives way, so connections an attacker holds open
-      // cannot keep a real scrape out; only when every one is being answered is the newcomer refused.
-      // Silent means silent for two turns at least, when one is (a read had its chance to run).
-      const silent = [...open].filter(([s, st]) => !st.answered && s !== socket);
-      const victim = (silent.find(([, st]) => st.turn < turn - 1) ?? silent[0])?.[0] ?? socket;
+      // Full: the oldest connection silent for two turns at least (its read had its chance to run)
+      // gives way, so connections an attacker holds open cannot keep a real scrape out. When none
+      // has been silent that long (every other one is being answered, or is too young to judge),
+      // the newcomer is refused: closing the oldest young one instead would close, in a burst, the
+      // scrape accepted first in it, whose request is in its socket but not read yet.
+      const victim = [...open].find(([s, st]) => !st.answered && s !== socket && st.turn < turn - 1)?.[0] ?? socket;
       open.delete(victim);
       victim.destroy();
       if (victim === socket) return;
@@ -89,9 +114,10 @@ export function createBoundedHttpServer(handle: (req: HttpRequestHead) => HttpAn
       state.answered = true;
       if (end < 0 || end > MAX_HEAD_BYTES) return reply(socket, { status: 431 });
       const m = REQUEST_LINE.exec(head.subarray(0, head.indexOf('\r\n')).toString('latin1'));
-      if (!m) return reply(socket, { status: 400 });
+      const target = m ? originForm(m[2]!) : undefined;
+      if (!m || target === undefined) return reply(socket, { status: 400 });
       Promise.resolve()
-        .then(() => handle({ method: m[1]!, target: m[2]! }))
+        .then(() => handle({ method: m[1]!, target }))
         .then(
           (answer) => reply(socket, answer, m[1] === 'HEAD'),
           () => reply(socket, { status: 500 }),

@@ -143,8 +143,12 @@ class BatchedLines implements DestinationStream {
   };
 }
 
-/** Levels the Logger API can set at run time: the configurable ones plus fatal. */
-export type RuntimeLogLevel = LogLevel | 'fatal';
+/**
+ * Levels the Logger API can set at run time: the configurable ones plus logrus's fatal and panic,
+ * which spire-agent's Logger API reports back by name. Our Logger writes nothing above error, so
+ * both silence every line but the audit trail; panic is kept apart only so it reads back as PANIC.
+ */
+export type RuntimeLogLevel = LogLevel | 'fatal' | 'panic';
 
 /** Changes the level of a logger and every child made from it, while the agent runs. */
 export interface LevelControl {
@@ -186,14 +190,18 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
   const p = make(opts.level);
   const auditRoot = make(opts.level === 'trace' || opts.level === 'debug' ? opts.level : 'info');
   // pino children read the root's level unless given their own, so one assignment covers all.
+  // pino has no panic level; `named` remembers which of the two was asked for while pino runs at fatal.
+  let named: RuntimeLogLevel = opts.level;
   const level: LevelControl = {
     launch: opts.level,
-    get: () => p.level as RuntimeLogLevel,
+    get: () => named,
     set: (l) => {
-      p.level = l;
+      p.level = l === 'panic' ? 'fatal' : l;
+      named = l;
     },
     reset: () => {
       p.level = opts.level;
+      named = opts.level;
     },
   };
   // Plain lines go where pino's go, formatted as pino's would be; not with log_source_location, whose

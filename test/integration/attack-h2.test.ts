@@ -20,23 +20,12 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, REPO, cli, collect, sleep, uidEntry } from '../helpers/agent-process.js';
+import { MiB, NOFILE, RSS_SLACK } from '../helpers/attack-limits.js';
 
 const ATTACKER = { uid: 65534, gid: 65534 };
 const WORKLOAD = { uid: 1702, gid: 1702 };
 const ATTACK = join(REPO, 'test/attack/h2-attacker.mjs');
 const SECONDS = Number(process.env.H2_ATTACK_SECONDS ?? 8);
-const NOFILE = 1024;
-/** RSS is read in KiB. */
-const MiB = 1024;
-/**
- * What "back at baseline" allows over the agent's anonymous RSS at start (about 20 MiB): after
- * each attack 10–23 MiB above it were seen, going up and down from one attack to the next (JIT
- * code, V8's heap sizing), not growing; a leak of what an attack held (thousands of streams and
- * connections) would be far more. rapid-reset-full (100,000 complete requests, the heap peaking at
- * 130–136 MiB) settled 24–39 MiB above it in CI runs: V8 keeps part of the heap it grew to, and
- * 45 s of quiet do not make it give that back. Before the fix it guards, that attack took gigabytes.
- */
-const RSS_SLACK = 48 * MiB;
 
 interface Totals {
   attack: string;

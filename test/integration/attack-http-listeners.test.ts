@@ -21,19 +21,15 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentProcess, REPO, cli, collect, sleep, uidEntry } from '../helpers/agent-process.js';
+import { MiB, NOFILE, RSS_SLACK } from '../helpers/attack-limits.js';
 import { freePort } from '../helpers/spire/proc.js';
 
 const ATTACKER = { uid: 65534, gid: 65534 };
 const WORKLOAD = { uid: 1703, gid: 1703 };
 const ATTACK = join(REPO, 'test/attack/http-attacker.mjs');
 const SECONDS = Number(process.env.HTTP_ATTACK_SECONDS ?? 4);
-const NOFILE = 1024;
 /** How long a legitimate scrape or probe may take while under attack. */
 const ANSWER_MS = Number(process.env.HTTP_ANSWER_MS ?? 3000);
-/** RSS is read in KiB. */
-const MiB = 1024;
-/** What "back near baseline" allows over the anonymous RSS at start: V8 keeps part of a heap it grew (attack-h2 saw 10–39 MiB); a leak of what an attack held would be far more. */
-const RSS_SLACK = 48 * MiB;
 
 interface Totals {
   kind: string;

@@ -4,9 +4,9 @@ import type { LevelControl, RuntimeLogLevel } from '../../telemetry/logger.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { StatusError, toServiceError } from '../status.js';
 
-/** spire.api.types.LogLevel names ↔ our levels. pino has no panic; PANIC is taken as fatal. */
+/** spire.api.types.LogLevel names ↔ our levels, one to one as spire-agent v1.15 maps them to logrus's. */
 const TO_RUNTIME: Readonly<Record<string, RuntimeLogLevel>> = {
-  PANIC: 'fatal',
+  PANIC: 'panic',
   FATAL: 'fatal',
   ERROR: 'error',
   WARN: 'warn',
@@ -15,6 +15,7 @@ const TO_RUNTIME: Readonly<Record<string, RuntimeLogLevel>> = {
   TRACE: 'trace',
 };
 const TO_PROTO: Readonly<Record<RuntimeLogLevel, string>> = {
+  panic: 'PANIC',
   fatal: 'FATAL',
   error: 'ERROR',
   warn: 'WARN',

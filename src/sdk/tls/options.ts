@@ -77,9 +77,15 @@ function refusal(source: X509SourceLike, authorizer: Authorizer, chain: Uint8Arr
 /**
  * Options for tls.createServer / https.createServer / http2.createSecureServer: the source's
  * current SVID, its authorities as the only CAs, and a client certificate required. `extra` is
- * merged in (minVersion, ciphers, ALPNProtocols, ...). Pass the same `extra` to hookMTLSServer,
- * which enforces the authorizer and keeps the certificates current; without it the server only
- * checks that the client's chain leads to one of the source's authorities.
+ * merged in (minVersion, ciphers, ALPNProtocols, ...).
+ *
+ * These options do not authorize anyone: call hookMTLSServer(server, source, authorizer) on the
+ * server they build (with the same `extra`), or it accepts every client whose chain leads to any
+ * authority of any trust domain in the source, whatever its SPIFFE ID, without the SPIFFE checks
+ * (one URI SAN, an authority of the ID's own trust domain), and keeps presenting the SVID of the
+ * moment it was built. go-spiffe's tlsconfig.MTLSServerConfig takes the authorizer itself and runs
+ * it in the handshake's VerifyPeerCertificate; node:tls offers servers no callback after the
+ * client's certificate, so the hook does it on 'secureConnection', before any byte is read.
  */
 export function mtlsServerOptions(source: X509SourceLike, extra: TlsOptions = {}): TlsOptions {
   return { ...extra, ...serverContext(source, extra), requestCert: true, rejectUnauthorized: true };

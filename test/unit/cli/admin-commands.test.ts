@@ -130,6 +130,15 @@ describe('logger', () => {
     expect(level.get()).toBe('info');
   });
 
+  it('set panic and set fatal read back as PANIC and FATAL, as spire-agent v1.15 answers', async () => {
+    for (const [flag, pretty, json] of [['panic', 'panic', 'PANIC'], ['FATAL', 'fatal', 'FATAL']] as const) {
+      expect(await cli('logger', 'set', '-socketPath', socketPath, '-level', flag)).toEqual({ code: 0, out: `Logger Level : ${pretty}\nLaunch Level : info\n\n`, err: '' });
+      expect(await cli('logger', 'get', '-socketPath', socketPath, '-output', 'json')).toEqual({ code: 0, out: `{"current_level":"${json}","launch_level":"INFO"}\n`, err: '' });
+      expect(level.get()).toBe(pretty);
+    }
+    expect((await cli('logger', 'reset', '-socketPath', socketPath)).out).toBe('Logger Level : info\nLaunch Level : info\n\n');
+  });
+
   it('set refuses a missing or unknown level before calling the agent', async () => {
     expect(await cli('logger', 'set', '-socketPath', socketPath)).toEqual({ code: 1, out: '', err: 'Error: a value (-level) must be set\n' });
     expect(await cli('logger', 'set', '-socketPath', socketPath, '-level', 'loud')).toEqual({ code: 1, out: '', err: 'Error: the value "loud" is not a valid setting\n' });

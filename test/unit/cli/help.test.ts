@@ -139,6 +139,8 @@ describe('help and usage, as spire-agent v1.13.3', () => {
     for (const flag of ['--version', '-version', '-v']) expect(await runOurs([flag])).toEqual({ code: 0, stdout: '', stderr: `${version}\n` });
     expect(await runOurs(['version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
     if (spire) expect(spawnSync(spire.agent, ['--version'], { encoding: 'utf8', timeout: 10_000 }).stderr).toMatch(/^\d+\.\d+\.\d+\S*\n$/);
+    // README "Differences from spire-agent", row version-verb: spire-agent has no such verb.
+    if (spire) expect(spawnSync(spire.agent, ['version'], { encoding: 'utf8', timeout: 10_000 })).toMatchObject({ status: 127, stdout: '', stderr: expect.stringContaining('Available commands are:') });
   });
 
   it.runIf(spire)('every verb takes the flags spire-agent v1.13.3 takes, with the same type words', async () => {

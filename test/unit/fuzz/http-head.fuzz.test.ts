@@ -3,11 +3,13 @@
  * from anyone who can reach the port. For any bytes, cut into any chunks, half-closed or not: the
  * listener never throws, every connection ends (answered once with a well-formed status line, or
  * closed unanswered when the client left before its request was complete), the handler sees only
- * request lines that match HTTP/1.x's shape, and no connection is left open afterwards.
+ * request lines that match HTTP/1.x's shape, with the target in origin form (an absolute-form target
+ * `http://host/path`, which Go's net/http serves, arrives as its path), and no connection is left
+ * open afterwards.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoundedHttpServer, type BoundedHttpServer, type HttpRequestHead } from '../../../src/net/bounded-http-server.js';
+import { createBoundedHttpServer, originForm, type BoundedHttpServer, type HttpRequestHead } from '../../../src/net/bounded-http-server.js';
 import { fc, fuzz } from './fuzz.js';
 
 let server: BoundedHttpServer;
@@ -60,7 +62,7 @@ function exchange(chunks: Buffer[], end: boolean): Promise<string> {
 }
 
 const token = fc.constantFrom('GET', 'HEAD', 'POST', 'get', 'G\u0000T', '', ' ');
-const target = fc.constantFrom('/ok', '/missing', '/throw', '*', 'http://h/ok', '/ok?x=1', '', '/ok /ok', '/\u00ff');
+const target = fc.constantFrom('/ok', '/missing', '/throw', '*', 'http://h/ok', 'HTTP://h:9988/ok?x=1', 'http://h', 'http://h?x', 'https://[::1]:1/throw', 'http:/ok', 'http:ok', 'ok', '/ok?x=1', '', '/ok /ok', '/\u00ff');
 const version = fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 ', 'http/1.1', '');
 const header = fc.oneof(fc.constantFrom('Host: x', 'Connection: keep-alive', 'Content-Length: 5', 'Transfer-Encoding: chunked', ''), fc.string({ maxLength: 40 }));
 const eol = fc.constantFrom('\r\n', '\n', '\r', '');
@@ -103,7 +105,7 @@ describe('fuzz: the HTTP listeners request reader', () => {
         }
         for (const req of seen.slice(before)) {
           expect(req.method).toMatch(/^[A-Z]+$/);
-          expect(req.target).toMatch(/^\S+$/);
+          expect(req.target).toMatch(/^(\/\S*|\*)$/);
         }
       }),
       300,
@@ -111,6 +113,31 @@ describe('fuzz: the HTTP listeners request reader', () => {
     );
     expect(errors).toEqual([]);
   }, 120_000);
+
+  it("maps a target as Go's net/http reads it: origin form and * as sent, absolute form to its path and query, anything else refused", () => {
+    fc.assert(
+      fc.property(fc.webUrl({ withQueryParameters: true }), (url) => {
+        // The authority (webUrl's never holds / or ?) goes; what follows it is kept byte for byte.
+        const afterScheme = url.slice(url.indexOf('://') + 3);
+        const cut = afterScheme.search(/[/?]/);
+        const rest = cut < 0 ? '' : afterScheme.slice(cut);
+        expect(originForm(url)).toBe(rest.startsWith('/') ? rest : `/${rest}`);
+      }),
+    );
+    expect(['/a?b', '*', 'http://h', 'http://h:1?q', 'h+s.x-y://a/b', 'http:/p', 'http:ok', 'ok', '?x', '//h/p', ''].map(originForm)).toEqual([
+      '/a?b',
+      '*',
+      '/',
+      '/?q',
+      '/b',
+      '/p',
+      undefined,
+      undefined,
+      undefined,
+      '//h/p',
+      undefined,
+    ]);
+  });
 
   it('leaves no connection open once its clients are gone', async () => {
     await new Promise((r) => setTimeout(r, 100));

@@ -87,11 +87,26 @@ describe('bounded HTTP responder', () => {
   it('at its bound, closes the oldest silent connection for a newcomer, which is answered', async () => {
     const { port } = await start(4);
     const silent = await Promise.all(Array.from({ length: 4 }, () => opened(port)));
+    // Connected is not yet accepted; and a connection is judged silent two event-loop turns after
+    // its accept (bounded-http-server-eviction.test.ts), before which a newcomer would be refused.
+    while ((await new Promise<number>((r) => server!.getConnections((_, n) => r(n)))) < 4) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
     const closed = new Promise<void>((r) => silent[0]!.once('close', () => r()));
     expect(await exchange(port, 'GET /real HTTP/1.1\r\n\r\n')).toContain('hello /real');
     await closed;
     expect(silent.slice(1).every((s) => !s.destroyed)).toBe(true);
     silent.forEach((s) => s.destroy());
+  });
+
+  it("serves an absolute-form target by its path and query, as Go's net/http does, and refuses a target of no form with 400", async () => {
+    const { port, seen } = await start();
+    expect(await exchange(port, 'GET http://127.0.0.1:9988/metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9988\r\n\r\n')).toMatch(/hello \/metrics\?x=1$/);
+    expect(await exchange(port, 'GET HTTP://h HTTP/1.1\r\n\r\n')).toMatch(/hello \/$/);
+    expect(await exchange(port, 'GET metrics HTTP/1.1\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+    expect(seen).toEqual([
+      { method: 'GET', target: '/metrics?x=1' },
+      { method: 'GET', target: '/' },
+    ]);
   });
 
   it('reports an accept error once instead of crashing', async () => {

@@ -185,15 +185,17 @@ describe('logger: audit records and the run-time level', () => {
     const records = new AuditLog(audit, ['unix:uid']);
     const decision = (pid: number): void =>
       records.record({ method: 'FetchX509SVID', caller: { pid, uid: 1000, gid: 1000 }, decision: 'granted', spiffeIds: ['spiffe://example.org/a'] });
-    for (const l of ['error', 'fatal'] as const) {
+    for (const [i, l] of (['error', 'fatal', 'panic'] as const).entries()) {
       level.set(l);
+      expect(level.get()).toBe(l);
       log.info('ordinary line');
       log.warn('ordinary warning');
-      decision(l === 'error' ? 101 : 102);
+      log.error(`ordinary error at ${l}`);
+      decision(101 + i);
     }
     const lines = s.lines();
-    expect(lines.filter((x) => x.includes('ordinary'))).toEqual([]);
-    expect(lines.filter((x) => x.includes('msg="Workload API decision"')).map((x) => /pid=(\d+)/.exec(x)?.[1])).toEqual(['101', '102']);
+    expect(lines.filter((x) => x.includes('ordinary'))).toEqual([expect.stringContaining('ordinary error at error')]);
+    expect(lines.filter((x) => x.includes('msg="Workload API decision"')).map((x) => /pid=(\d+)/.exec(x)?.[1])).toEqual(['101', '102', '103']);
   });
 
   it('writes audit records even when the agent was started at log level error', () => {

@@ -20,8 +20,8 @@ describe('DebugHandler', () => {
 });
 
 describe('toRuntimeLevel', () => {
-  it('maps SPIRE level names, PANIC to fatal', () => {
-    expect(['PANIC', 'FATAL', 'ERROR', 'WARN', 'INFO', 'DEBUG', 'TRACE'].map(toRuntimeLevel)).toEqual(['fatal', 'fatal', 'error', 'warn', 'info', 'debug', 'trace']);
+  it('maps each SPIRE level name to its own level, PANIC to panic (not fatal)', () => {
+    expect(['PANIC', 'FATAL', 'ERROR', 'WARN', 'INFO', 'DEBUG', 'TRACE'].map(toRuntimeLevel)).toEqual(['panic', 'fatal', 'error', 'warn', 'info', 'debug', 'trace']);
   });
   it('rejects UNSPECIFIED with InvalidArgument', () => {
     expect(() => toRuntimeLevel('UNSPECIFIED')).toThrow(expect.objectContaining({ status: grpc.status.INVALID_ARGUMENT }));

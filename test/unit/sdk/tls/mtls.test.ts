@@ -112,6 +112,16 @@ describe('mTLS with X509-SVIDs over node:tls', () => {
     await expect(talk(forged.port, client)).rejects.toMatchObject({ code: 'x509svid_invalid', reason: 'unverifiable' });
   });
 
+  it('mtlsServerOptions alone authorizes nobody: without hookMTLSServer any client chaining to a source authority is served (README says the hook is required)', async () => {
+    const server = tls.createServer(mtlsServerOptions(new StaticSource(await svid(ca, SERVER), [ca.bundle()])), (socket) => socket.end('served\n'));
+    server.on('tlsClientError', () => {});
+    cleanup.push(() => server.close());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const got = await talk((server.address() as AddressInfo).port, new StaticSource(await svid(ca, 'spiffe://example.org/intruder'), [ca.bundle()]));
+    expect(got.text).toBe('served\n');
+  });
+
   it('a client without an SVID that ends at a bundle authority is refused even with authorizeAny (no URI SAN)', async () => {
     const { port, refused } = await echoServer(new StaticSource(await svid(ca, SERVER), [ca.bundle()]), authorizeAny());
     const noSan = await ca.createX509SVID(CLIENT, { uris: [], dnsNames: ['client.example.org'] });
