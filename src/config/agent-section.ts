@@ -11,10 +11,11 @@ import { AGENT_DEFAULTS, MIN_AVAILABILITY_TARGET } from './defaults.js';
 import type { ObjectReader } from './reader.js';
 import { parseTrustDomainName } from './trust-domain.js';
 import { readServerSettings, type ServerKeys } from './server-section.js';
-import type { AgentSection, KeyType, LogLevel } from './types.js';
+import type { AgentSection, ConfigLogLevel, KeyType, LogLevel } from './types.js';
 
 export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-4096'];
-const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
+// fatal and panic are logrus's levels too: spire-agent then logs only what would end it (here: nothing but the audit trail).
+const LOG_LEVELS: readonly ConfigLogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'panic'];
 
 function readExperimental(r: ObjectReader | undefined) {
   const out = {
@@ -90,7 +91,7 @@ export function readAgentSection(r: ObjectReader): AgentSectionResult {
     adminSocketPath: r.optionalString('admin_socket_path'),
     logLevel: r.enum('log_level', LOG_LEVELS, AGENT_DEFAULTS.log_level.toLowerCase() as LogLevel, {
       caseInsensitive: true,
-      aliases: { warning: 'warn', fatal: 'error', panic: 'error' },
+      aliases: { warning: 'warn' },
     }),
     logFormat: r.enum('log_format', ['text', 'json'] as const, AGENT_DEFAULTS.log_format as 'text', { caseInsensitive: true }),
     logFile: r.optionalString('log_file'),

@@ -6,6 +6,8 @@
 export type { KeyType } from '../crypto/keys.js';
 import type { KeyType } from '../crypto/keys.js';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+/** log_level as logrus reads it: the levels above plus fatal and panic (which silence all but the audit trail). */
+export type ConfigLogLevel = LogLevel | 'fatal' | 'panic';
 export type LogFormat = 'text' | 'json';
 
 export interface AgentSection {
@@ -13,7 +15,7 @@ export interface AgentSection {
   dataDir: string;
   socketPath: string;
   adminSocketPath: string | undefined;
-  logLevel: LogLevel;
+  logLevel: ConfigLogLevel;
   logFormat: LogFormat;
   logFile: string | undefined;
   /** log_source_location: each line names the source file, line and function that wrote it. */

@@ -22,7 +22,8 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
 
 export interface LoggerOptions {
-  level: LogLevel;
+  /** fatal and panic (log_level as logrus reads it) silence every line but the audit trail. */
+  level: RuntimeLogLevel;
   format: LogFormat;
   /** Append to this file instead of stderr. */
   file?: string | undefined;
@@ -154,7 +155,7 @@ export type RuntimeLogLevel = LogLevel | 'fatal' | 'panic';
 export interface LevelControl {
   get(): RuntimeLogLevel;
   /** The level the logger was created with. */
-  readonly launch: LogLevel;
+  readonly launch: RuntimeLogLevel;
   set(level: RuntimeLogLevel): void;
   reset(): void;
 }
@@ -176,10 +177,11 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
   // A process that exits before the next turn (a second SIGTERM) still writes what is pending.
   if (batch) process.once('exit', batch.flush);
   const dest: DestinationStream = batch ?? (opts.format === 'json' ? (out as unknown as DestinationStream) : textStream(out));
-  const make = (level: LogLevel): PinoLogger =>
+  const make = (level: RuntimeLogLevel): PinoLogger =>
     pino(
       {
-        level,
+        // pino has no panic level: it runs at fatal (see `named`).
+        level: level === 'panic' ? 'fatal' : level,
         base: undefined,
         redact: { paths: REDACT, censor: '[redacted]' },
         formatters: opts.format === 'json' ? { level: (label) => ({ level: label === 'warn' ? 'warning' : label }) } : {},
@@ -200,7 +202,7 @@ export function createControlledLogger(opts: LoggerOptions): { log: Logger; leve
       named = l;
     },
     reset: () => {
-      p.level = opts.level;
+      p.level = opts.level === 'panic' ? 'fatal' : opts.level;
       named = opts.level;
     },
   };

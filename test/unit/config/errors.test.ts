@@ -60,7 +60,7 @@ describe('every error kind names the file, the line and the dotted key', () => {
       name: 'a bad log level',
       text: agent('  log_level = "LOUD"'),
       code: 'config_invalid',
-      problem: { line: 3, key: 'agent.log_level', message: 'expected one of "trace", "debug", "info", "warn", "error", got "LOUD"' },
+      problem: { line: 3, key: 'agent.log_level', message: 'expected one of "trace", "debug", "info", "warn", "error", "fatal", "panic", got "LOUD"' },
     },
     {
       name: 'a negative cache size',
@@ -201,7 +201,7 @@ describe('every error kind names the file, the line and the dotted key', () => {
     expect(err.message.split('\n')).toEqual([
       'config: 3 problems found; fix them and try again',
       `  ${FILE}:3: agent.sync_interval: expected a duration like "5s", got "soon"`,
-      `  ${FILE}:4: agent.log_level: expected one of "trace", "debug", "info", "warn", "error", got "LOUD"`,
+      `  ${FILE}:4: agent.log_level: expected one of "trace", "debug", "info", "warn", "error", "fatal", "panic", got "LOUD"`,
       `  ${FILE}:5: agent.bogus: unknown key (check the spelling, or remove it)`,
     ]);
   });

@@ -60,6 +60,15 @@ describe('defaults', () => {
     expect(c.agent.logLevel).toBe('debug');
   });
 
+  it.each([
+    ['WARNING', 'warn'],
+    ['FATAL', 'fatal'],
+    ['Panic', 'panic'],
+  ])('reads log_level %s as logrus does: %s', async (level, want) => {
+    const c = await parseConfigText(`agent {\n trust_domain = "example.org"\n log_level = "${level}"\n}\n`, 'a.conf', { expandEnv: false });
+    expect(c.agent.logLevel).toBe(want);
+  });
+
   it('reads sync_interval from experimental, where spire-agent puts it, and from agent', async () => {
     const srv = ' server_address = "srv"\n insecure_bootstrap = true\n';
     const exp = await parseConfigText(`agent {\n trust_domain = "example.org"\n${srv} experimental {\n sync_interval = "30s"\n }\n}\n`, 'a.conf', { expandEnv: false });

@@ -198,6 +198,20 @@ describe('logger: audit records and the run-time level', () => {
     expect(lines.filter((x) => x.includes('msg="Workload API decision"')).map((x) => /pid=(\d+)/.exec(x)?.[1])).toEqual(['101', '102', '103']);
   });
 
+  it.each(['fatal', 'panic'] as const)('log_level = %s at launch (logrus levels): nothing but audit records, and it reads back and resets as %s', (l) => {
+    const s = sink();
+    const { log, level, audit } = createControlledLogger({ level: l, format: 'json', destination: s.stream });
+    log.error('ordinary error');
+    new AuditLog(audit, []).record({ method: 'FetchJWTSVID', caller: { pid: 7, uid: 0, gid: 0 }, decision: 'granted' });
+    expect(level.get()).toBe(l);
+    expect(level.launch).toBe(l);
+    level.set('error');
+    level.reset();
+    expect(level.get()).toBe(l);
+    log.error('still silenced');
+    expect(s.lines().map((x) => (JSON.parse(x) as { msg: string }).msg)).toEqual(['Workload API decision']);
+  });
+
   it('writes audit records even when the agent was started at log level error', () => {
     const s = sink();
     const { audit } = createControlledLogger({ level: 'error', format: 'json', destination: s.stream });
