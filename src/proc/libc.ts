@@ -63,11 +63,15 @@ export function loadLibc(): Libc {
 
 function bindLibc(): Libc {
   const lib = koffi.load('libc.so.6');
-  const ucred = koffi.struct('spiffe_agent_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
-  const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ spiffe_agent_ucred *, _Inout_ uint32 *)');
+  // struct ucred and struct pollfd are read and written through buffers made once, passed as plain
+  // pointers: koffi's struct marshalling built two objects and an array per call, on every connection's
+  // path (issue 19's profile). The calls are synchronous, so one buffer each cannot be shared by two.
+  const getsockopt = lib.func('int getsockopt(int, int, int, void *, void *)');
+  const ucred = Buffer.alloc(12); // int32 pid, uint32 uid, uint32 gid
+  const ucredLen = Buffer.alloc(4);
   const syscall3 = lib.func('long syscall(long, int, int, int)');
-  koffi.struct('spiffe_agent_pollfd', { fd: 'int', events: 'int16', revents: 'int16' });
-  const pollFn = lib.func('int poll(_Inout_ spiffe_agent_pollfd *, unsigned long, int)');
+  const pollFn = lib.func('int poll(void *, unsigned long, int)');
+  const pollfd = Buffer.alloc(8); // int fd, int16 events, int16 revents
   const closeFn = lib.func('int close(int)');
   const socketpairFn = lib.func('int socketpair(int, int, int, _Out_ int *sv)');
   const accept4 = lib.func('int accept4(int, void *, void *, int)');
@@ -75,12 +79,11 @@ function bindLibc(): Libc {
   const getrlimit = lib.func('int getrlimit(int, _Out_ spiffe_agent_rlimit *)');
   return {
     peerCred(fd) {
-      const out: Record<string, number> = {};
-      const len = [12];
-      const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
+      ucred.fill(0);
+      ucredLen.writeUInt32LE(12, 0);
+      const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ucred, ucredLen) as number;
       if (rc !== 0) throw new SyscallError('syscall_failed', `libc: getsockopt(SO_PEERCRED) failed on fd ${fd}: ${lastErrno()}`);
-      void ucred;
-      return { pid: out.pid ?? 0, uid: out.uid ?? 0, gid: out.gid ?? 0 };
+      return { pid: ucred.readInt32LE(0), uid: ucred.readUInt32LE(4), gid: ucred.readUInt32LE(8) };
     },
     pidfdOpen(pid) {
       const fd = Number(syscall3(SYS_pidfd_open, pid, 0, 0));
@@ -92,13 +95,16 @@ function bindLibc(): Libc {
       // signalling another uid's process needs CAP_KILL: its EPERM made every such caller look
       // exited to an agent running as the systemd unit does (non-root, no CAP_KILL).
       for (;;) {
-        const p = { fd: pidfd, events: POLLIN, revents: 0 };
-        const rc = pollFn(p, 1, 0) as number;
+        pollfd.writeInt32LE(pidfd, 0);
+        pollfd.writeInt16LE(POLLIN, 4);
+        pollfd.writeInt16LE(0, 6);
+        const rc = pollFn(pollfd, 1, 0) as number;
         if (rc === 0) return false;
         if (rc > 0) {
-          if (p.revents & POLLNVAL) throw new SyscallError('syscall_failed', `libc: poll on pidfd ${pidfd}: not an open descriptor (POLLNVAL)`);
+          const revents = pollfd.readInt16LE(6);
+          if (revents & POLLNVAL) throw new SyscallError('syscall_failed', `libc: poll on pidfd ${pidfd}: not an open descriptor (POLLNVAL)`);
           // POLLHUP: newer kernels also report a reaped process that way.
-          return (p.revents & (POLLIN | POLLHUP)) !== 0;
+          return (revents & (POLLIN | POLLHUP)) !== 0;
         }
         if (koffi.errno() !== osConstants.errno.EINTR) throw new SyscallError('syscall_failed', `libc: poll on pidfd ${pidfd} failed: ${lastErrno()}`);
       }
