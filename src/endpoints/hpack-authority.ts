@@ -35,108 +35,125 @@ const AUTHORITY = ':authority';
 /** ":authority" Huffman-coded (RFC 7541 Appendix B), 8 octets with its padding. */
 const AUTHORITY_HUFFMAN = huffmanAuthority();
 
-/** A dynamic table entry: whether its name is :authority, and its size at most. */
+/** A table entry: whether its name is :authority, and its size at most. */
 interface Entry {
   readonly authority: boolean;
   readonly size: number;
 }
+const STATIC_ENTRIES: readonly Entry[] = STATIC.map((e, i) => ({ authority: i === 0, size: e.totalSize }));
 
 /** `null`: the block has no :authority; `undefined`: decode it in full to know (see above). */
 export function scanAuthority(block: Buffer, limits: Pick<H2Limits, 'maxHeaderListSize' | 'maxHeaderFields'>): string | null | undefined {
-  const dyn: Entry[] = [];
-  let dynSize = 0;
-  let maxSize = TABLE_SIZE;
-  let fields = 0;
-  let listSize = 0;
-  let at = 0;
-  let found: string | undefined;
+  return new Scan(block).run(limits);
+}
+
+/** One scan: a cursor over the block and the dynamic table so far (one object per block, no closures). */
+class Scan {
+  private at = 0;
+  private readonly dyn: Entry[] = [];
+  /** The last string literal read: its octets (with the length prefix) and its decoded length at most. */
+  private sStart = 0;
+  private sEnd = 0;
+  private sHuffman = false;
+  private sMax = 0;
+
+  constructor(private readonly block: Buffer) {}
+
+  run(limits: Pick<H2Limits, 'maxHeaderListSize' | 'maxHeaderFields'>): string | null | undefined {
+    const block = this.block;
+    let dynSize = 0;
+    let maxSize = TABLE_SIZE;
+    let fields = 0;
+    let listSize = 0;
+    let found: string | undefined;
+    while (this.at < block.length) {
+      const b = block[this.at]!;
+      if (b & 0x80) {
+        // Indexed field (§6.1): the name and value of a table entry.
+        const e = this.entry(this.int(7));
+        if (!e) return undefined;
+        // A static or dynamic :authority entry as the first one: its value is known only to the full decoder (static: "").
+        if (e.authority && found === undefined) return undefined;
+        fields++;
+        listSize += e.size;
+      } else if ((b & 0xe0) === 0x20) {
+        // Dynamic table size update (§6.3).
+        const size = this.int(5);
+        if (size < 0 || size > TABLE_SIZE || dynSize > size) return undefined;
+        maxSize = size;
+      } else {
+        // Literal field (§6.2): with incremental indexing (01), without (0000) or never indexed (0001).
+        const incremental = (b & 0xc0) === 0x40;
+        const index = this.int(incremental ? 6 : 4);
+        if (index < 0) return undefined;
+        let authority: boolean;
+        let nameMax: number;
+        if (index === 0) {
+          if (!this.str()) return undefined;
+          authority = isAuthorityName(block, this.sStart, this.sEnd, this.sHuffman);
+          nameMax = this.sMax;
+        } else {
+          const e = this.entry(index);
+          if (!e) return undefined;
+          authority = e.authority;
+          nameMax = e.size - 32;
+        }
+        if (!this.str()) return undefined;
+        if (authority && found === undefined) {
+          const v = decodeString(block, this.sStart, this.sEnd);
+          if (v === undefined) return undefined;
+          found = v;
+        }
+        const size = nameMax + this.sMax + 32;
+        fields++;
+        listSize += size;
+        if (incremental) {
+          this.dyn.push({ authority, size });
+          dynSize += size;
+          // The table might have evicted an entry: only the full decoder knows which.
+          if (dynSize > maxSize) return undefined;
+        }
+      }
+      if (fields > limits.maxHeaderFields || listSize > limits.maxHeaderListSize) return undefined;
+    }
+    return found ?? null;
+  }
+
   /** RFC 7541 §5.1 integer with an n-bit prefix; -1 when truncated or longer than hpack.js reads. */
-  const int = (n: number): number => {
+  private int(n: number): number {
+    const block = this.block;
     const max = (1 << n) - 1;
-    let v = block[at++]! & max;
+    let v = block[this.at++]! & max;
     if (v < max) return v;
     let shift = 0;
     for (let i = 0; i < 4; i++) {
-      if (at >= block.length) return -1;
-      const b = block[at++]!;
+      if (this.at >= block.length) return -1;
+      const b = block[this.at++]!;
       v += (b & 0x7f) * 2 ** shift;
       shift += 7;
       if ((b & 0x80) === 0) return v;
     }
     return -1;
-  };
-  /** A string literal: where its octets are, whether Huffman-coded, and its decoded length at most; undefined when truncated. */
-  const str = (): { start: number; end: number; huffman: boolean; max: number } | undefined => {
-    if (at >= block.length) return undefined;
-    const huffman = (block[at]! & 0x80) !== 0;
-    const start0 = at;
-    const len = int(7);
-    if (len < 0 || at + len > block.length) return undefined;
-    const s = { start: start0, end: at + len, huffman, max: huffman ? Math.floor((len * 8) / 5) : len };
-    at += len;
-    return s;
-  };
-  const entry = (index: number): Entry | undefined => {
-    if (index <= 0) return undefined;
-    if (index <= STATIC.length) {
-      const e = STATIC[index - 1]!;
-      return { authority: index === 1, size: e.totalSize };
-    }
-    return dyn[dyn.length - 1 - (index - STATIC.length - 1)];
-  };
-  while (at < block.length) {
-    const b = block[at]!;
-    if (b & 0x80) {
-      // Indexed field (§6.1): the name and value of a table entry.
-      const e = entry(int(7));
-      if (!e) return undefined;
-      // A static or dynamic :authority entry as the first one: its value is known only to the full decoder (static: "").
-      if (e.authority && found === undefined) return undefined;
-      fields++;
-      listSize += e.size;
-    } else if ((b & 0xe0) === 0x20) {
-      // Dynamic table size update (§6.3).
-      const size = int(5);
-      if (size < 0 || size > TABLE_SIZE || dynSize > size) return undefined;
-      maxSize = size;
-    } else {
-      // Literal field (§6.2): with incremental indexing (01), without (0000) or never indexed (0001).
-      const incremental = (b & 0xc0) === 0x40;
-      const index = int(incremental ? 6 : 4);
-      if (index < 0) return undefined;
-      let authority: boolean;
-      let nameMax: number;
-      if (index === 0) {
-        const name = str();
-        if (!name) return undefined;
-        authority = isAuthorityName(block, name.start, name.end, name.huffman);
-        nameMax = name.max;
-      } else {
-        const e = entry(index);
-        if (!e) return undefined;
-        authority = e.authority;
-        nameMax = e.size - 32;
-      }
-      const value = str();
-      if (!value) return undefined;
-      if (authority && found === undefined) {
-        const v = decodeString(block, value.start, value.end);
-        if (v === undefined) return undefined;
-        found = v;
-      }
-      const size = nameMax + value.max + 32;
-      fields++;
-      listSize += size;
-      if (incremental) {
-        dyn.push({ authority, size });
-        dynSize += size;
-        // The table might have evicted an entry: only the full decoder knows which.
-        if (dynSize > maxSize) return undefined;
-      }
-    }
-    if (fields > limits.maxHeaderFields || listSize > limits.maxHeaderListSize) return undefined;
   }
-  return found ?? null;
+
+  /** Reads a string literal into sStart..sMax; false when truncated. */
+  private str(): boolean {
+    if (this.at >= this.block.length) return false;
+    this.sHuffman = (this.block[this.at]! & 0x80) !== 0;
+    this.sStart = this.at;
+    const len = this.int(7);
+    if (len < 0 || this.at + len > this.block.length) return false;
+    this.sEnd = this.at + len;
+    this.sMax = this.sHuffman ? Math.floor((len * 8) / 5) : len;
+    this.at += len;
+    return true;
+  }
+
+  private entry(index: number): Entry | undefined {
+    if (index <= 0) return undefined;
+    if (index <= STATIC_ENTRIES.length) return STATIC_ENTRIES[index - 1];
+    return this.dyn[this.dyn.length - 1 - (index - STATIC_ENTRIES.length - 1)];
+  }
 }
 
 function isAuthorityName(block: Buffer, start: number, end: number, huffman: boolean): boolean {

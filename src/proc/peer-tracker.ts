@@ -119,7 +119,8 @@ class TrackedCaller implements Caller {
       // A pidfd that has not exited pins the very process that connected: its pid cannot have been
       // reused, so the start time is read again only without one (kernel < 5.3). One /proc read less
       // on every answer (issue 19).
-      [now, owner] = await Promise.all([this.pidfd >= 0 ? undefined : this.proc.startTime(this.pid), this.proc.owner(this.pid)]);
+      if (this.pidfd >= 0) owner = await this.proc.owner(this.pid);
+      else [now, owner] = await Promise.all([this.proc.startTime(this.pid), this.proc.owner(this.pid)]);
     } catch (err) {
       throw explain(this.libc, this.pidfd, this.pid, err);
     }
