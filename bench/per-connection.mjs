@@ -16,6 +16,10 @@
  * per-round ratios, with their range), the Node version and the load average.
  * BENCH_FLOOR_WORKERS=N adds the floor served from N worker threads (bench/lib/floor-workers.mjs), with
  * and without the caller's kernel identity taken on the accepting thread first ("-id").
+ * BENCH_SERVER_CPUS / BENCH_CLIENT_CPUS (taskset lists, e.g. "0" and "1") pin every server (floor, ours,
+ * spire-agent, with all their threads) and the clients (this process and its children) to those cores,
+ * so a server's rate per core can be read without the clients on its cores; the summary then also
+ * prints per-core rates.
  * BENCH_ROUNDS (default 3); BENCH_AGENT_PROF=<dir> runs our agent and the floor with --cpu-prof into <dir>/<label>
  * (read with `node bench/lib/profile-top.mjs <file>`). Runs as root (clients run under uids 30000+).
  */
@@ -93,9 +97,28 @@ async function targets(dir, bins, server) {
   return list;
 }
 
+/** taskset's CPU list for the servers and the clients (BENCH_SERVER_CPUS, BENCH_CLIENT_CPUS), if set. */
+function pinning() {
+  return { server: process.env.BENCH_SERVER_CPUS, client: process.env.BENCH_CLIENT_CPUS };
+}
+
+/** Pins a process and all its threads (new ones inherit it from the thread that makes them). */
+function pin(pid, cpus) {
+  if (cpus) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/** How many cores a taskset list names ("0", "0-1", "0,2-3"). */
+function coreCount(list) {
+  return list.split(',').reduce((n, part) => {
+    const [a, b] = part.split('-').map(Number);
+    return n + (b === undefined ? 1 : b - a + 1);
+  }, 0);
+}
+
 async function measureOnce(t, bin, s) {
   const r = {};
   const p = t.start();
+  pin(p.pid, pinning().server);
   try {
     const uids = Array.from({ length: PROCS }, (_, i) => UID0 + i);
     // Up, and each uid's SVID exists (spire-agent: synced from the server). One connection per uid.
@@ -148,6 +171,20 @@ function printRound(i, label, r) {
   console.log(`  round ${i + 1} ${label.padEnd(14)} ${COLS.map(([k, n, d]) => `${n} ${f(r[k], d)}`).join('  ')}  load ${f(r.load, 1)}${errs ? `  ERRORS ${errs}` : ''}`);
 }
 
+/**
+ * Per core: each server's 20-client rate divided by the cores it was pinned to (when pinned), and
+ * 1000 / its CPU per connection, the rate one core of its own could reach, whatever the pinning.
+ */
+function printPerCore(labels, rounds, serverCpus) {
+  const n = serverCpus ? coreCount(serverCpus) : undefined;
+  console.log(`\n== per core${n ? ` (servers pinned to ${n} core${n > 1 ? 's' : ''}: ${serverCpus})` : ''}`);
+  for (const label of labels) {
+    const rate = median(rounds.map((r) => r[label]?.c20Rate));
+    const cpu = median(rounds.map((r) => r[label]?.c20Cpu));
+    console.log(`  ${label.padEnd(14)} ${n ? `20c per s per core ${f(rate / n, 0).padStart(6)}  ` : ''}one core's capacity (1000 / CPU per connection) ${f(1000 / cpu, 0).padStart(6)}/s`);
+  }
+}
+
 function printSummary(labels, rounds) {
   console.log(`\n== per connection, median of ${rounds.length} rounds; ratio = target / floor, median of the per-round ratios [min–max])`);
   console.log(`  ${'target'.padEnd(14)} ${COLS.map(([, n]) => n.padStart(26)).join('')}`);
@@ -167,7 +204,11 @@ export async function run() {
   const s = settings();
   if (process.getuid?.() !== 0) throw new Error('per-connection: must run as root (clients run under test uids)');
   const [l1, l5, l15] = loadavg();
+  const cores = pinning();
+  // The clients are this process's children: they inherit its affinity.
+  pin(process.pid, cores.client);
   console.log(`\n### per-connection: spiffe-agent against a bare grpc-js server (the floor) and spire-agent`);
+  if (cores.server || cores.client) console.log(`  pinned: servers on cores ${cores.server ?? 'any'}, clients on cores ${cores.client ?? 'any'}`);
   console.log(`  ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, load average ${f(l1)} / ${f(l5)} / ${f(l15)} at start`);
   const dir = await mkdtemp('/tmp/spiffe-agent-perconn-');
   await chmod(dir, 0o755);
@@ -202,6 +243,7 @@ export async function run() {
     await rm(bin.dir, { recursive: true, force: true });
   }
   printSummary(list.map((t) => t.label), rounds);
+  printPerCore(list.map((t) => t.label), rounds, pinning().server);
   const [e1, e5] = loadavg();
   console.log(`  load average at the end ${f(e1)} / ${f(e5)}`);
   return rounds;
