@@ -285,9 +285,11 @@ export class Agent {
   }
 
   /**
-   * Bounded by shutdown_grace_period (plus what the components below take to stop): open
-   * streams end at once with UNAVAILABLE, unary calls in flight get the grace period, and
-   * whatever connection is left after it is closed.
+   * Bounded by shutdown_grace_period (plus what the components below take to stop): the
+   * listeners stop accepting at once; open streams that have answered end at once with
+   * UNAVAILABLE, the others after their first answer; every call on a connection already
+   * accepted is answered within the grace period, each connection then gets GOAWAY and is
+   * closed (uds-listener.ts), and whatever is left after the grace period is closed.
    */
   async close(): Promise<void> {
     this.ready = false;
@@ -296,8 +298,11 @@ export class Agent {
     const grace = this.d.config.agent.shutdownGracePeriodMs;
     // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
     const ended = this.streams.endAll();
+    const waiting = this.streams.unanswered;
     const listeners = Promise.all([this.listener?.close(grace), this.adminListener?.close(grace)]);
-    if (ended > 0) this.d.log.info({ [F.count]: ended, grace_period_ms: grace }, 'Shutting down: open streams ended, connections get the grace period');
+    if (ended + waiting > 0) {
+      this.d.log.info({ [F.count]: ended, waiting, grace_period_ms: grace }, 'Shutting down: open streams ended (those waiting for their first answer end after it), connections get the grace period');
+    }
     await listeners;
     await this.health?.close();
     this.cache?.close();

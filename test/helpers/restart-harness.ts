@@ -29,7 +29,14 @@ export interface ClientStats {
 export interface RestartResult {
   clients: ClientStats[];
   refused: number;
+  /** Every failure by what the client saw (fetch-loop.mjs's reasons), and the same sorted into kinds. */
   failed: Record<string, number>;
+  /** The connection reset (ECONNRESET, EPIPE): the agent closed it with the request unread or unanswered. */
+  resets: number;
+  /** The call ended with gRPC UNAVAILABLE (14) before its answer. */
+  unavailable: number;
+  /** Anything else: a stream closed without an answer, a timeout, another status. */
+  otherFailures: number;
   withoutSvid: number;
   /** From SIGTERM to the next agent's "Starting Workload API", per restart. */
   downtimeMs: number[];
@@ -103,6 +110,7 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
       clients: stats,
       refused: stats.reduce((n, s) => n + Object.values(s.refused).reduce((a, b) => a + b, 0), 0),
       failed,
+      ...failureKinds(failed),
       withoutSvid: stats.filter((s) => !s.lastOk || s.ok === 0).length,
       downtimeMs,
       logs,
@@ -119,6 +127,17 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
     }
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** `failed` (reason → count) sorted into the kinds a restart can cut a call with. */
+export function failureKinds(failed: Record<string, number>): Pick<RestartResult, 'resets' | 'unavailable' | 'otherFailures'> {
+  const kinds = { resets: 0, unavailable: 0, otherFailures: 0 };
+  for (const [reason, n] of Object.entries(failed)) {
+    if (/ECONNRESET|EPIPE/.test(reason)) kinds.resets += n;
+    else if (/^grpc-status 14\b/.test(reason)) kinds.unavailable += n;
+    else kinds.otherFailures += n;
+  }
+  return kinds;
 }
 
 function collectLine(c: ChildProcess): Promise<string> {

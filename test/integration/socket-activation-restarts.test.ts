@@ -21,7 +21,10 @@ const LOAD = { restarts: 10, clients: 20, servingMs: 1000 };
 function summary(name: string, r: RestartResult): string {
   const attempts = r.clients.reduce((n, c) => n + c.attempts, 0);
   const ok = r.clients.reduce((n, c) => n + c.ok, 0);
-  return `${name}: ${attempts} fetches, ${ok} ok, ${r.refused} refused, other failures ${JSON.stringify(r.failed)}, ${r.withoutSvid} clients without an SVID; downtime per restart ${r.downtimeMs.join(',')} ms`;
+  return (
+    `${name}: ${attempts} fetches, ${ok} ok, ${r.refused} refused, ${r.resets} reset, ${r.unavailable} UNAVAILABLE, ${r.otherFailures} other failures ` +
+    `${JSON.stringify(r.failed)}, ${r.withoutSvid} clients without an SVID; downtime per restart ${r.downtimeMs.join(',')} ms`
+  );
 }
 
 describe.skipIf(skip)('restarts under load', () => {
