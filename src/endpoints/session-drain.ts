@@ -28,10 +28,17 @@ export class SessionDrain {
     });
   }
 
-  /** Starts draining every session, open now or later. */
-  start(): void {
+  /**
+   * Starts draining every session, open now or later. Resolves once every session open now has
+   * been sent its GOAWAY (or has closed), or after `capMs` (a client that never answers PINGs).
+   */
+  start(capMs: number): Promise<void> {
     this.draining = true;
-    for (const s of this.sessions) drainSession(s);
+    const sent = [...this.sessions].map((s) => drainSession(s));
+    let timer: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((r) => (timer = setTimeout(r, capMs)));
+    timer?.unref();
+    return Promise.race([Promise.all(sent).then(() => undefined), cap]).finally(() => clearTimeout(timer));
   }
 
   get size(): number {
@@ -39,17 +46,23 @@ export class SessionDrain {
   }
 }
 
-function drainSession(session: ServerHttp2Session): void {
-  if (session.closed || session.destroyed) return;
-  const close = (): void => {
-    if (!session.closed && !session.destroyed) session.close();
-  };
-  let sent = false;
-  try {
-    sent = session.ping(close);
-  } catch {
-    // A session being destroyed throws; close() is then a no-op.
-  }
-  // Too many PINGs unanswered (maxOutstandingPings): a client that does not answer them gets no round trip.
-  if (!sent) close();
+/** PING, then GOAWAY (session.close()) on its ACK; resolves when the GOAWAY is sent or the session is gone. */
+function drainSession(session: ServerHttp2Session): Promise<void> {
+  if (session.closed || session.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const close = (): void => {
+      if (!session.closed && !session.destroyed) session.close();
+      resolve();
+    };
+    // A session destroyed before the ACK (the client left) never calls back.
+    session.once('close', resolve);
+    let sent = false;
+    try {
+      sent = session.ping(close);
+    } catch {
+      // A session being destroyed throws; close() is then a no-op.
+    }
+    // Too many PINGs unanswered (maxOutstandingPings): a client that does not answer them gets no round trip.
+    if (!sent) close();
+  });
 }

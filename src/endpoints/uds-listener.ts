@@ -26,6 +26,8 @@ import type { StreamShare } from './h2-sessions.js';
 import { SessionDrain } from './session-drain.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
+/** How long close() waits for clients' PING ACKs before GOAWAY counts as sent (a local client answers in ms). */
+const GOAWAY_WAIT_MS = 500;
 
 export class UdsListener {
   private net: NetServer | undefined;
@@ -51,6 +53,7 @@ export class UdsListener {
   private sessions: SessionDrain | undefined;
   /** Set when the grace period is over: from then on nothing accepted is served any more. */
   private closed = false;
+  private goaway: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly path: string,
@@ -280,6 +283,8 @@ export class UdsListener {
    */
   async close(graceMs = 2000): Promise<void> {
     const deadline = Date.now() + graceMs;
+    let goawaySent = (): void => {};
+    this.goaway = new Promise<void>((r) => (goawaySent = r));
     const server = this.net;
     this.net = undefined;
     if (server && this.boundPath !== undefined) {
@@ -290,13 +295,26 @@ export class UdsListener {
     }
     this.pump?.stop();
     server?.close();
-    if (this.sessions) this.sessions.start();
-    else this.injector?.drain(graceMs);
+    if (this.sessions) void this.sessions.start(Math.min(graceMs / 2, GOAWAY_WAIT_MS)).then(goawaySent);
+    else {
+      this.injector?.drain(graceMs);
+      goawaySent();
+    }
     while (this.open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.closed = true;
     for (const s of this.open) s.destroy();
     for (const s of this.sockets) s.destroy();
     this.injector?.destroy();
+    goawaySent();
+  }
+
+  /**
+   * Once close() has sent GOAWAY on every connection open when it began (or given up waiting
+   * for a client's PING ACK): a stream ended after this is retried by its client on a new
+   * connection, not on this one. Resolved if close() has not begun.
+   */
+  goawaySent(): Promise<void> {
+    return this.goaway;
   }
 
   /** Only the socket this listener bound: a successor may already have bound its own there. */
