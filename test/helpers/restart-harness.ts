@@ -26,8 +26,17 @@ export interface ClientStats {
   lastOk: boolean;
 }
 
+/** What test/helpers/watch-loop.mjs counted: watches opened, updates received, and how each watch ended. */
+export interface WatchStats {
+  watches: number;
+  updates: number;
+  ends: Record<string, number>;
+}
+
 export interface RestartResult {
   clients: ClientStats[];
+  /** One per watcher (`watchers`), which keep a FetchX509SVID watch open across the restarts. */
+  watches: WatchStats[];
   refused: number;
   /** Every failure by what the client saw (fetch-loop.mjs's reasons), and the same sorted into kinds. */
   failed: Record<string, number>;
@@ -64,7 +73,7 @@ export async function prepareAgentDir(): Promise<{ dir: string; sock: string; co
   return { dir, sock, conf, spiffeId };
 }
 
-export async function restartUnderLoad(o: { activated: boolean; restarts: number; clients: number; servingMs: number }): Promise<RestartResult> {
+export async function restartUnderLoad(o: { activated: boolean; restarts: number; clients: number; servingMs: number; watchers?: number }): Promise<RestartResult> {
   const { dir, sock, spiffeId } = await prepareAgentDir();
   const pidFile = join(dir, 'agent.pid');
   const loop =
@@ -90,6 +99,9 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
     for (let i = 0; i < o.clients; i++) {
       clients.push(spawn(process.execPath, [join(REPO, 'test/helpers/fetch-loop.mjs'), sock, spiffeId], { stdio: ['ignore', 'pipe', 'inherit'] }));
     }
+    for (let i = 0; i < (o.watchers ?? 0); i++) {
+      clients.push(spawn(process.execPath, [join(REPO, 'test/helpers/watch-loop.mjs'), sock, spiffeId], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    }
     await waitFor(async () => readyCount() >= 1, 20_000, 'the first agent', logs);
     const downtimeMs: number[] = [];
     for (let r = 1; r <= o.restarts; r++) {
@@ -103,11 +115,14 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
     await sleep(o.servingMs);
     const outputs = clients.map((c) => collectLine(c));
     for (const c of clients) c.kill('SIGTERM');
-    const stats = (await Promise.all(outputs)).map((s) => JSON.parse(s) as ClientStats);
+    const lines = await Promise.all(outputs);
+    const stats = lines.slice(0, o.clients).map((s) => JSON.parse(s) as ClientStats);
+    const watches = lines.slice(o.clients).map((s) => JSON.parse(s) as WatchStats);
     const failed: Record<string, number> = {};
     for (const s of stats) for (const [k, n] of Object.entries(s.failed)) failed[k] = (failed[k] ?? 0) + n;
     return {
       clients: stats,
+      watches,
       refused: stats.reduce((n, s) => n + Object.values(s.refused).reduce((a, b) => a + b, 0), 0),
       failed,
       ...failureKinds(failed),

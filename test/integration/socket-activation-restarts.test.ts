@@ -41,6 +41,17 @@ describe.skipIf(skip)('restarts under load', () => {
     expect(r.clients.every((c) => c.ok > 0)).toBe(true);
   }, 240_000);
 
+  it('a watch open across restarts ends with GOAWAY on its connection, then UNAVAILABLE, and resumes on the next agent', async () => {
+    const r = await restartUnderLoad({ activated: true, restarts: 5, clients: 0, watchers: 5, servingMs: 1000 });
+    const ends: Record<string, number> = {};
+    for (const w of r.watches) for (const [how, n] of Object.entries(w.ends)) ends[how] = (ends[how] ?? 0) + n;
+    console.log(`socket-activated watches: ${JSON.stringify(r.watches.map((w) => [w.watches, w.updates]))} (watches, updates per watcher); ended ${JSON.stringify(ends)}`);
+    // Each restart ends each watch once, the way a gRPC client reconnects from without backoff on the old connection.
+    expect(ends).toEqual({ 'grpc-status 14 after GOAWAY': 5 * 5 });
+    // One watch per agent, and its first answer from each.
+    for (const w of r.watches) expect(w).toMatchObject({ watches: 6, updates: 6 });
+  }, 240_000);
+
   it('baseline, the agent binding its own socket: the same restarts refuse connections, and cut none they accepted', async () => {
     const r = await restartUnderLoad({ activated: false, ...LOAD });
     console.log(summary('self-bound (baseline)', r));
