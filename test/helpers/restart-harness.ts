@@ -73,7 +73,15 @@ export async function prepareAgentDir(): Promise<{ dir: string; sock: string; co
   return { dir, sock, conf, spiffeId };
 }
 
-export async function restartUnderLoad(o: { activated: boolean; restarts: number; clients: number; servingMs: number; watchers?: number }): Promise<RestartResult> {
+export async function restartUnderLoad(o: {
+  activated: boolean;
+  restarts: number;
+  clients: number;
+  servingMs: number;
+  watchers?: number;
+  /** Called once the first agent serves, before the first restart: a test starts its own clients here (SPIFFE_ENDPOINT_SOCKET=unix://`sock`). */
+  started?: (sock: string) => Promise<void>;
+}): Promise<RestartResult> {
   const { dir, sock, spiffeId } = await prepareAgentDir();
   const pidFile = join(dir, 'agent.pid');
   const loop =
@@ -103,6 +111,7 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
       clients.push(spawn(process.execPath, [join(REPO, 'test/helpers/watch-loop.mjs'), sock, spiffeId], { stdio: ['ignore', 'pipe', 'inherit'] }));
     }
     await waitFor(async () => readyCount() >= 1, 20_000, 'the first agent', logs);
+    await o.started?.(sock);
     const downtimeMs: number[] = [];
     for (let r = 1; r <= o.restarts; r++) {
       await sleep(o.servingMs);
