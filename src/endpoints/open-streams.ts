@@ -8,8 +8,8 @@
  * before SIGTERM (FetchX509SVID, FetchJWTBundles, an SDS request) still gets its answer from
  * the stopping agent, then UNAVAILABLE, and its watch resumes on the next agent. Streams that
  * open while shutting down are served the same way (they arrive on connections the agent
- * accepted before it stopped accepting). One that sends nothing before the shutdown grace
- * period ends is closed with its connection (uds-listener.ts).
+ * accepted before it stopped accepting). One that has sent nothing shortly before the shutdown
+ * grace period ends is ended then (endRemaining), before its connection is closed.
  */
 import * as grpc from '@grpc/grpc-js';
 import { toServiceError, StatusError } from './status.js';
@@ -88,6 +88,17 @@ export class OpenStreams {
       }
     }
     return ended;
+  }
+
+  /**
+   * Ends every stream still open with UNAVAILABLE, answered or not: shortly before the grace
+   * period ends, a stream that never answered (an SDS stream whose client has not sent its
+   * request yet, say) gets a status its client retries, not a connection closed under it.
+   */
+  endRemaining(): number {
+    const open = [...this.calls];
+    for (const call of open) this.endOne(call);
+    return open.length;
   }
 
   /** Streams still waiting for their first answer (shutdown reports them). */

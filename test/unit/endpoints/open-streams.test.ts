@@ -65,6 +65,18 @@ describe('OpenStreams', () => {
     expect(streams.size).toBe(0);
   });
 
+  it('endRemaining ends a stream that never answered, with UNAVAILABLE', () => {
+    const streams = new OpenStreams();
+    const impl = streams.track(def, { watch: () => undefined } as unknown as grpc.UntypedServiceImplementation);
+    const call = new FakeCall();
+    (impl.watch as unknown as (c: FakeCall) => void)(call);
+    streams.endAll();
+    expect(call.sent).toEqual([]);
+    expect(streams.endRemaining()).toBe(1);
+    expect(call.sent).toMatchObject([{ code: grpc.status.UNAVAILABLE }]);
+    expect(streams.size).toBe(0);
+  });
+
   it('forgets streams that ended by themselves, and serves one opened after shutdown began until its first answer', async () => {
     const streams = new OpenStreams();
     let started = 0;
