@@ -285,20 +285,33 @@ export class Agent {
   }
 
   /**
-   * Bounded by shutdown_grace_period (plus what the components below take to stop): open
-   * streams end at once with UNAVAILABLE, unary calls in flight get the grace period, and
-   * whatever connection is left after it is closed.
+   * Bounded by shutdown_grace_period (plus what the components below take to stop): the
+   * listeners stop accepting at once; every call on a connection already accepted is answered
+   * within the grace period, and each connection gets GOAWAY and is closed once its calls have
+   * ended (uds-listener.ts); open streams end with UNAVAILABLE once their connection has had
+   * its GOAWAY (those still waiting for their first answer right after it, or shortly before
+   * the grace period ends); whatever is left after the grace period is closed.
    */
   async close(): Promise<void> {
     this.ready = false;
     this.trimmer?.stop();
     const platform = this.platform?.then((p) => p?.stop());
     const grace = this.d.config.agent.shutdownGracePeriodMs;
-    // Same tick as the listeners stop accepting: a client retrying at once finds no socket.
-    const ended = this.streams.endAll();
+    const closing = Date.now();
     const listeners = Promise.all([this.listener?.close(grace), this.adminListener?.close(grace)]);
-    if (ended > 0) this.d.log.info({ [F.count]: ended, grace_period_ms: grace }, 'Shutting down: open streams ended, connections get the grace period');
+    // Streams end once their connection has had its GOAWAY, so a watcher's retry opens a new
+    // connection (queued for the next agent under socket activation) instead of reaching this one.
+    await Promise.race([Promise.all([this.listener?.goawaySent(), this.adminListener?.goawaySent()]), listeners]);
+    const ended = this.streams.endAll();
+    const waiting = this.streams.unanswered;
+    if (ended + waiting > 0) {
+      this.d.log.info({ [F.count]: ended, waiting, grace_period_ms: grace }, 'Shutting down: open streams ended (those waiting for their first answer end after it), connections get the grace period');
+    }
+    // Shortly before the listeners close what is left: streams still unanswered then end with a status.
+    const lastCall = setTimeout(() => this.streams.endRemaining(), Math.max(0, closing + grace - Math.min(500, grace / 4) - Date.now()));
+    lastCall.unref();
     await listeners;
+    clearTimeout(lastCall);
     await this.health?.close();
     this.cache?.close();
     await this.attestation?.close();

@@ -23,8 +23,11 @@ import { systemClock, type Clock } from '../clock.js';
 import { ConnectionGuard, ListenQueuePump, type AcceptCalls, RefusalLog, SetupPacer, cachedFor, checkFdHeadroom, listenBacklog } from './accept-guard.js';
 import { UID_STREAM_SHARE, UidShare, UidShareError, uidShareFor, uidSharePressureFor } from './uid-share.js';
 import type { StreamShare } from './h2-sessions.js';
+import { SessionDrain } from './session-drain.js';
 
 const PEER_PREFIX = 'spiffe-agent-conn-';
+/** How long close() waits for clients' PING ACKs before GOAWAY counts as sent (a local client answers in ms). */
+const GOAWAY_WAIT_MS = 500;
 
 export class UdsListener {
   private net: NetServer | undefined;
@@ -46,6 +49,11 @@ export class UdsListener {
   private readonly uidConnections: UidShare;
   private readonly uidStreams: UidShare;
   private readonly activation: SocketActivation | undefined;
+  /** Ends the HTTP/2 sessions gracefully on close (session-drain.ts); undefined if grpc-js's HTTP/2 server was not found. */
+  private sessions: SessionDrain | undefined;
+  /** Set when the grace period is over: from then on nothing accepted is served any more. */
+  private closed = false;
+  private goaway: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly path: string,
@@ -107,7 +115,9 @@ export class UdsListener {
     if (!passed) await removeStaleSocket(bound);
     const known = new Set(http2ServersOf(this.grpcServer));
     this.injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    this.front.attach?.(http2ServersOf(this.grpcServer).find((s) => !known.has(s)), this.streamShare);
+    const h2 = http2ServersOf(this.grpcServer).find((s) => !known.has(s));
+    this.front.attach?.(h2, this.streamShare);
+    this.sessions = h2 && new SessionDrain(h2);
     // Paused until set up (see SetupPacer): in a burst, reads of connections still waiting
     // their turn would otherwise crowd accept(2) out of the event loop.
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => this.onConnection(socket));
@@ -229,8 +239,9 @@ export class UdsListener {
   }
 
   private serve(socket: Socket, guard: ConnectionGuard, caller: Caller): void {
-    // The listener may have been closed while this connection waited for its turn.
-    if (guard.closed || !this.injector || !this.net) return guard.release();
+    // The grace period may have ended while this connection waited for its turn. A connection
+    // accepted before the listener stopped accepting is still served while draining (see close()).
+    if (guard.closed || !this.injector || this.closed) return guard.release();
     const id = `${PEER_PREFIX}${this.nextId++}`;
     this.callers.set(id, caller);
     this.sockets.add(socket);
@@ -242,7 +253,7 @@ export class UdsListener {
     this.front.wrap(socket, (open) => {
       this.pump?.maybe();
       try {
-        if (guard.closed || !this.injector || !this.net) return guard.release();
+        if (guard.closed || !this.injector || this.closed) return guard.release();
         const served = open();
         if (served !== socket) guard.own(() => served.destroy());
         Object.defineProperty(served, 'remoteAddress', { value: id, configurable: true });
@@ -257,23 +268,53 @@ export class UdsListener {
   }
 
   /**
-   * Stops accepting and removes the socket at once, so clients fail fast instead of
-   * queueing, then lets HTTP/2 sessions close gracefully (GOAWAY) for up to `graceMs`
-   * and destroys whatever is still open. Never waits longer than `graceMs` (plus a tick),
-   * whatever clients do: net.Server#close's own callback would wait for every connection.
+   * Stops accepting at once, then drains: every connection already accepted is still
+   * identified and served, each HTTP/2 session ends gracefully (session-drain.ts: the requests
+   * the client sent are answered, then GOAWAY), and whatever is still open after `graceMs` is
+   * destroyed. Never waits longer than `graceMs` (plus a tick), whatever clients do:
+   * net.Server#close's own callback would wait for every connection.
+   *
+   * The listening socket: one this listener bound is removed at once, so clients fail fast
+   * instead of queueing for an agent that may not come back; the connections already in its
+   * listen queue are accepted and served before it is closed (closing it would reset them).
+   * One systemd passed is only closed in this process: systemd holds the same socket,
+   * connections queued in it or made from now on wait there for the next agent (accept(2) is
+   * never called on it again here), and its file stays.
    */
   async close(graceMs = 2000): Promise<void> {
     const deadline = Date.now() + graceMs;
+    let goawaySent = (): void => {};
+    this.goaway = new Promise<void>((r) => (goawaySent = r));
     const server = this.net;
     this.net = undefined;
+    if (server && this.boundPath !== undefined) {
+      await this.removeOwnSocket();
+      // No connect(2) can reach the socket now; take what is queued (libuv accepts on its next poll, the pump at once).
+      await new Promise((r) => setImmediate(r));
+      while ((this.pump?.drain() ?? 0) > 0);
+    }
     this.pump?.stop();
     server?.close();
-    await this.removeOwnSocket();
-    this.injector?.drain(graceMs);
+    if (this.sessions) void this.sessions.start(Math.min(graceMs / 2, GOAWAY_WAIT_MS)).then(goawaySent);
+    else {
+      this.injector?.drain(graceMs);
+      goawaySent();
+    }
     while (this.open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.closed = true;
     for (const s of this.open) s.destroy();
     for (const s of this.sockets) s.destroy();
     this.injector?.destroy();
+    goawaySent();
+  }
+
+  /**
+   * Once close() has sent GOAWAY on every connection open when it began (or given up waiting
+   * for a client's PING ACK): a stream ended after this is retried by its client on a new
+   * connection, not on this one. Resolved if close() has not begun.
+   */
+  goawaySent(): Promise<void> {
+    return this.goaway;
   }
 
   /** Only the socket this listener bound: a successor may already have bound its own there. */

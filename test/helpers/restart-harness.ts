@@ -26,10 +26,26 @@ export interface ClientStats {
   lastOk: boolean;
 }
 
+/** What test/helpers/watch-loop.mjs counted: watches opened, updates received, and how each watch ended. */
+export interface WatchStats {
+  watches: number;
+  updates: number;
+  ends: Record<string, number>;
+}
+
 export interface RestartResult {
   clients: ClientStats[];
+  /** One per watcher (`watchers`), which keep a FetchX509SVID watch open across the restarts. */
+  watches: WatchStats[];
   refused: number;
+  /** Every failure by what the client saw (fetch-loop.mjs's reasons), and the same sorted into kinds. */
   failed: Record<string, number>;
+  /** The connection reset (ECONNRESET, EPIPE): the agent closed it with the request unread or unanswered. */
+  resets: number;
+  /** The call ended with gRPC UNAVAILABLE (14) before its answer. */
+  unavailable: number;
+  /** Anything else: a stream closed without an answer, a timeout, another status. */
+  otherFailures: number;
   withoutSvid: number;
   /** From SIGTERM to the next agent's "Starting Workload API", per restart. */
   downtimeMs: number[];
@@ -57,7 +73,15 @@ export async function prepareAgentDir(): Promise<{ dir: string; sock: string; co
   return { dir, sock, conf, spiffeId };
 }
 
-export async function restartUnderLoad(o: { activated: boolean; restarts: number; clients: number; servingMs: number }): Promise<RestartResult> {
+export async function restartUnderLoad(o: {
+  activated: boolean;
+  restarts: number;
+  clients: number;
+  servingMs: number;
+  watchers?: number;
+  /** Called once the first agent serves, before the first restart: a test starts its own clients here (SPIFFE_ENDPOINT_SOCKET=unix://`sock`). */
+  started?: (sock: string) => Promise<void>;
+}): Promise<RestartResult> {
   const { dir, sock, spiffeId } = await prepareAgentDir();
   const pidFile = join(dir, 'agent.pid');
   const loop =
@@ -83,7 +107,11 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
     for (let i = 0; i < o.clients; i++) {
       clients.push(spawn(process.execPath, [join(REPO, 'test/helpers/fetch-loop.mjs'), sock, spiffeId], { stdio: ['ignore', 'pipe', 'inherit'] }));
     }
+    for (let i = 0; i < (o.watchers ?? 0); i++) {
+      clients.push(spawn(process.execPath, [join(REPO, 'test/helpers/watch-loop.mjs'), sock, spiffeId], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    }
     await waitFor(async () => readyCount() >= 1, 20_000, 'the first agent', logs);
+    await o.started?.(sock);
     const downtimeMs: number[] = [];
     for (let r = 1; r <= o.restarts; r++) {
       await sleep(o.servingMs);
@@ -96,13 +124,17 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
     await sleep(o.servingMs);
     const outputs = clients.map((c) => collectLine(c));
     for (const c of clients) c.kill('SIGTERM');
-    const stats = (await Promise.all(outputs)).map((s) => JSON.parse(s) as ClientStats);
+    const lines = await Promise.all(outputs);
+    const stats = lines.slice(0, o.clients).map((s) => JSON.parse(s) as ClientStats);
+    const watches = lines.slice(o.clients).map((s) => JSON.parse(s) as WatchStats);
     const failed: Record<string, number> = {};
     for (const s of stats) for (const [k, n] of Object.entries(s.failed)) failed[k] = (failed[k] ?? 0) + n;
     return {
       clients: stats,
+      watches,
       refused: stats.reduce((n, s) => n + Object.values(s.refused).reduce((a, b) => a + b, 0), 0),
       failed,
+      ...failureKinds(failed),
       withoutSvid: stats.filter((s) => !s.lastOk || s.ok === 0).length,
       downtimeMs,
       logs,
@@ -119,6 +151,17 @@ export async function restartUnderLoad(o: { activated: boolean; restarts: number
     }
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** `failed` (reason → count) sorted into the kinds a restart can cut a call with. */
+export function failureKinds(failed: Record<string, number>): Pick<RestartResult, 'resets' | 'unavailable' | 'otherFailures'> {
+  const kinds = { resets: 0, unavailable: 0, otherFailures: 0 };
+  for (const [reason, n] of Object.entries(failed)) {
+    if (/ECONNRESET|EPIPE/.test(reason)) kinds.resets += n;
+    else if (/^grpc-status 14\b/.test(reason)) kinds.unavailable += n;
+    else kinds.otherFailures += n;
+  }
+  return kinds;
 }
 
 function collectLine(c: ChildProcess): Promise<string> {

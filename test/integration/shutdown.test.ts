@@ -1,8 +1,8 @@
 /**
  * Shutdown always finishes: the real daemon gets SIGTERM while real clients hold it open
  * (a watcher, a client that opened a call and never finished it, a connection that never
- * spoke). Open streams end at once with UNAVAILABLE, anything else gets the grace period,
- * and a second signal exits at once.
+ * spoke). Open streams end at once with UNAVAILABLE (one that never answered, shortly before
+ * the grace period ends), anything else gets the grace period, and a second signal exits at once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +29,22 @@ function hungClient(socketPath: string): ChildProcess {
     r.on('ready', ready);
     const raw = net.connect(${JSON.stringify(socketPath)}, ready);
     raw.on('error', () => {});
+    setInterval(() => {}, 1e6);`;
+  return spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+/** A client that opens an SDS StreamSecrets call and never sends its request; prints how the call ended. */
+function silentStreamClient(socketPath: string): ChildProcess {
+  const code = `
+    const http2 = require('node:http2'), net = require('node:net');
+    const c = http2.connect('http://localhost', { createConnection: () => net.connect(${JSON.stringify(socketPath)}) });
+    c.on('error', () => {});
+    const r = c.request({ ':method': 'POST', ':path': '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
+      'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    r.on('ready', () => console.log('connected'));
+    r.on('response', (h) => { if (h['grpc-status'] !== undefined) console.log('status ' + h['grpc-status']); });
+    r.on('trailers', (t) => console.log('status ' + t['grpc-status']));
+    r.on('error', (e) => console.log('error ' + (e.code || e.message)));
     setInterval(() => {}, 1e6);`;
   return spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
 }
@@ -85,6 +101,20 @@ describe('shutdown', () => {
     const r = await exitWithin(agent, 6000);
     expect(r).toMatchObject({ code: 0, signal: null });
     expect(r.elapsed).toBeGreaterThanOrEqual(900);
+  });
+
+  it('ends a stream that never answered with UNAVAILABLE shortly before the grace period ends, not with its connection', async () => {
+    const agent = await startAgent('shutdown_grace_period = "2s"');
+    const client = track(silentStreamClient(agent.socketPath));
+    const out = new Output(client);
+    await out.until((t) => t.includes('connected'), 10_000, 'the stream to open');
+    await sleep(300); // its headers reach the agent
+    agent.proc.kill('SIGTERM');
+    const r = await exitWithin(agent, 6000);
+    expect(r).toMatchObject({ code: 0, signal: null });
+    await out.until((t) => /status|error/.test(t.replace('connected', '')), 2000, 'the stream to end');
+    expect(out.text).toMatch(/status 14/);
+    expect(out.text).not.toMatch(/error/);
   });
 
   it('exits at once on a second SIGTERM or SIGINT while the grace period runs', async () => {
