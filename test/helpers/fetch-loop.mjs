@@ -6,7 +6,7 @@
 // On SIGTERM it finishes the attempt in flight and prints one JSON line:
 //   { attempts, ok, refused: {ENOENT: n, ...}, failed: {reason: n}, lastOk: bool, okAt: [ms since start of last ok] }
 import { connect as netConnect } from 'node:net';
-import { connect as h2Connect } from 'node:http2';
+import { fetchX509SVID } from './workload-h2.mjs';
 
 const [socketPath, spiffeId] = process.argv.slice(2);
 const REFUSED = new Set(['ECONNREFUSED', 'ENOENT']);
@@ -35,15 +35,9 @@ function attempt() {
     const sock = netConnect({ path: socketPath });
     sock.once('error', (err) => done(REFUSED.has(err.code) && !session ? { refused: err.code } : { failed: `socket ${err.code ?? err.message}` }));
     sock.once('connect', () => {
-      session = h2Connect('http://localhost', { createConnection: () => sock });
+      let req;
+      ({ session, req } = fetchX509SVID(sock));
       session.on('error', (err) => done({ failed: `session ${err.code ?? err.message}` }));
-      const req = session.request({
-        ':method': 'POST',
-        ':path': '/SpiffeWorkloadAPI/FetchX509SVID',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        'workload.spiffe.io': 'true',
-      });
       let body = Buffer.alloc(0);
       req.on('data', (c) => {
         body = Buffer.concat([body, c]);

@@ -38,3 +38,17 @@ export function connectionError(fn: () => unknown): H2ProtocolError {
   }
   throw new Error('expected an HTTP/2 connection error');
 }
+
+/** A gRPC request's header list as a client sends it on a Unix socket, with `authority` as its :authority. */
+export function grpcRequest(authority: string, extra: { name: string; value: string }[] = [], path = '/SpiffeWorkloadAPI/FetchJWTSVID'): { name: string; value: string }[] {
+  return [
+    { name: ':method', value: 'POST' },
+    { name: ':scheme', value: 'http' },
+    { name: ':path', value: path },
+    { name: ':authority', value: authority },
+    { name: 'content-type', value: 'application/grpc' },
+    { name: 'te', value: 'trailers' },
+    { name: 'workload.spiffe.io', value: 'true' },
+    ...extra,
+  ];
+}

@@ -7,7 +7,7 @@
 // On SIGTERM it prints one JSON line:
 //   { watches, updates, ends: { "<how> after GOAWAY|without GOAWAY": n } }
 import { connect as netConnect } from 'node:net';
-import { connect as h2Connect } from 'node:http2';
+import { fetchX509SVID } from './workload-h2.mjs';
 
 const [socketPath, spiffeId] = process.argv.slice(2);
 const stats = { watches: 0, updates: 0, ends: {} };
@@ -41,16 +41,10 @@ function watch() {
     sock.once('error', (err) => done(`socket ${err.code ?? err.message}`));
     sock.once('connect', () => {
       stats.watches++;
-      session = h2Connect('http://localhost', { createConnection: () => sock });
+      let req;
+      ({ session, req } = fetchX509SVID(sock));
       session.on('goaway', () => (goaway = true));
       session.on('error', (err) => done(`session ${err.code ?? err.message}`));
-      const req = session.request({
-        ':method': 'POST',
-        ':path': '/SpiffeWorkloadAPI/FetchX509SVID',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        'workload.spiffe.io': 'true',
-      });
       let body = Buffer.alloc(0);
       req.on('data', (c) => {
         body = Buffer.concat([body, c]);

@@ -26,7 +26,7 @@ import { buildGrpcServer } from '../../../src/endpoints/server.js';
 import { UdsListener } from '../../../src/endpoints/uds-listener.js';
 import { loadLibc } from '../../../src/proc/libc.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { PREFACE, clientEncoder, connectionError, frame } from '../../helpers/h2-frames.js';
+import { PREFACE, clientEncoder, connectionError, frame, grpcRequest } from '../../helpers/h2-frames.js';
 import { FakeCaller, listenerFixture, memoryLogger } from '../../helpers/request-path.js';
 
 setFlagsFromString('--expose_gc');
@@ -42,16 +42,7 @@ const END_HEADERS = 4;
 const SETTINGS_FRAME = frame(SETTINGS, 0, 0, Buffer.alloc(0));
 const SETTINGS_ACK = frame(SETTINGS, 1, 0, Buffer.alloc(0));
 
-const request = (authority: string, extra: { name: string; value: string }[] = []) => [
-  { name: ':method', value: 'POST' },
-  { name: ':scheme', value: 'http' },
-  { name: ':path', value: '/SpiffeWorkloadAPI/FetchJWTSVID' },
-  { name: ':authority', value: authority },
-  { name: 'content-type', value: 'application/grpc' },
-  { name: 'te', value: 'trailers' },
-  { name: 'workload.spiffe.io', value: 'true' },
-  ...extra,
-];
+const request = (authority: string, extra: { name: string; value: string }[] = []) => grpcRequest(authority, extra);
 
 
 describe('FirstRequestScanner', () => {

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { scanAuthority } from '../../../src/endpoints/hpack-authority.js';
 import { BoundedHpackDecoder } from '../../../src/endpoints/hpack-bounded.js';
 import { DEFAULT_H2_LIMITS, H2Code, H2ProtocolError } from '../../../src/endpoints/h2-limits.js';
-import { clientEncoder } from '../../helpers/h2-frames.js';
+import { clientEncoder, grpcRequest } from '../../helpers/h2-frames.js';
 import { fc, fuzz } from './fuzz.js';
 
 const hpack = createRequire(import.meta.url)('hpack.js') as {
@@ -123,17 +123,8 @@ describe('the gate scan of the first header block agrees with the full decoder',
 });
 
 describe('the gate scan answers realistic first requests itself', () => {
-  const request = (authority: string, extra: { name: string; value: string }[] = []) => [
-    { name: ':method', value: 'POST' },
-    { name: ':scheme', value: 'http' },
-    { name: ':path', value: '/SpiffeWorkloadAPI/FetchX509SVID' },
-    { name: ':authority', value: authority },
-    { name: 'content-type', value: 'application/grpc' },
-    { name: 'user-agent', value: 'grpc-go/1.72.0' },
-    { name: 'te', value: 'trailers' },
-    { name: 'workload.spiffe.io', value: 'true' },
-    ...extra,
-  ];
+  const request = (authority: string, extra: { name: string; value: string }[] = []) =>
+    grpcRequest(authority, [{ name: 'user-agent', value: 'grpc-go/1.72.0' }, ...extra], '/SpiffeWorkloadAPI/FetchX509SVID');
   it.each([
     ['grpc-go', 'localhost'],
     ['grpc-java (socket path)', '/tmp/spire-agent/public/api.sock'],
