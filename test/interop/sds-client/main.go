@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -141,7 +142,9 @@ func runDelta(ctx context.Context, c secretv3.SecretDiscoveryServiceClient, o op
 	if err != nil {
 		return nil, err
 	}
-	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node(o), TypeUrl: secretTypeURL, ResourceNamesSubscribe: o.names}); err != nil {
+	// The agent ends the call as soon as it opens, so the send can find the stream already closed:
+	// grpc-go then returns io.EOF from Send, and the status comes from Recv (grpc.ClientStream.SendMsg).
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node(o), TypeUrl: secretTypeURL, ResourceNamesSubscribe: o.names}); err != nil && err != io.EOF {
 		return nil, err
 	}
 	_, err = stream.Recv()
