@@ -50,25 +50,18 @@ export class CallAttestor {
   async attest(call: AttestableCall, method: string): Promise<Attested> {
     const caller = this.d.callerOf(call);
     if (!caller) throw new StatusError(grpc.status.UNAUTHENTICATED, 'caller connection is not tracked');
-    if (!this.cancellable) {
-      try {
-        return await this.attestCaller(caller, this.neverAborted);
-      } catch (err) {
-        this.denied(method, caller, err);
-        throw err;
-      }
-    }
-    const controller = new AbortController();
-    const onCancel = (): void => controller.abort(CALL_CANCELLED);
+    // A controller (and a listener on the call) only when an attestor can be cancelled.
+    const controller = this.cancellable ? new AbortController() : undefined;
+    const onCancel = (): void => controller?.abort(CALL_CANCELLED);
     const events = call as unknown as NodeJS.EventEmitter;
-    events.once('cancelled', onCancel);
+    if (controller) events.once('cancelled', onCancel);
     try {
-      return await this.attestCaller(caller, controller.signal);
+      return await this.attestCaller(caller, controller?.signal ?? this.neverAborted);
     } catch (err) {
       this.denied(method, caller, err);
       throw err;
     } finally {
-      events.off('cancelled', onCancel);
+      if (controller) events.off('cancelled', onCancel);
     }
   }
 

@@ -22,15 +22,15 @@ import { createRequire } from 'node:module';
 import { TABLE_SIZE } from './hpack-bounded.js';
 import type { H2Limits } from './h2-limits.js';
 
-interface HpackInternals {
+/** The parts of hpack.js this scan uses (the module exposes its static table as `static-table`). */
+interface HpackModule {
   decoder: { create(): { push(b: Buffer): void; decodeStr(): number[] | Buffer } };
-  huffman: unknown;
+  encoder: { create(): { encodeStr(s: number[], huffman: boolean): void; render(): Buffer[] } };
   'static-table': { table: readonly { name: string; value: string; totalSize: number }[] };
   utils: { stringify(arr: ArrayLike<number>): string };
 }
-const require = createRequire(import.meta.url);
-const hpack = require('hpack.js') as { decoder: HpackInternals['decoder']; utils: HpackInternals['utils'] };
-const STATIC = (require('hpack.js/lib/hpack/static-table.js') as HpackInternals['static-table']).table;
+const hpack = createRequire(import.meta.url)('hpack.js') as HpackModule;
+const STATIC = hpack['static-table'].table;
 const AUTHORITY = ':authority';
 /** ":authority" Huffman-coded (RFC 7541 Appendix B), 8 octets with its padding. */
 const AUTHORITY_HUFFMAN = huffmanAuthority();
@@ -175,7 +175,7 @@ function decodeString(block: Buffer, start: number, end: number): string | undef
 
 /** ":authority" Huffman-coded by hpack.js's encoder (the one the tests' clients use), without its length prefix. */
 function huffmanAuthority(): Buffer {
-  const encoder = (require('hpack.js') as { encoder: { create(): { encodeStr(s: number[], huffman: boolean): void; render(): Buffer[] } } }).encoder.create();
+  const encoder = hpack.encoder.create();
   encoder.encodeStr([...Buffer.from(AUTHORITY, 'latin1')], true);
   return Buffer.concat(encoder.render()).subarray(1);
 }
